@@ -1,0 +1,33 @@
+#!/bin/bash
+# PID 1 of the sched_hint test guest. The guest's root is the host's / over virtio 9p
+# (read-only); the job folder the host prepared is mounted on /mnt. Runs /mnt/job.sh,
+# prints its exit status on the console, keeps it in /mnt/rc and powers off.
+export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+export HOME=/tmp TMPDIR=/tmp LANG=C.UTF-8
+
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev 2>/dev/null
+mkdir -p /dev/pts /dev/shm
+mount -t devpts devpts /dev/pts
+mount -t tmpfs tmpfs /dev/shm
+mount -t tmpfs tmpfs /tmp
+mount -t tmpfs tmpfs /run
+mount -t debugfs debugfs /sys/kernel/debug
+mount -t 9p -o trans=virtio,version=9p2000.L,msize=262144 shjob /mnt
+ip link set lo up 2>/dev/null
+
+rc=1
+if [[ -r /mnt/job.sh ]]; then
+	[[ -r /mnt/env ]] && source /mnt/env
+	cd /tmp
+	bash /mnt/job.sh 2>&1 | tee /mnt/job.log
+	rc=${PIPESTATUS[0]}
+else
+	echo "guest-init: no /mnt/job.sh"
+fi
+dmesg >/mnt/dmesg.log 2>&1
+echo "$rc" >/mnt/rc
+echo "SCHED_HINT_VM_RC=$rc"
+sync
+busybox poweroff -f

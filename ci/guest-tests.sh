@@ -1,0 +1,120 @@
+#!/bin/bash
+# The guest half of `make vm-test`: runs as root inside the test VM (see scripts/vm-test.sh)
+# and prints KTAP. Each check is one "ok N name" / "not ok N name" line; the exit status is
+# non-zero when any check failed. Inputs from the environment: SH_MODULE (sched_hint.ko),
+# SH_SELFTESTS (folder of test binaries), SH_TUNER (tuner binary, optional), SH_FUZZ_CALLS,
+# SH_INJECT_FAIL (1: add a check that fails, to prove the host notices).
+set -u
+n=0 failed=0 skipped=0
+
+check() {	# check NAME COMMAND...: runs COMMAND, its output indented as KTAP diagnostics
+	local name=$1 rc
+	shift
+	n=$((n + 1))
+	echo "# -- $name"
+	"$@" 2>&1 | sed -u 's/^/#   /'
+	rc=${PIPESTATUS[0]}
+	if ((rc == 0)); then
+		echo "ok $n $name"
+	elif ((rc == 4)); then
+		echo "ok $n $name # SKIP"
+		skipped=$((skipped + 1))
+	else
+		echo "not ok $n $name (exit $rc)"
+		failed=$((failed + 1))
+	fi
+}
+
+splats() {	# kernel warnings of any kind since boot
+	dmesg | grep -E 'BUG:|WARNING:|KASAN|UBSAN|general protection|Oops|possible circular locking|inconsistent lock state|suspicious RCU usage|rcu_preempt detected stalls|Call Trace' || true
+}
+
+kunit_results() {
+	local r=/sys/kernel/debug/kunit/sched_hint/results
+	[[ -r $r ]] || { echo "no $r"; return 1; }
+	cat "$r"
+	grep -q '^ok [0-9]* sched_hint' "$r" && ! grep -q 'not ok' "$r"
+}
+
+numa_nodes() {
+	cat /sys/devices/system/node/node0/cpulist /sys/devices/system/node/node1/cpulist
+}
+
+load_module() {
+	insmod "$SH_MODULE" || return 1
+	for _ in $(seq 50); do [[ -c /dev/sched_hint ]] && break; sleep 0.1; done
+	[[ -c /dev/sched_hint ]] || { echo "no /dev/sched_hint"; return 1; }
+	# What configs/99-sched-hint.rules does on a real system: the ioctls check permissions.
+	chmod 0666 /dev/sched_hint
+	ls -l /dev/sched_hint
+	find /sys/kernel/sched_hint -type f | sort | head -40
+}
+
+run_selftest() {	# prints the harness's TAP; 4 = all skipped is passed through
+	"$SH_SELFTESTS/$1"
+}
+
+unload_with_active_hints() {
+	local ctl=$SH_SELFTESTS/sched_hint_ctl pid i
+	sleep 600 &
+	pid=$!
+	for i in $(seq 100); do
+		if ((i > 1)); then insmod "$SH_MODULE" || return 1; fi
+		for _ in $(seq 50); do [[ -c /dev/sched_hint ]] && break; sleep 0.02; done
+		"$ctl" set "$pid" 4 1 60000 >/dev/null || { echo "set failed in cycle $i"; return 1; }
+		"$ctl" set $$ 5 -1 >/dev/null || return 1
+		grep -q 'hint.class.*batch' "/proc/$pid/sched" || { echo "hint not visible in cycle $i"; return 1; }
+		rmmod sched_hint || { echo "rmmod failed in cycle $i"; return 1; }
+		grep -q 'hint.class.*none' "/proc/$pid/sched" || { echo "hint left behind after unload $i"; return 1; }
+		grep -q 'hint.class.*none' "/proc/$$/sched" || return 1
+	done
+	kill "$pid"
+	echo "100 load/set/unload cycles, no hint left behind"
+	insmod "$SH_MODULE" && chmod 0666 /dev/sched_hint
+}
+
+fuzz() {
+	local before after
+	before=$(splats | wc -l)
+	"$SH_SELFTESTS/sched_hint_fuzz" "${SH_FUZZ_CALLS:-20000}" || return 1
+	after=$(splats | wc -l)
+	((after == before)) || { splats; return 1; }
+}
+
+tuner_in_guest() {
+	local t=$SH_TUNER ctl=$SH_SELFTESTS/sched_hint_ctl pid out
+	[[ -x $t ]] || { echo "no tuner binary"; return 4; }
+	# A process the embedded rules know: rsync is a batch job.
+	cp /bin/sleep /tmp/rsync
+	/tmp/rsync 600 &
+	pid=$!
+	out=$("$t" once --backend ioctl --json 2>&1) || { echo "$out"; kill $pid; return 1; }
+	echo "$out" | head -c 2000
+	echo
+	"$ctl" get "$pid" || { kill $pid; return 1; }
+	"$ctl" get "$pid" | grep -q 'class=[1-5]' || { echo "tuner set no hint on rsync ($pid)"; kill $pid; return 1; }
+	kill $pid
+}
+
+no_splats() {
+	local s
+	s=$(splats)
+	[[ -z $s ]] || { echo "$s"; return 1; }
+	echo "dmesg clean"
+}
+
+echo "KTAP version 1"
+check numa_nodes numa_nodes
+check kunit_sched_hint kunit_results
+check module_load load_module
+check selftest_ioctl run_selftest sched_hint_ioctl
+check selftest_sched run_selftest sched_hint_sched
+check module_unload_with_active_hints unload_with_active_hints
+check ioctl_fuzz fuzz
+check ioctl_bench "$SH_SELFTESTS/sched_hint_bench" 500
+[[ -n ${SH_TUNER:-} ]] && check tuner_applies_hints tuner_in_guest
+[[ ${SH_INJECT_FAIL:-0} == 1 ]] && check injected_failure false
+check dmesg_clean no_splats
+echo "1..$n"
+echo "# Totals: pass:$((n - failed - skipped)) fail:$failed xfail:0 xpass:0 skip:$skipped error:0"
+((failed == 0))

@@ -1,0 +1,37 @@
+# shellcheck shell=bash
+# Shared paths and tool settings for the sched_hint scripts. Sourced, never run.
+
+SH_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+SH_CACHE=${SCHED_HINT_CACHE:-$HOME/.cache/sched_hint}
+SH_TOOLS=$SH_CACHE/tools
+SH_VENV=$SH_CACHE/venv
+SH_MODELS=$SH_CACHE/models
+SH_JOBS=${JOBS:-$(nproc)}
+
+# Debian's rustc-web pair: the kernel needs the rust-src that matches the compiler,
+# which the rustup toolchain earlier in PATH does not have.
+SH_RUSTC=${RUSTC_KERNEL:-/usr/bin/rustc}
+SH_RUSTDOC=${RUSTDOC_KERNEL:-/usr/bin/rustdoc}
+SH_BINDGEN=${BINDGEN_KERNEL:-$SH_TOOLS/bin/bindgen}
+SH_LLVM=${LLVM_SUFFIX:--19}
+
+sh_log() { printf '[sched_hint] %s\n' "$*" >&2; }
+sh_die() { printf '[sched_hint] error: %s\n' "$*" >&2; exit 1; }
+
+# The base tree: a user's own KSRC, else the unpacked Debian linux-source.
+sh_ksrc() {
+	if [[ -n ${KSRC:-} ]]; then
+		printf '%s\n' "$KSRC"
+		return
+	fi
+	local d
+	d=$(find "$SH_CACHE/src" -maxdepth 1 -type d -name 'linux-source-*' 2>/dev/null | sort -V | tail -n1)
+	[[ -n $d ]] || sh_die "no kernel source in $SH_CACHE/src: run 'make setup' or set KSRC="
+	printf '%s\n' "$d"
+}
+
+# Every kernel make gets the same tool choice (plain `make` in PATH would pick rustup's rustc).
+sh_kmake_args() {
+	printf '%s\n' "LLVM=$SH_LLVM" "RUSTC=$SH_RUSTC" "HOSTRUSTC=$SH_RUSTC" \
+		"RUSTDOC=$SH_RUSTDOC" "BINDGEN=$SH_BINDGEN" "-j$SH_JOBS"
+}

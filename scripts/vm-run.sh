@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# Boot a kernel in QEMU (TCG) with two NUMA nodes, the host's / as a read-only 9p root,
+# run a job script as root inside, and return its exit status.
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+
+usage() {
+	cat <<USAGE
+usage: scripts/vm-run.sh --kernel BUILD_DIR --job SCRIPT [--out DIR] [--timeout SEC]
+                         [--env NAME=VALUE]... [--cmdline ARGS] [--mem-mib N]
+  Guest: 4 vCPUs as 2 sockets x 2 cores, NUMA node 0 = CPUs 0-1, node 1 = CPUs 2-3,
+  N/2 MiB each (default N=2048). SCRIPT runs as root with \$SH_ROOT (this repository)
+  and \$SH_OUT (the job folder, kept as DIR on the host) in its environment. DIR gets
+  console.log (the serial console), job.log, dmesg.log and rc. Exit status: the job's,
+  or 124 on timeout, or 125 when the guest died without a verdict.
+  SCHED_HINT_ACCEL (default tcg) picks the QEMU accelerator: /dev/kvm here is a nested
+  hypervisor that hangs ordinary guests.
+USAGE
+}
+
+kdir= job= out= timeout_s=600 cmdline_extra= mem_mib=2048 envs=()
+while (($#)); do
+	case $1 in
+	--kernel) kdir=$2; shift ;;
+	--job) job=$2; shift ;;
+	--out) out=$2; shift ;;
+	--timeout) timeout_s=$2; shift ;;
+	--env) envs+=("$2"); shift ;;
+	--cmdline) cmdline_extra=$2; shift ;;
+	--mem-mib) mem_mib=$2; shift ;;
+	-h | --help) usage; exit 0 ;;
+	*) usage >&2; exit 2 ;;
+	esac
+	shift
+done
+[[ -n $kdir && -n $job ]] || { usage >&2; exit 2; }
+image=$kdir/arch/x86/boot/bzImage
+[[ -f $image ]] || sh_die "no kernel image at $image: run 'make kernel'"
+[[ -f $job ]] || sh_die "no job script $job"
+out=${out:-$(mktemp -d "${TMPDIR:-/tmp}/sched_hint-vm.XXXXXX")}
+mkdir -p "$out"
+rm -f "$out/rc" "$out/console.log" "$out/job.log" "$out/dmesg.log"
+cp "$job" "$out/job.sh"
+{
+	printf 'export SH_ROOT=%q SH_OUT=/mnt SH_KDIR=%q\n' "$SH_ROOT" "$kdir"
+	for e in "${envs[@]}"; do printf 'export %q\n' "$e"; done
+} >"$out/env"
+
+half=$((mem_mib / 2))
+accel=${SCHED_HINT_ACCEL:-tcg}
+qemu=(qemu-system-x86_64 -accel "$accel" -m "$mem_mib" -smp 4,sockets=2,cores=2,threads=1
+	-object "memory-backend-ram,id=m0,size=${half}M" -object "memory-backend-ram,id=m1,size=${half}M"
+	-numa node,nodeid=0,cpus=0-1,memdev=m0 -numa node,nodeid=1,cpus=2-3,memdev=m1
+	-kernel "$image"
+	-append "console=ttyS0 root=/dev/root rootfstype=9p rootflags=trans=virtio,version=9p2000.L,cache=loose,msize=262144 ro init=$SH_ROOT/ci/guest-init.sh panic=-1 loglevel=6 $cmdline_extra"
+	-fsdev local,id=root,path=/,security_model=none,readonly=on,multidevs=remap
+	-device virtio-9p-pci,fsdev=root,mount_tag=/dev/root
+	-fsdev "local,id=job,path=$out,security_model=none"
+	-device virtio-9p-pci,fsdev=job,mount_tag=shjob
+	-display none -monitor none -serial stdio -no-reboot)
+printf '%q ' "${qemu[@]}" >"$out/qemu.cmdline"
+sh_log "booting $(basename "$kdir") kernel (log: $out/console.log)"
+set +e
+timeout --foreground -k 10 "$timeout_s" "${qemu[@]}" </dev/null >"$out/console.log" 2>&1
+qrc=$?
+set -e
+if ((qrc == 124)); then
+	sh_log "guest timed out after ${timeout_s}s; last console lines:"
+	tail -n 30 "$out/console.log" >&2
+	exit 124
+fi
+if [[ ! -s $out/rc ]]; then
+	sh_log "guest ended without a verdict (qemu rc=$qrc); last console lines:"
+	tail -n 30 "$out/console.log" >&2
+	exit 125
+fi
+rc=$(cat "$out/rc")
+[[ $rc =~ ^[0-9]+$ ]] || rc=125
+exit "$rc"

@@ -1,0 +1,396 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Does the scheduler act on hints? Wakeup latency of a latency-class
+ * thread under CPU-bound load, placement on a preferred node (soft,
+ * strict, and with affinity that excludes the node), RT placement, and
+ * that a cleared hint leaves a task as the unpatched kernel runs it.
+ *
+ * Without /dev/sched_hint (the baseline kernel) the hinted cases are
+ * skipped and the unhinted ones still run and must pass.
+ *
+ * Expects two NUMA nodes with CPUs; prints the measured figures.
+ */
+#include "sched_hint_util.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include "kselftest_harness.h"
+
+static _Atomic int hogs_stop;
+
+static void *hog(void *arg)
+{
+	volatile unsigned long n = 0;
+
+	while (!hogs_stop)
+		n++;
+	return arg;
+}
+
+/* Starts one busy thread per CPU in @cpus, each pinned there. */
+static int start_hogs(pthread_t *t, const cpu_set_t *cpus, int per_cpu)
+{
+	int cpu, n = 0, i;
+
+	hogs_stop = 0;
+	for (cpu = 0; cpu < CPU_SETSIZE; cpu++) {
+		cpu_set_t one;
+		pthread_attr_t a;
+
+		if (!CPU_ISSET(cpu, cpus))
+			continue;
+		for (i = 0; i < per_cpu; i++) {
+			CPU_ZERO(&one);
+			CPU_SET(cpu, &one);
+			pthread_attr_init(&a);
+			pthread_attr_setaffinity_np(&a, sizeof(one), &one);
+			if (pthread_create(&t[n], &a, hog, NULL))
+				return -1;
+			pthread_attr_destroy(&a);
+			n++;
+		}
+	}
+	return n;
+}
+
+static void stop_hogs(pthread_t *t, int n)
+{
+	hogs_stop = 1;
+	while (n--)
+		pthread_join(t[n], NULL);
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+static double percentile(double *v, int n, double p)
+{
+	qsort(v, n, sizeof(*v), cmp_double);
+	return v[(int)(p * (n - 1))];
+}
+
+#define LAT_WAKEUPS	300
+#define LAT_PERIOD_US	2000
+
+struct lat_arg {
+	int fd;			/* -1: unhinted */
+	double p50_us, p99_us;
+};
+
+/*
+ * Sleeps to absolute deadlines and records how late each wakeup ran, on
+ * the CPU the caller pinned it to.
+ */
+static void *latency_thread(void *argp)
+{
+	struct lat_arg *arg = argp;
+	double lat[LAT_WAKEUPS];
+	struct timespec next;
+	int i;
+
+	if (arg->fd >= 0 && sh_set(arg->fd, 0, SCHED_HINT_CLASS_LATENCY, SCHED_HINT_NODE_NONE, 0))
+		return NULL;
+	clock_gettime(CLOCK_MONOTONIC, &next);
+	for (i = 0; i < LAT_WAKEUPS; i++) {
+		struct timespec now;
+
+		next.tv_nsec += LAT_PERIOD_US * 1000;
+		if (next.tv_nsec >= 1000000000) {
+			next.tv_nsec -= 1000000000;
+			next.tv_sec++;
+		}
+		clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &next, NULL);
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		lat[i] = (now.tv_sec - next.tv_sec) * 1e6 + (now.tv_nsec - next.tv_nsec) / 1e3;
+	}
+	arg->p50_us = percentile(lat, LAT_WAKEUPS, 0.50);
+	arg->p99_us = percentile(lat, LAT_WAKEUPS, 0.99);
+	if (arg->fd >= 0)
+		sh_clear(arg->fd, 0);
+	return arg;
+}
+
+/* One run: two hogs and the sleeper share one CPU. */
+static int latency_run(int cpu, int fd, struct lat_arg *out)
+{
+	pthread_t hogs[2], t;
+	pthread_attr_t a;
+	cpu_set_t one;
+	void *ret;
+
+	CPU_ZERO(&one);
+	CPU_SET(cpu, &one);
+	if (start_hogs(hogs, &one, 2) != 2)
+		return -1;
+	out->fd = fd;
+	pthread_attr_init(&a);
+	pthread_attr_setaffinity_np(&a, sizeof(one), &one);
+	if (pthread_create(&t, &a, latency_thread, out))
+		return -1;
+	pthread_join(t, &ret);
+	stop_hogs(hogs, 2);
+	return ret ? 0 : -1;
+}
+
+TEST(latency_class_wakeup)
+{
+	struct lat_arg plain[3], hinted[3];
+	double plain_p99, hinted_p99;
+	int fd = sh_open(), r, cpu = (int)sysconf(_SC_NPROCESSORS_ONLN) - 1;
+
+	/* Alternate unhinted and hinted runs so that host noise hits both. */
+	for (r = 0; r < 3; r++) {
+		ASSERT_EQ(0, latency_run(cpu, -1, &plain[r]));
+		if (fd >= 0)
+			ASSERT_EQ(0, latency_run(cpu, fd, &hinted[r]));
+	}
+	for (r = 0; r < 3; r++)
+		TH_LOG("run %d: unhinted p50 %.0f us p99 %.0f us; hinted p50 %.0f us p99 %.0f us",
+		       r, plain[r].p50_us, plain[r].p99_us,
+		       fd >= 0 ? hinted[r].p50_us : 0, fd >= 0 ? hinted[r].p99_us : 0);
+	{
+		double a[3] = { plain[0].p99_us, plain[1].p99_us, plain[2].p99_us };
+
+		plain_p99 = percentile(a, 3, 0.5);
+	}
+	if (fd < 0)
+		SKIP(return, "no %s: unhinted median p99 %.0f us", SH_DEV, plain_p99);
+	{
+		double b[3] = { hinted[0].p99_us, hinted[1].p99_us, hinted[2].p99_us };
+
+		hinted_p99 = percentile(b, 3, 0.5);
+	}
+	TH_LOG("median p99: unhinted %.0f us, latency-hinted %.0f us, ratio %.2f",
+	       plain_p99, hinted_p99, plain_p99 / (hinted_p99 > 1 ? hinted_p99 : 1));
+	/* The margin: a latency hint must cut the tail by at least a third. */
+	EXPECT_LT(hinted_p99 * 1.5, plain_p99);
+	close(fd);
+}
+
+struct place_arg {
+	int fd;
+	int node;
+	__u32 flags;
+	double seconds;
+	cpu_set_t affinity;
+	long samples, on_node, iterations;
+};
+
+static void *place_thread(void *argp)
+{
+	struct place_arg *arg = argp;
+	cpu_set_t node_cpus;
+	double end;
+
+	sh_node_cpus(arg->node, &node_cpus);
+	if (sched_setaffinity(0, sizeof(arg->affinity), &arg->affinity))
+		return NULL;
+	if (arg->fd >= 0 && sh_set(arg->fd, 0, SCHED_HINT_CLASS_THROUGHPUT, arg->node, arg->flags))
+		return NULL;
+	end = sh_now_us() + arg->seconds * 1e6;
+	while (sh_now_us() < end) {
+		volatile int spin;
+
+		for (spin = 0; spin < 20000; spin++)
+			;
+		arg->iterations++;
+		arg->samples++;
+		if (CPU_ISSET(sched_getcpu(), &node_cpus))
+			arg->on_node++;
+	}
+	if (arg->fd >= 0)
+		sh_clear(arg->fd, 0);
+	return arg;
+}
+
+/* A CPU-bound thread samples the CPU it runs on while one pinned hog loads every CPU. */
+static int place_run(struct place_arg *arg)
+{
+	cpu_set_t all;
+	pthread_t hogs[CPU_SETSIZE / 8], t;
+	void *ret;
+	int n, i;
+
+	CPU_ZERO(&all);
+	for (i = 0; i < sysconf(_SC_NPROCESSORS_ONLN); i++)
+		CPU_SET(i, &all);
+	n = start_hogs(hogs, &all, 1);
+	if (n < 0)
+		return -1;
+	if (pthread_create(&t, NULL, place_thread, arg))
+		return -1;
+	pthread_join(t, &ret);
+	stop_hogs(hogs, n);
+	return ret ? 0 : -1;
+}
+
+FIXTURE(numa) {
+	int fd;
+	cpu_set_t node0, node1, all;
+};
+
+FIXTURE_SETUP(numa)
+{
+	if (!sh_node_cpus(0, &self->node0) || !sh_node_cpus(1, &self->node1))
+		SKIP(return, "needs NUMA nodes 0 and 1 with CPUs");
+	CPU_OR(&self->all, &self->node0, &self->node1);
+	self->fd = sh_open();
+}
+
+FIXTURE_TEARDOWN(numa)
+{
+	if (self->fd >= 0)
+		close(self->fd);
+}
+
+TEST_F(numa, soft_node_under_load)
+{
+	struct place_arg a = { .fd = self->fd, .node = 1, .seconds = 3 };
+
+	if (self->fd < 0)
+		SKIP(return, "no %s", SH_DEV);
+	a.affinity = self->all;
+	ASSERT_EQ(0, place_run(&a));
+	TH_LOG("soft hint to node 1: %ld of %ld samples on node 1 (%.1f%%)",
+	       a.on_node, a.samples, 100.0 * a.on_node / a.samples);
+	EXPECT_GE(a.on_node * 100, a.samples * 95);
+}
+
+TEST_F(numa, strict_node_under_load)
+{
+	struct place_arg a = { .fd = self->fd, .node = 1, .seconds = 3,
+			       .flags = SCHED_HINT_F_NODE_STRICT };
+
+	if (self->fd < 0)
+		SKIP(return, "no %s", SH_DEV);
+	a.affinity = self->all;
+	ASSERT_EQ(0, place_run(&a));
+	TH_LOG("strict hint to node 1: %ld of %ld samples on node 1 (%.1f%%)",
+	       a.on_node, a.samples, 100.0 * a.on_node / a.samples);
+	EXPECT_GE(a.on_node * 100, a.samples * 99);
+}
+
+TEST_F(numa, soft_node_excluded_by_affinity)
+{
+	struct place_arg a = { .fd = self->fd, .node = 1, .seconds = 1 };
+
+	if (self->fd < 0)
+		SKIP(return, "no %s", SH_DEV);
+	a.affinity = self->node0;
+	ASSERT_EQ(0, place_run(&a));
+	TH_LOG("soft hint to node 1, affinity node 0: %ld iterations, %ld on node 1",
+	       a.iterations, a.on_node);
+	EXPECT_GT(a.iterations, 100);
+	EXPECT_EQ(0, a.on_node);
+}
+
+struct rt_arg {
+	int fd;
+	cpu_set_t node1;
+	long wakeups, on_node;
+};
+
+static void *rt_thread(void *argp)
+{
+	struct sched_param sp = { .sched_priority = 10 };
+	struct rt_arg *arg = argp;
+	int i;
+
+	if (sched_setscheduler(0, SCHED_FIFO, &sp))
+		return NULL;
+	if (sh_set(arg->fd, 0, SCHED_HINT_CLASS_LATENCY, 1, 0))
+		return NULL;
+	for (i = 0; i < 200; i++) {
+		usleep(2000);
+		arg->wakeups++;
+		if (CPU_ISSET(sched_getcpu(), &arg->node1))
+			arg->on_node++;
+		/* Provoke a wakeup elsewhere next time: hop to node 0 now and then. */
+		if (i % 50 == 49) {
+			cpu_set_t n0;
+
+			sh_node_cpus(0, &n0);
+			sched_setaffinity(0, sizeof(n0), &n0);
+			usleep(1000);
+			CPU_OR(&n0, &n0, &arg->node1);
+			sched_setaffinity(0, sizeof(n0), &n0);
+		}
+	}
+	sh_clear(arg->fd, 0);
+	return arg;
+}
+
+TEST_F(numa, rt_task_lands_on_node)
+{
+	struct rt_arg a = { .fd = self->fd };
+	pthread_t hogs[CPU_SETSIZE / 8], t;
+	void *ret;
+	int n;
+
+	if (self->fd < 0)
+		SKIP(return, "no %s", SH_DEV);
+	a.node1 = self->node1;
+	n = start_hogs(hogs, &self->all, 1);
+	ASSERT_GT(n, 0);
+	ASSERT_EQ(0, pthread_create(&t, NULL, rt_thread, &a));
+	pthread_join(t, &ret);
+	stop_hogs(hogs, n);
+	ASSERT_NE(NULL, ret);
+	TH_LOG("RT task hinted to node 1: %ld of %ld wakeups on node 1", a.on_node, a.wakeups);
+	EXPECT_GE(a.on_node * 100, a.wakeups * 95);
+}
+
+/* A value of /proc/thread-self/sched, as a number. */
+static long long proc_sched_value(const char *key)
+{
+	char line[256];
+	long long v = -1;
+	FILE *f = fopen("/proc/thread-self/sched", "r");
+
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f)) {
+		char *colon = strchr(line, ':');
+		char name[128];
+
+		if (!colon || sscanf(line, " %127[^ :]", name) != 1 || strcmp(name, key))
+			continue;
+		v = (long long)strtod(colon + 1, NULL);
+		break;
+	}
+	fclose(f);
+	return v;
+}
+
+/* Load weight of a nice-0 task as /proc/<pid>/sched prints it on 64-bit. */
+#define NICE0_WEIGHT	(1024LL << 10)
+
+/*
+ * A task whose hint was cleared runs with the weight of the unpatched
+ * kernel; on the baseline kernel the same check holds for any task.
+ */
+TEST(cleared_hint_matches_unpatched)
+{
+	int fd = sh_open();
+	long long weight;
+
+	ASSERT_EQ(0, nice(0) == -1 && errno ? errno : 0);
+	if (fd >= 0) {
+		ASSERT_EQ(0, sh_set(fd, 0, SCHED_HINT_CLASS_BACKGROUND, SCHED_HINT_NODE_NONE, 0));
+		weight = proc_sched_value("se.load.weight");
+		TH_LOG("background-hinted weight %lld", weight);
+		EXPECT_LT(weight, NICE0_WEIGHT);
+		ASSERT_EQ(0, sh_clear(fd, 0));
+		close(fd);
+	}
+	weight = proc_sched_value("se.load.weight");
+	TH_LOG("unhinted weight %lld, nice-0 weight %lld", weight, NICE0_WEIGHT);
+	EXPECT_EQ(NICE0_WEIGHT, weight);
+}
+
+TEST_HARNESS_MAIN
