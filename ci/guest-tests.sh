@@ -1,9 +1,12 @@
 #!/bin/bash
 # The guest half of `make vm-test`: runs as root inside the test VM (see scripts/vm-test.sh)
 # and prints KTAP. Each check is one "ok N name" / "not ok N name" line; the exit status is
-# non-zero when any check failed. Inputs from the environment: SH_MODULE (sched_hint.ko),
-# SH_SELFTESTS (folder of test binaries), SH_TUNER (tuner binary, optional), SH_FUZZ_CALLS,
-# SH_INJECT_FAIL (1: add a check that fails, to prove the host notices).
+# non-zero when any check failed. Inputs from the environment: SH_PHASE (functional: the ABI,
+# module and tuner checks; sched: the scheduling-behaviour tests, run in a guest with
+# instruction-counted time; baseline: those tests on the unpatched kernel, no module),
+# SH_MODULE (sched_hint.ko), SH_SELFTESTS (folder of test binaries), SH_TUNER (tuner binary,
+# optional), SH_FUZZ_CALLS, SH_INJECT_FAIL (1: add a check that fails, to prove the host
+# notices).
 set -u
 n=0 failed=0 skipped=0
 
@@ -104,15 +107,27 @@ no_splats() {
 }
 
 echo "KTAP version 1"
-check numa_nodes numa_nodes
-check kunit_sched_hint kunit_results
-check module_load load_module
-check selftest_ioctl run_selftest sched_hint_ioctl
-check selftest_sched run_selftest sched_hint_sched
-check module_unload_with_active_hints unload_with_active_hints
-check ioctl_fuzz fuzz
-check ioctl_bench "$SH_SELFTESTS/sched_hint_bench" 500
-[[ -n ${SH_TUNER:-} ]] && check tuner_applies_hints tuner_in_guest
+case ${SH_PHASE:-functional} in
+functional)
+	check numa_nodes numa_nodes
+	check kunit_sched_hint kunit_results
+	check module_load load_module
+	check selftest_ioctl run_selftest sched_hint_ioctl
+	check module_unload_with_active_hints unload_with_active_hints
+	check ioctl_fuzz fuzz
+	check ioctl_bench "$SH_SELFTESTS/sched_hint_bench" 500
+	[[ -n ${SH_TUNER:-} ]] && check tuner_applies_hints tuner_in_guest
+	;;
+sched)
+	check module_load load_module
+	check selftest_sched run_selftest sched_hint_sched
+	;;
+baseline)
+	check numa_nodes numa_nodes
+	check no_sched_hint_device test ! -e /dev/sched_hint
+	check selftest_sched_unhinted run_selftest sched_hint_sched
+	;;
+esac
 [[ ${SH_INJECT_FAIL:-0} == 1 ]] && check injected_failure false
 check dmesg_clean no_splats
 echo "1..$n"

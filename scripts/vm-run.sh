@@ -7,18 +7,20 @@ source "$(dirname "$0")/lib.sh"
 usage() {
 	cat <<USAGE
 usage: scripts/vm-run.sh --kernel BUILD_DIR --job SCRIPT [--out DIR] [--timeout SEC]
-                         [--env NAME=VALUE]... [--cmdline ARGS] [--mem-mib N]
+                         [--env NAME=VALUE]... [--cmdline ARGS] [--mem-mib N] [--icount]
   Guest: 4 vCPUs as 2 sockets x 2 cores, NUMA node 0 = CPUs 0-1, node 1 = CPUs 2-3,
   N/2 MiB each (default N=2048). SCRIPT runs as root with \$SH_ROOT (this repository)
   and \$SH_OUT (the job folder, kept as DIR on the host) in its environment. DIR gets
   console.log (the serial console), job.log, dmesg.log and rc. Exit status: the job's,
   or 124 on timeout, or 125 when the guest died without a verdict.
+  --icount runs the vCPUs in one thread with guest time tied to executed instructions
+  (1 ns each): timings inside the guest no longer depend on host load (see MEASURING.md).
   SCHED_HINT_ACCEL (default tcg) picks the QEMU accelerator: /dev/kvm here is a nested
   hypervisor that hangs ordinary guests.
 USAGE
 }
 
-kdir= job= out= timeout_s=600 cmdline_extra= mem_mib=2048 envs=()
+kdir= job= out= timeout_s=600 cmdline_extra= mem_mib=2048 envs=() icount=0
 while (($#)); do
 	case $1 in
 	--kernel) kdir=$2; shift ;;
@@ -28,6 +30,7 @@ while (($#)); do
 	--env) envs+=("$2"); shift ;;
 	--cmdline) cmdline_extra=$2; shift ;;
 	--mem-mib) mem_mib=$2; shift ;;
+	--icount) icount=1 ;;
 	-h | --help) usage; exit 0 ;;
 	*) usage >&2; exit 2 ;;
 	esac
@@ -47,8 +50,9 @@ cp "$job" "$out/job.sh"
 } >"$out/env"
 
 half=$((mem_mib / 2))
-accel=${SCHED_HINT_ACCEL:-tcg}
-qemu=(qemu-system-x86_64 -accel "$accel" -m "$mem_mib" -smp 4,sockets=2,cores=2,threads=1
+accel=(-accel "${SCHED_HINT_ACCEL:-tcg}")
+((icount)) && accel=(-accel tcg,thread=single -icount shift=0,sleep=off,align=off)
+qemu=(qemu-system-x86_64 "${accel[@]}" -cpu max -m "$mem_mib" -smp 4,sockets=2,cores=2,threads=1
 	-object "memory-backend-ram,id=m0,size=${half}M" -object "memory-backend-ram,id=m1,size=${half}M"
 	-numa node,nodeid=0,cpus=0-1,memdev=m0 -numa node,nodeid=1,cpus=2-3,memdev=m1
 	-kernel "$image"

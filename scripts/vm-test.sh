@@ -6,17 +6,22 @@ source "$(dirname "$0")/lib.sh"
 
 usage() {
 	cat <<USAGE
-usage: scripts/vm-test.sh [--debug] [--no-build] [--inject-failure] [--out DIR]
+usage: scripts/vm-test.sh [--debug] [--baseline] [--no-build] [--inject-failure] [--out DIR]
+  Boots the guest twice: once for the ABI, module, fuzz and tuner checks (multi-threaded TCG),
+  once for the scheduling-behaviour tests with instruction-counted guest time (-icount), whose
+  timings do not depend on host load.
   --debug           use the debug kernel (KASAN, lockdep) and fuzz 100,000 ioctls
+  --baseline        run the scheduling tests on the unpatched kernel instead (hinted cases skip)
   --no-build        use what is already built
   --inject-failure  add a guest check that fails (to see the host command fail)
-  --out DIR         keep the console log and results there (default results/vm-test[-debug])
+  --out DIR         keep the console logs and results there (default results/vm-test[-debug])
 USAGE
 }
-debug=0 build=1 inject=0 out=
+debug=0 baseline=0 build=1 inject=0 out=
 while (($#)); do
 	case $1 in
 	--debug) debug=1 ;;
+	--baseline) baseline=1 ;;
 	--no-build) build=0 ;;
 	--inject-failure) inject=1 ;;
 	--out) out=$2; shift ;;
@@ -26,37 +31,56 @@ while (($#)); do
 	shift
 done
 flavour_args=() fuzz_calls=20000 suffix=
-if ((debug)); then
-	flavour_args=(--debug) fuzz_calls=100000 suffix=-debug
-fi
+((debug)) && flavour_args=(--debug) fuzz_calls=100000 suffix=-debug
+((baseline)) && flavour_args=(--baseline) suffix=-baseline
 out=${out:-$SH_ROOT/results/vm-test$suffix}
 
 if ((build)); then
 	"$SH_ROOT/scripts/kernel.sh" "${flavour_args[@]}"
-	"$SH_ROOT/scripts/module.sh" "${flavour_args[@]}"
+	((baseline)) || "$SH_ROOT/scripts/module.sh" "${flavour_args[@]}"
 	"$SH_ROOT/scripts/selftests.sh"
-	if [[ -f $SH_ROOT/tuner/Cargo.toml ]]; then
-		(cd "$SH_ROOT" && cargo build --release -q -p tuner)
-	fi
+	((baseline)) || (cd "$SH_ROOT" && cargo build --release -q -p tuner)
 fi
 kdir=$("$SH_ROOT/scripts/kernel.sh" "${flavour_args[@]}" --print-dir)
-ko=$("$SH_ROOT/scripts/module.sh" "${flavour_args[@]}" --print-ko)
 tests=$("$SH_ROOT/scripts/selftests.sh" --print-dir)
-envs=(--env "SH_MODULE=$ko" --env "SH_SELFTESTS=$tests" --env "SH_FUZZ_CALLS=$fuzz_calls"
-	--env "SH_INJECT_FAIL=$inject")
-tuner=$SH_ROOT/target/release/tuner
-[[ -x $tuner ]] && envs+=(--env "SH_TUNER=$tuner")
+envs=(--env "SH_SELFTESTS=$tests" --env "SH_FUZZ_CALLS=$fuzz_calls" --env "SH_INJECT_FAIL=$inject")
+if ((!baseline)); then
+	envs+=(--env "SH_MODULE=$("$SH_ROOT/scripts/module.sh" "${flavour_args[@]}" --print-ko)")
+	tuner=$SH_ROOT/target/release/tuner
+	[[ -x $tuner ]] && envs+=(--env "SH_TUNER=$tuner")
+fi
+
+# run_phase NAME [vm-run options]: boots once, prints the guest's TAP lines, returns its status.
+run_phase() {
+	local phase=$1 rc
+	shift
+	set +e
+	"$SH_ROOT/scripts/vm-run.sh" --kernel "$kdir" --job "$SH_ROOT/ci/guest-tests.sh" \
+		--out "$out/$phase" "${envs[@]}" --env "SH_PHASE=$phase" "$@"
+	rc=$?
+	set -e
+	echo "---- $phase: guest TAP (console: $out/$phase/console.log) ----"
+	if [[ -f $out/$phase/job.log ]]; then
+		grep -E '^(ok|not ok) |^# Totals|^#   # .*(PASSED|FAILED|p99|samples|wakeups|fuzz|ioctl bench|weight|cycles)' \
+			"$out/$phase/job.log" || true
+	fi
+	return "$rc"
+}
 
 start=$(date +%s)
-set +e
-"$SH_ROOT/scripts/vm-run.sh" --kernel "$kdir" --job "$SH_ROOT/ci/guest-tests.sh" --out "$out" \
-	--timeout $((debug ? 1800 : 900)) "${envs[@]}"
-rc=$?
-set -e
-log=$out/job.log
-if [[ -f $log ]]; then
-	echo "---- guest TAP ($out/console.log) ----"
-	grep -E '^(ok|not ok) |^# Totals|^# .*(PASSED|FAILED|p99|samples|wakeups|fuzz|ioctl bench|weight)' "$log" || true
+rc=0
+if ((baseline)); then
+	run_phase baseline --icount --timeout 1200 || rc=$?
+else
+	run_phase functional --timeout $((debug ? 2400 : 1200)) || rc=$?
+	((debug)) || run_phase sched --icount --timeout 1200 || rc=$((rc ? rc : $?))
 fi
+pass=0 fail=0 skip=0
+for t in "$out"/*/job.log; do
+	[[ -f $t ]] || continue
+	read -r p f s < <(sed -n 's/^# Totals: pass:\([0-9]*\) fail:\([0-9]*\).*skip:\([0-9]*\).*/\1 \2 \3/p' "$t" | tail -n1)
+	pass=$((pass + ${p:-0})) fail=$((fail + ${f:-0})) skip=$((skip + ${s:-0}))
+done
+echo "vm-test$suffix: $pass passed, $fail failed, $skip skipped"
 sh_log "vm-test$suffix: guest exit status $rc after $(($(date +%s) - start)) s"
 exit "$rc"

@@ -134,7 +134,7 @@ fn get(arg: UserPtr) -> Result {
     let task = sched_hint::find_task(hint.target_type, hint.target)?;
     let task = match Scope::try_from(hint.scope)? {
         Scope::Thread => task,
-        Scope::Process => task.group_leader().into(),
+        Scope::Process => sched_hint::group_leader(&task),
     };
     let (attr, generation) = sched_hint::get(&task);
     hint.hint_class = attr.class;

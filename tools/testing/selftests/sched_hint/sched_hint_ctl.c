@@ -9,9 +9,11 @@
  */
 #include "sched_hint_util.h"
 
-static int usage(void)
+static int print_help(void)
 {
-	fprintf(stderr, "usage: sched_hint_ctl set PID CLASS [NODE [TTL_MS [FLAGS]]] | get PID | clear PID\n");
+	fputs("usage: sched_hint_ctl set PID CLASS [NODE [TTL_MS [FLAGS]]]\n"
+	      "       sched_hint_ctl get PID\n"
+	      "       sched_hint_ctl clear PID\n", stderr);
 	return 2;
 }
 
@@ -21,7 +23,7 @@ int main(int argc, char **argv)
 	int fd, ret;
 
 	if (argc < 3)
-		return usage();
+		return print_help();
 	fd = sh_open();
 	if (fd < 0) {
 		perror(SH_DEV);
@@ -42,7 +44,7 @@ int main(int argc, char **argv)
 	} else if (!strcmp(argv[1], "clear")) {
 		ret = sh_ioctl(fd, SCHED_HINT_IOC_CLEAR, &h);
 	} else {
-		return usage();
+		return print_help();
 	}
 	if (ret) {
 		fprintf(stderr, "sched_hint_ctl %s: %s\n", argv[1], strerror(-ret));

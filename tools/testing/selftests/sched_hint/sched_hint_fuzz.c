@@ -30,8 +30,8 @@ static uint64_t pick(const uint64_t *v, int n)
 	return v[rnd() % n];
 }
 
-static _Atomic int churn_stop;
-static _Atomic pid_t recent_tid;
+static atomic_int churn_stop;
+static atomic_int recent_tid;
 
 static void *short_lived(void *arg)
 {
@@ -83,12 +83,17 @@ static int32_t random_pid(void)
 static void random_hint(struct sched_hint *h, int pidfd)
 {
 	static const uint64_t sizes[] = { 0, 4, 32, 56, 63, 64, 65, 72, 128, 4096, 4097, 1 << 20 };
-	static const uint64_t nodes[] = { (uint64_t)-1, 0, 1, 2, 3, 63, 64, 1023, 1024, (uint64_t)INT32_MIN };
+	static const uint64_t nodes[] = {
+		(uint64_t)-1, 0, 1, 2, 3, 63, 64, 1023, 1024, (uint64_t)INT32_MIN,
+	};
 	int i;
 
 	memset(h, 0, sizeof(*h));
 	h->size = rnd() % 4 ? sizeof(*h) : (uint32_t)pick(sizes, 12);
-	h->target_type = rnd() % 6 ? SCHED_HINT_TARGET_PID : (rnd() % 2 ? SCHED_HINT_TARGET_PIDFD : (uint32_t)rnd());
+	if (rnd() % 6)
+		h->target_type = SCHED_HINT_TARGET_PID;
+	else
+		h->target_type = rnd() % 2 ? SCHED_HINT_TARGET_PIDFD : (uint32_t)rnd();
 	h->target = h->target_type == SCHED_HINT_TARGET_PIDFD && rnd() % 2 ? pidfd : random_pid();
 	h->scope = rnd() % 5 ? (uint32_t)(rnd() % 2) : (uint32_t)rnd();
 	h->hint_class = rnd() % 5 ? (uint32_t)(rnd() % SCHED_HINT_NR_CLASSES) : (uint32_t)rnd();
@@ -102,7 +107,7 @@ static void random_hint(struct sched_hint *h, int pidfd)
 
 int main(int argc, char **argv)
 {
-	static const unsigned long cmds[] = {
+	static const unsigned long cmds[5] = {
 		SCHED_HINT_IOC_GET_INFO, SCHED_HINT_IOC_SET, SCHED_HINT_IOC_GET,
 		SCHED_HINT_IOC_CLEAR, SCHED_HINT_IOC_SET_BATCH,
 	};
@@ -129,7 +134,7 @@ int main(int argc, char **argv)
 	printf("# fuzz: %ld calls, seed %llu\n", calls, (unsigned long long)seed);
 
 	for (i = 0; i < calls; i++) {
-		unsigned long cmd = rnd() % 10 ? pick((const uint64_t *)cmds, 5) : (unsigned long)rnd();
+		unsigned long cmd = rnd() % 10 ? cmds[rnd() % 5] : (unsigned long)rnd();
 		void *arg;
 		int ret, j;
 

@@ -1,0 +1,326 @@
+//! The ioctl backend: hints go to `/dev/sched_hint` on the patched kernel. Every struct and
+//! constant comes from the generated [`crate::uapi`]; SETs of a pass go in SET_BATCH calls.
+
+use std::collections::HashSet;
+use std::io::ErrorKind;
+use std::path::Path;
+
+use nix::errno::Errno;
+
+use super::{ApplyError, BackendKind, HintOp, HintSink, KernelHint, Scope, Target};
+use crate::classify::exclude::OwnWrite;
+use crate::hint::{Hint, HintClass, HintSource};
+use crate::observe::Topology;
+use crate::sys::Device;
+use crate::uapi::{self, sched_hint, sched_hint_info};
+
+pub struct IoctlSink {
+    dev: Device,
+    info: sched_hint_info,
+}
+
+/// What GET_INFO reported, for `tuner status`.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct DeviceInfo {
+    pub abi_version: u32,
+    pub nr_classes: u32,
+    pub flags_supported: u32,
+    pub enabled: bool,
+    pub nr_node_ids: u32,
+    pub hint_size: u32,
+    pub online_nodes: Vec<u32>,
+}
+
+fn scope_uapi(scope: Scope) -> u32 {
+    match scope {
+        Scope::Thread => uapi::SCHED_HINT_SCOPE_THREAD,
+        Scope::Process => uapi::SCHED_HINT_SCOPE_PROCESS,
+    }
+}
+
+/// The uapi struct for `target` (and `hint`, for SET).
+pub fn to_uapi(target: Target, hint: Option<&Hint>) -> sched_hint {
+    let mut h = sched_hint {
+        size: uapi::HINT_SIZE,
+        target_type: uapi::SCHED_HINT_TARGET_PID,
+        target: target.pid,
+        scope: scope_uapi(target.scope),
+        node: uapi::SCHED_HINT_NODE_NONE,
+        ..Default::default()
+    };
+    if let Some(hint) = hint {
+        h.hint_class = hint.class.to_uapi();
+        h.node = hint.node.map_or(uapi::SCHED_HINT_NODE_NONE, |n| n as i32);
+        h.flags = hint.uapi_flags();
+        h.source = hint.source.to_uapi();
+        h.ttl_ms = hint.ttl_ms;
+    }
+    h
+}
+
+/// The kernel's answer to GET, `None` when the target holds no hint.
+pub fn from_uapi(h: &sched_hint) -> Option<KernelHint> {
+    let empty = h.hint_class == uapi::SCHED_HINT_CLASS_NONE && h.node < 0 && h.flags == 0;
+    if empty {
+        return None;
+    }
+    Some(KernelHint {
+        class: HintClass::from_uapi(h.hint_class).unwrap_or(HintClass::None),
+        node: u32::try_from(h.node).ok(),
+        strict: h.flags & uapi::SCHED_HINT_F_NODE_STRICT != 0,
+        inherit: h.flags & uapi::SCHED_HINT_F_INHERIT != 0,
+        source: HintSource::from_uapi(h.source),
+        ttl_ms: h.ttl_ms,
+        generation: h.generation,
+    })
+}
+
+/// A kernel errno, in the terms of the hint it refused.
+pub fn map_errno(errno: Errno, pid: i32, hint: Option<&Hint>) -> ApplyError {
+    match errno {
+        Errno::ESRCH => ApplyError::NoSuchTask(pid),
+        Errno::EPERM | Errno::EACCES => ApplyError::PermissionDenied(match hint {
+            Some(h) if h.class.is_raising() => {
+                format!("hinting pid {pid} as {} needs CAP_SYS_NICE", h.class)
+            }
+            _ => format!("pid {pid} belongs to another user (needs CAP_SYS_NICE)"),
+        }),
+        Errno::ENODEV => ApplyError::BadNode(hint.and_then(|h| h.node).unwrap_or(u32::MAX)),
+        Errno::EINVAL => {
+            ApplyError::Invalid("invalid class, flags or reserved field (EINVAL)".into())
+        }
+        Errno::E2BIG => {
+            ApplyError::Invalid("the kernel does not know this struct size (E2BIG)".into())
+        }
+        Errno::ENOTTY => {
+            ApplyError::Unsupported("the device does not know this ioctl (ENOTTY)".into())
+        }
+        other => ApplyError::Os {
+            op: "sched_hint ioctl",
+            errno: other,
+        },
+    }
+}
+
+impl IoctlSink {
+    pub fn open(path: &Path) -> Result<Self, ApplyError> {
+        let dev = Device::open(path).map_err(|e| match e.kind() {
+            ErrorKind::NotFound => ApplyError::DeviceMissing(path.to_path_buf()),
+            ErrorKind::PermissionDenied => {
+                ApplyError::PermissionDenied(format!("cannot open {}", path.display()))
+            }
+            _ => ApplyError::Unsupported(format!(
+                "cannot open {}: {}",
+                path.display(),
+                e.to_string().to_lowercase()
+            )),
+        })?;
+        let mut info = sched_hint_info {
+            size: uapi::INFO_SIZE,
+            ..Default::default()
+        };
+        dev.get_info(&mut info).map_err(|e| map_errno(e, 0, None))?;
+        if info.abi_version != uapi::SCHED_HINT_ABI_VERSION {
+            return Err(ApplyError::Unsupported(format!(
+                "{} speaks sched_hint abi {}, this tuner abi {}",
+                path.display(),
+                info.abi_version,
+                uapi::SCHED_HINT_ABI_VERSION
+            )));
+        }
+        Ok(Self { dev, info })
+    }
+
+    pub fn info(&self) -> DeviceInfo {
+        let online_nodes = (0..uapi::SCHED_HINT_MAX_NODES)
+            .filter(|n| self.info.node_mask[(n / 64) as usize] & (1u64 << (n % 64)) != 0)
+            .collect();
+        DeviceInfo {
+            abi_version: self.info.abi_version,
+            nr_classes: self.info.nr_classes,
+            flags_supported: self.info.flags_supported,
+            enabled: self.info.enabled != 0,
+            nr_node_ids: self.info.nr_node_ids,
+            hint_size: self.info.hint_size,
+            online_nodes,
+        }
+    }
+
+    fn set_batch(&self, sets: &[(usize, Target, Hint)], results: &mut [Result<(), ApplyError>]) {
+        for chunk in sets.chunks(uapi::SCHED_HINT_BATCH_MAX as usize) {
+            let mut entries: Vec<sched_hint> =
+                chunk.iter().map(|(_, t, h)| to_uapi(*t, Some(h))).collect();
+            let mut codes = vec![0i32; entries.len()];
+            match self.dev.set_batch(&mut entries, &mut codes) {
+                Ok(_) => {
+                    for ((i, t, h), code) in chunk.iter().zip(&codes) {
+                        results[*i] = if *code == 0 {
+                            Ok(())
+                        } else {
+                            Err(map_errno(Errno::from_raw(-code), t.pid, Some(h)))
+                        };
+                    }
+                }
+                Err(e) => {
+                    for (i, t, h) in chunk {
+                        results[*i] = Err(map_errno(e, t.pid, Some(h)));
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl HintSink for IoctlSink {
+    fn kind(&self) -> BackendKind {
+        BackendKind::Ioctl
+    }
+
+    fn apply(&mut self, ops: &[HintOp]) -> Vec<Result<(), ApplyError>> {
+        let mut results: Vec<Result<(), ApplyError>> = vec![Ok(()); ops.len()];
+        let mut sets = Vec::new();
+        for (i, op) in ops.iter().enumerate() {
+            match op {
+                HintOp::Set { target, hint, .. } => sets.push((i, *target, *hint)),
+                HintOp::Clear { target, .. } => {
+                    let mut h = to_uapi(*target, None);
+                    results[i] = self
+                        .dev
+                        .clear(&mut h)
+                        .map_err(|e| map_errno(e, target.pid, None));
+                }
+            }
+        }
+        match sets.len() {
+            0 => {}
+            1 => {
+                let (i, t, h) = sets[0];
+                let mut raw = to_uapi(t, Some(&h));
+                results[i] = self
+                    .dev
+                    .set(&mut raw)
+                    .map_err(|e| map_errno(e, t.pid, Some(&h)));
+            }
+            _ => self.set_batch(&sets, &mut results),
+        }
+        results
+    }
+
+    fn get(&mut self, target: Target) -> Result<Option<KernelHint>, ApplyError> {
+        let mut h = to_uapi(target, None);
+        self.dev
+            .get(&mut h)
+            .map_err(|e| map_errno(e, target.pid, None))?;
+        Ok(from_uapi(&h))
+    }
+
+    fn admin_hinted(&mut self, pids: &[i32]) -> HashSet<i32> {
+        pids.iter()
+            .copied()
+            .filter(|&pid| {
+                let mut h = to_uapi(
+                    Target {
+                        pid,
+                        scope: Scope::Process,
+                    },
+                    None,
+                );
+                self.dev.get(&mut h).is_ok() && h.source == uapi::SCHED_HINT_SRC_ADMIN
+            })
+            .collect()
+    }
+
+    fn supports_ttl(&self) -> bool {
+        true
+    }
+
+    fn own_write(&self, _hint: &Hint, _topo: Option<&Topology>) -> Option<OwnWrite> {
+        Some(OwnWrite::Kernel)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uapi_round_trip() {
+        let hint = Hint {
+            class: HintClass::Batch,
+            node: Some(1),
+            strict: true,
+            inherit: true,
+            ttl_ms: 30_000,
+            source: HintSource::Heuristic,
+        };
+        let t = Target {
+            pid: 42,
+            scope: Scope::Process,
+        };
+        let raw = to_uapi(t, Some(&hint));
+        assert_eq!(raw.size, uapi::SCHED_HINT_SIZE_VER0);
+        assert_eq!(raw.scope, uapi::SCHED_HINT_SCOPE_PROCESS);
+        assert_eq!(raw.hint_class, uapi::SCHED_HINT_CLASS_BATCH);
+        assert_eq!(
+            raw.flags,
+            uapi::SCHED_HINT_F_NODE_STRICT | uapi::SCHED_HINT_F_INHERIT
+        );
+        assert_eq!(raw.__reserved, [0, 0]);
+        let back = from_uapi(&raw).unwrap();
+        assert_eq!(
+            (
+                back.class,
+                back.node,
+                back.strict,
+                back.inherit,
+                back.source
+            ),
+            (
+                HintClass::Batch,
+                Some(1),
+                true,
+                true,
+                Some(HintSource::Heuristic)
+            )
+        );
+        let empty = to_uapi(t, None);
+        assert_eq!(empty.node, uapi::SCHED_HINT_NODE_NONE);
+        assert_eq!(from_uapi(&empty), None);
+    }
+
+    #[test]
+    fn errnos_map_to_errors() {
+        let lat = Hint {
+            class: HintClass::Latency,
+            node: Some(3),
+            strict: false,
+            inherit: true,
+            ttl_ms: 0,
+            source: HintSource::Rule,
+        };
+        assert_eq!(
+            map_errno(Errno::ESRCH, 5, Some(&lat)),
+            ApplyError::NoSuchTask(5)
+        );
+        assert_eq!(
+            map_errno(Errno::ENODEV, 5, Some(&lat)),
+            ApplyError::BadNode(3)
+        );
+        let e = map_errno(Errno::EPERM, 5, Some(&lat)).to_string();
+        assert_eq!(
+            e,
+            "permission denied: hinting pid 5 as latency needs CAP_SYS_NICE"
+        );
+    }
+
+    #[test]
+    fn missing_device_is_reported_as_such() {
+        let e = IoctlSink::open(Path::new("/nonexistent/sched_hint"))
+            .err()
+            .unwrap();
+        assert_eq!(
+            e,
+            ApplyError::DeviceMissing("/nonexistent/sched_hint".into())
+        );
+    }
+}

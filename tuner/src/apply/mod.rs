@@ -1,0 +1,283 @@
+//! Applying hints: one trait, [`HintSink`], with a backend per mechanism.
+//!
+//! - [`ioctl::IoctlSink`]: `/dev/sched_hint` on the patched kernel, types generated from the
+//!   uapi header;
+//! - [`stock::StockSink`]: unpatched kernels, through `sched_setattr` (EEVDF slice, nice,
+//!   `SCHED_BATCH`, `SCHED_IDLE`), `sched_setaffinity` for strict hints and `migrate_pages`
+//!   in a worker thread;
+//! - [`dry_run::DryRunSink`]: logs what would be written;
+//! - [`recording::RecordingSink`]: remembers every operation, for tests.
+//!
+//! [`open`] picks one: `auto` is the device when it exists, else stock.
+
+pub mod dry_run;
+pub mod ioctl;
+pub mod recording;
+pub mod stock;
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde::Serialize;
+
+use crate::classify::exclude::OwnWrite;
+use crate::config::{BackendChoice, Config};
+use crate::hint::{Hint, HintClass, HintSource};
+use crate::metrics::Metrics;
+use crate::observe::Topology;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Scope {
+    /// The one thread `pid` names.
+    Thread,
+    /// Every thread of the thread group.
+    Process,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+pub struct Target {
+    pub pid: i32,
+    pub scope: Scope,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum HintOp {
+    /// `tids`: the threads the target covers as last observed (backends without a process
+    /// scope of their own write each).
+    Set {
+        target: Target,
+        hint: Hint,
+        tids: Vec<i32>,
+    },
+    Clear {
+        target: Target,
+        tids: Vec<i32>,
+    },
+}
+
+impl HintOp {
+    pub fn target(&self) -> Target {
+        match self {
+            HintOp::Set { target, .. } | HintOp::Clear { target, .. } => *target,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ApplyError {
+    #[error("no such task: {0}")]
+    NoSuchTask(i32),
+    #[error("permission denied: {0}")]
+    PermissionDenied(String),
+    #[error("node {0} is offline or absent")]
+    BadNode(u32),
+    #[error("the kernel rejected the hint: {0}")]
+    Invalid(String),
+    #[error("device {} is missing", .0.display())]
+    DeviceMissing(PathBuf),
+    #[error("{op} failed: {errno}")]
+    Os {
+        op: &'static str,
+        errno: nix::errno::Errno,
+    },
+    #[error("{0}")]
+    Unsupported(String),
+}
+
+/// A hint as the kernel reports it back.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct KernelHint {
+    pub class: HintClass,
+    pub node: Option<u32>,
+    pub strict: bool,
+    pub inherit: bool,
+    /// `None`: unknown to this build, or not reported.
+    pub source: Option<HintSource>,
+    /// Milliseconds left, 0 for no expiry.
+    pub ttl_ms: u64,
+    pub generation: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum BackendKind {
+    Ioctl,
+    Stock,
+    DryRun,
+    Recording,
+}
+
+impl BackendKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BackendKind::Ioctl => "ioctl",
+            BackendKind::Stock => "stock",
+            BackendKind::DryRun => "dry-run",
+            BackendKind::Recording => "recording",
+        }
+    }
+}
+
+pub trait HintSink: Send {
+    fn kind(&self) -> BackendKind;
+
+    /// Applies `ops` in order; one result per op. One failure does not stop the others.
+    fn apply(&mut self, ops: &[HintOp]) -> Vec<Result<(), ApplyError>>;
+
+    /// The hint a target holds, `None` when it holds none.
+    fn get(&mut self, target: Target) -> Result<Option<KernelHint>, ApplyError>;
+
+    /// Of `pids`, those whose hint an admin set (which the daemon must leave alone).
+    fn admin_hinted(&mut self, _pids: &[i32]) -> HashSet<i32> {
+        HashSet::new()
+    }
+
+    /// Whether hints expire in the kernel (and so need refreshing).
+    fn supports_ttl(&self) -> bool {
+        false
+    }
+
+    /// Whether a process-scope hint reaches threads created after it was set.
+    fn covers_new_threads(&self) -> bool {
+        true
+    }
+
+    /// What a successful write of `hint` leaves on the thread, so the exclusion step does not
+    /// take it for someone else's setting. `None`: nothing visible changes.
+    fn own_write(&self, _hint: &Hint, _topo: Option<&Topology>) -> Option<OwnWrite> {
+        None
+    }
+
+    /// Called after each observation.
+    fn set_topology(&mut self, _topo: &Topology) {}
+}
+
+/// Whether this process may change other users' tasks and raise classes: root or
+/// CAP_SYS_NICE in the effective set.
+pub fn check_privileges() -> Result<(), ApplyError> {
+    const CAP_SYS_NICE: u32 = 23;
+    if nix::unistd::geteuid().is_root() {
+        return Ok(());
+    }
+    let capeff = procfs::process::Process::myself()
+        .and_then(|p| p.status())
+        .map(|s| s.capeff)
+        .unwrap_or(0);
+    if capeff & (1 << CAP_SYS_NICE) != 0 {
+        return Ok(());
+    }
+    Err(ApplyError::PermissionDenied(
+        "applying hints needs root or CAP_SYS_NICE (run as root, or use --dry-run)".into(),
+    ))
+}
+
+/// Resolves `auto`: the device when it exists, else the stock backend.
+pub fn resolve(choice: BackendChoice, device: &Path) -> BackendKind {
+    match choice {
+        BackendChoice::Auto if device.exists() => BackendKind::Ioctl,
+        BackendChoice::Auto | BackendChoice::Stock => BackendKind::Stock,
+        BackendChoice::Ioctl => BackendKind::Ioctl,
+        BackendChoice::DryRun => BackendKind::DryRun,
+    }
+}
+
+/// Opens the backend `choice` resolves to. Real backends check privileges first, so an
+/// unprivileged run fails before it writes anything.
+pub fn open(
+    choice: BackendChoice,
+    cfg: &Config,
+    metrics: Arc<Metrics>,
+) -> Result<Box<dyn HintSink>, ApplyError> {
+    open_with(choice, cfg, metrics, true)
+}
+
+/// Like [`open`], but leaves the privilege check to the kernel (`tuner hint` on one's own
+/// processes needs none).
+pub fn open_unchecked(
+    choice: BackendChoice,
+    cfg: &Config,
+    metrics: Arc<Metrics>,
+) -> Result<Box<dyn HintSink>, ApplyError> {
+    open_with(choice, cfg, metrics, false)
+}
+
+fn open_with(
+    choice: BackendChoice,
+    cfg: &Config,
+    metrics: Arc<Metrics>,
+    check: bool,
+) -> Result<Box<dyn HintSink>, ApplyError> {
+    let device = &cfg.daemon.device;
+    match resolve(choice, device) {
+        BackendKind::Ioctl => {
+            if !device.exists() {
+                return Err(ApplyError::DeviceMissing(device.clone()));
+            }
+            if check {
+                check_privileges()?;
+            }
+            Ok(Box::new(ioctl::IoctlSink::open(device)?))
+        }
+        BackendKind::Stock => {
+            if check {
+                check_privileges()?;
+            }
+            Ok(Box::new(stock::StockSink::new(
+                cfg.stock.clone(),
+                Some(metrics),
+            )))
+        }
+        BackendKind::DryRun | BackendKind::Recording => {
+            Ok(Box::new(dry_run::DryRunSink::new(device.exists())))
+        }
+    }
+}
+
+/// Short text of an op for logs.
+pub fn describe(op: &HintOp) -> String {
+    match op {
+        HintOp::Set { target, hint, tids } => format!(
+            "set pid {} ({:?}, {} threads) class={} node={} strict={} inherit={} ttl_ms={} source={}",
+            target.pid,
+            target.scope,
+            tids.len(),
+            hint.class,
+            hint.node.map_or("-".into(), |n| n.to_string()),
+            hint.strict,
+            hint.inherit,
+            hint.ttl_ms,
+            hint.source
+        ),
+        HintOp::Clear { target, tids } => format!("clear pid {} ({:?}, {} threads)", target.pid, target.scope, tids.len()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn auto_prefers_the_device() {
+        let dir = crate::observe::synthetic::ScratchDir::new("dev").unwrap();
+        let dev = dir.path().join("sched_hint");
+        assert_eq!(resolve(BackendChoice::Auto, &dev), BackendKind::Stock);
+        std::fs::write(&dev, "").unwrap();
+        assert_eq!(resolve(BackendChoice::Auto, &dev), BackendKind::Ioctl);
+        assert_eq!(resolve(BackendChoice::DryRun, &dev), BackendKind::DryRun);
+    }
+
+    #[test]
+    fn forced_ioctl_without_device_is_device_missing() {
+        let mut cfg = Config::default();
+        cfg.daemon.device = "/nonexistent/sched_hint".into();
+        let e = open(BackendChoice::Ioctl, &cfg, Metrics::new())
+            .err()
+            .expect("no device");
+        assert_eq!(
+            e,
+            ApplyError::DeviceMissing("/nonexistent/sched_hint".into())
+        );
+    }
+}

@@ -1,0 +1,96 @@
+//! A sink that records every operation and can be told to fail, for tests.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+
+use super::{ApplyError, BackendKind, HintOp, HintSink, KernelHint, Target};
+use crate::classify::exclude::OwnWrite;
+use crate::hint::Hint;
+use crate::observe::Topology;
+
+#[derive(Clone, Default)]
+pub struct RecordingSink {
+    log: Arc<Mutex<Vec<HintOp>>>,
+    /// Pids whose ops fail with the given error.
+    pub fail: HashMap<i32, ApplyError>,
+    pub admin: HashSet<i32>,
+    pub ttl: bool,
+    pub covers_new_threads: bool,
+    /// Report writes as visible kernel hints (like the ioctl backend).
+    pub kernel_like: bool,
+}
+
+impl RecordingSink {
+    pub fn new() -> Self {
+        Self {
+            ttl: true,
+            covers_new_threads: true,
+            kernel_like: true,
+            ..Default::default()
+        }
+    }
+
+    /// Every op applied so far (a handle that stays valid after the sink moves).
+    pub fn ops(&self) -> Arc<Mutex<Vec<HintOp>>> {
+        self.log.clone()
+    }
+
+    pub fn take(&self) -> Vec<HintOp> {
+        std::mem::take(&mut *self.log.lock().expect("recording lock"))
+    }
+}
+
+impl HintSink for RecordingSink {
+    fn kind(&self) -> BackendKind {
+        BackendKind::Recording
+    }
+
+    fn apply(&mut self, ops: &[HintOp]) -> Vec<Result<(), ApplyError>> {
+        let mut log = self.log.lock().expect("recording lock");
+        ops.iter()
+            .map(|op| {
+                if let Some(e) = self.fail.get(&op.target().pid) {
+                    return Err(e.clone());
+                }
+                log.push(op.clone());
+                Ok(())
+            })
+            .collect()
+    }
+
+    fn get(&mut self, target: Target) -> Result<Option<KernelHint>, ApplyError> {
+        let log = self.log.lock().expect("recording lock");
+        let last = log.iter().rev().find(|op| op.target().pid == target.pid);
+        Ok(match last {
+            Some(HintOp::Set { hint, .. }) => Some(KernelHint {
+                class: hint.class,
+                node: hint.node,
+                strict: hint.strict,
+                inherit: hint.inherit,
+                source: Some(hint.source),
+                ttl_ms: hint.ttl_ms,
+                generation: log.len() as u64,
+            }),
+            _ => None,
+        })
+    }
+
+    fn admin_hinted(&mut self, pids: &[i32]) -> HashSet<i32> {
+        pids.iter()
+            .copied()
+            .filter(|p| self.admin.contains(p))
+            .collect()
+    }
+
+    fn supports_ttl(&self) -> bool {
+        self.ttl
+    }
+
+    fn covers_new_threads(&self) -> bool {
+        self.covers_new_threads
+    }
+
+    fn own_write(&self, _hint: &Hint, _topo: Option<&Topology>) -> Option<OwnWrite> {
+        self.kernel_like.then_some(OwnWrite::Kernel)
+    }
+}

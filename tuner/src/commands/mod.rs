@@ -1,0 +1,73 @@
+//! The subcommands, each a function from parsed arguments to a result.
+
+mod bench;
+mod config_cmd;
+mod hint_cmd;
+mod once;
+mod run;
+mod status;
+
+use std::path::Path;
+use std::sync::Arc;
+
+use crate::classify::rules::RuleSet;
+use crate::cli::{Cli, Command, ConfigCommand, HintCommand, RulesCommand};
+use crate::clock::{Clock, MonotonicClock};
+use crate::config::Config;
+use crate::error::Error;
+use crate::observe::procfs::ProcfsSource;
+use crate::observe::snapshot::Observer;
+use crate::observe::sysfs::SysfsSource;
+
+pub fn dispatch(cli: Cli) -> Result<(), Error> {
+    let path = cli.config.as_deref();
+    match cli.command {
+        Command::Run(args) => run::run(path, args),
+        Command::Once(args) => once::once(path, args),
+        Command::Explain(args) => once::explain(path, args),
+        Command::Hint(HintCommand::Set(args)) => hint_cmd::set(path, args),
+        Command::Hint(HintCommand::Get(args)) => hint_cmd::get(path, args),
+        Command::Hint(HintCommand::Clear(args)) => hint_cmd::clear(path, args),
+        Command::Status(args) => status::status(path, args),
+        Command::Config(ConfigCommand::Example) => {
+            print!("{}", crate::config::EXAMPLE);
+            Ok(())
+        }
+        Command::Config(ConfigCommand::Check { file }) => {
+            config_cmd::check(file.as_deref().or(path))
+        }
+        Command::Rules(RulesCommand::Export { llm_cache }) => {
+            config_cmd::export_rules(path, llm_cache)
+        }
+        Command::Bench(args) => bench::bench(args),
+        Command::BenchChild { threads } => bench::child(threads),
+    }
+}
+
+/// The configuration and the effective rules.
+pub fn load(path: Option<&Path>) -> Result<(Arc<Config>, RuleSet), Error> {
+    let cfg = Config::load(path)?;
+    let rules = cfg.load_rules()?;
+    Ok((Arc::new(cfg), rules))
+}
+
+/// An observer over the configured procfs and sysfs roots.
+pub fn observer(cfg: &Arc<Config>, clock: Arc<dyn Clock>) -> Observer {
+    Observer::new(
+        Box::new(ProcfsSource::new(&cfg.observe.proc_root)),
+        Box::new(SysfsSource::new(&cfg.observe.sys_root)),
+        clock,
+        cfg.clone(),
+    )
+}
+
+pub fn clock() -> Arc<dyn Clock> {
+    Arc::new(MonotonicClock::new())
+}
+
+fn print_json<T: serde::Serialize>(value: &T) -> Result<(), Error> {
+    let text = serde_json::to_string_pretty(value)
+        .map_err(|e| Error::Runtime(format!("cannot encode json: {e}")))?;
+    println!("{text}");
+    Ok(())
+}

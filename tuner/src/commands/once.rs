@@ -1,0 +1,232 @@
+//! `tuner once` and `tuner explain`: one pass, printed.
+
+use std::fmt::Write as _;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::apply::{self, dry_run::DryRunSink};
+use crate::classify::builder;
+use crate::cli::{ExplainArgs, OnceArgs};
+use crate::config::{BackendChoice, Config};
+use crate::engine::{Engine, Mode, PassReport};
+use crate::error::Error;
+use crate::metrics::Metrics;
+use crate::observe::snapshot::{NumaRead, Snapshot};
+use crate::output;
+
+/// Two observations `sample_ms` apart, the second with rates (and numa_maps).
+fn sample(cfg: &Arc<Config>, engine: &mut Engine, sample_ms: u64) -> Result<Snapshot, Error> {
+    let mut observer = super::observer(cfg, super::clock());
+    let mut first = observer.observe(NumaRead::Skip)?;
+    engine.prepare(&mut first);
+    std::thread::sleep(Duration::from_millis(sample_ms.max(1)));
+    let mut snap = observer.observe(NumaRead::Force)?;
+    engine.prepare(&mut snap);
+    Ok(snap)
+}
+
+/// Asks the external classifier about what is open, waiting at most its timeout.
+fn ask_external(
+    cfg: &Arc<Config>,
+    engine: &mut Engine,
+    snap: &Snapshot,
+    metrics: &Metrics,
+) -> Result<(), Error> {
+    let Some(ext) = builder::build(cfg, metrics)? else {
+        return Ok(());
+    };
+    let mut open = engine.open_facts(snap);
+    open.truncate(cfg.external.max_batch);
+    if open.is_empty() {
+        return Ok(());
+    }
+    let (keys, facts): (Vec<_>, Vec<_>) = open.into_iter().unzip();
+    let timeout_ms = cfg.external.timeout_ms;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::io("cannot start the runtime", e))?;
+    let answer = rt.block_on(async {
+        tokio::time::timeout(Duration::from_millis(timeout_ms), ext.classify(facts))
+            .await
+            .unwrap_or(Err(crate::classify::external::ExternalError::Timeout(
+                timeout_ms,
+            )))
+    });
+    engine.on_external(&keys, answer, snap.at_ms);
+    Ok(())
+}
+
+pub fn once(path: Option<&Path>, args: OnceArgs) -> Result<(), Error> {
+    let (cfg, rules) = super::load(path)?;
+    let choice = if args.dry_run {
+        BackendChoice::DryRun
+    } else {
+        args.backend.map_or(cfg.daemon.backend, Into::into)
+    };
+    let metrics = Metrics::new();
+    // Opening the backend checks the device and privileges before anything is observed.
+    let mut sink: Box<dyn apply::HintSink> = if choice == BackendChoice::DryRun {
+        // The table says what would be written; no log line per op.
+        Box::new(DryRunSink::silent(cfg.daemon.device.exists()))
+    } else {
+        apply::open(choice, &cfg, metrics.clone())?
+    };
+    let mut engine = Engine::new(cfg.clone(), rules, metrics.clone(), Mode::Once);
+    engine.set_ttl_ms(args.ttl_ms);
+    let snap = sample(&cfg, &mut engine, args.sample_ms)?;
+    ask_external(&cfg, &mut engine, &snap, &metrics)?;
+    let report = engine.pass(&snap, sink.as_mut());
+    if args.json {
+        let rows: Vec<_> = report
+            .rows
+            .iter()
+            .filter(|r| output::listed(r, args.all))
+            .collect();
+        super::print_json(&serde_json::json!({ "backend": sink.kind(), "rows": rows }))?;
+    } else {
+        let rows: Vec<_> = report
+            .rows
+            .iter()
+            .filter(|r| output::listed(r, args.all))
+            .collect();
+        print!("{}", output::once_table(&rows));
+        println!("{}", summary(&report, sink.kind().as_str()));
+    }
+    let failed = report.rows.iter().filter(|r| r.action == "failed").count();
+    if failed > 0 {
+        return Err(Error::Runtime(format!("{failed} hint writes failed")));
+    }
+    Ok(())
+}
+
+fn summary(report: &PassReport, backend: &str) -> String {
+    let rows = &report.rows;
+    let excluded = rows.iter().filter(|r| r.excluded).count();
+    let hinted = rows.iter().filter(|r| r.hint.is_some()).count();
+    let open = rows
+        .iter()
+        .filter(|r| !r.excluded && r.class.is_none())
+        .count();
+    let idle = rows.len() - excluded - hinted - open;
+    format!(
+        "{} processes: {hinted} hinted, {open} open, {idle} need no hint, {excluded} excluded; backend {backend}, {} writes",
+        rows.len(),
+        report.ops.len()
+    )
+}
+
+pub fn explain(path: Option<&Path>, args: ExplainArgs) -> Result<(), Error> {
+    let (cfg, rules) = super::load(path)?;
+    let mut engine = Engine::new(cfg.clone(), rules, Metrics::new(), Mode::Once);
+    let snap = sample(&cfg, &mut engine, args.sample_ms)?;
+    let Some(p) = snap.procs.iter().find(|p| p.pid == args.pid) else {
+        return Err(Error::Runtime(format!("no such process: {}", args.pid)));
+    };
+    let trace = engine.trace(&snap, args.pid).unwrap_or_default();
+    let report = engine.pass(&snap, &mut DryRunSink::silent(cfg.daemon.device.exists()));
+    let row = report
+        .rows
+        .iter()
+        .find(|r| r.pid == args.pid)
+        .expect("a row per process");
+
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "pid {} ({}), uid {}, {} threads",
+        p.pid, p.comm, p.uid, p.nr_threads
+    );
+    let _ = writeln!(
+        out,
+        "  exe      {}",
+        p.exe
+            .as_ref()
+            .map_or("-".into(), |e| e.display().to_string())
+    );
+    let _ = writeln!(
+        out,
+        "  cmdline  {}",
+        if p.cmdline.is_empty() {
+            "-".into()
+        } else {
+            p.cmdline.join(" ")
+        }
+    );
+    let _ = writeln!(out, "  cgroup   {}", p.cgroup);
+    let _ = writeln!(out, "  rss      {} MiB", p.rss_kib / 1024);
+    if let Some(r) = &p.rates {
+        let _ = writeln!(
+            out,
+            "  rates    cpu {:.1}%, {:.0} voluntary + {:.0} involuntary switches/s, {:.0} us per wakeup, run delay {:.1}%",
+            r.cpu_pct, r.voluntary_per_s, r.involuntary_per_s, r.avg_burst_us, r.run_delay_pct
+        );
+    }
+    if let Some(numa) = &p.numa_kib {
+        let per: Vec<String> = numa
+            .iter()
+            .enumerate()
+            .map(|(n, k)| format!("node{n} {} MiB", k / 1024))
+            .collect();
+        let _ = writeln!(out, "  numa     {}", per.join(", "));
+    }
+    for t in p.tasks.iter().take(16) {
+        let _ = writeln!(
+            out,
+            "  tid {:<7} policy {} nice {:>3} slice {} cpus {}",
+            t.tid,
+            t.policy,
+            t.nice,
+            t.slice_ns
+                .map_or("-".into(), |s| format!("{} us", s / 1000)),
+            t.cpus_allowed
+                .as_ref()
+                .map_or("-".into(), ToString::to_string)
+        );
+    }
+    if p.tasks.len() > 16 {
+        let _ = writeln!(out, "  ... {} more threads", p.tasks.len() - 16);
+    }
+    out.push_str("decision\n");
+    for line in &trace {
+        let _ = writeln!(out, "  {line}");
+    }
+    let _ = writeln!(
+        out,
+        "  result: {} by {}:{} (confidence {:.2}); node {} ({})",
+        row.class.map_or_else(
+            || if row.excluded {
+                "excluded".into()
+            } else {
+                "open".into()
+            },
+            |c| c.to_string()
+        ),
+        row.step.as_str(),
+        row.rule,
+        row.confidence,
+        row.node.map_or("-".into(), |n| n.to_string()),
+        if row.node_reason.is_empty() {
+            "not placed"
+        } else {
+            &row.node_reason
+        },
+    );
+    match &row.hint {
+        Some(h) => {
+            let _ = writeln!(
+                out,
+                "  hint: class {} node {} strict {} inherit {} source {}",
+                h.class,
+                h.node.map_or("-".into(), |n| n.to_string()),
+                h.strict,
+                h.inherit,
+                h.source
+            );
+        }
+        None => out.push_str("  hint: none\n"),
+    }
+    print!("{out}");
+    Ok(())
+}

@@ -1,0 +1,486 @@
+//! Configuration: TOML parsed into [`raw`] structs that keep every value's position, then
+//! validated into [`Config`], which the rest of the program uses. Errors name the file, line
+//! and column of the offending key.
+//!
+//! `configs/tuner.toml` is the annotated default: `tuner config example` prints it, and a
+//! test checks that it parses to exactly [`Config::default`].
+
+mod raw;
+mod validate;
+
+use std::net::SocketAddr;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+use crate::classify::glob::Glob;
+use crate::classify::rules::{self, Rule, RuleSet};
+use crate::hint::HintClass;
+use crate::llm::LlmSection;
+
+/// The annotated example, also the documentation of every key.
+pub const EXAMPLE: &str = include_str!("../../../configs/tuner.toml");
+/// Read when no `--config` is given; its absence means built-in defaults.
+pub const DEFAULT_PATH: &str = "/etc/sched_hint/tuner.toml";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{origin}:{line}:{column}: {message}")]
+    At {
+        origin: String,
+        line: usize,
+        column: usize,
+        message: String,
+    },
+    #[error("{origin}: {message}")]
+    File { origin: String, message: String },
+}
+
+impl ConfigError {
+    pub fn at(origin: &str, src: &str, span: Range<usize>, message: impl Into<String>) -> Self {
+        let (line, column) = line_col(src, span.start);
+        ConfigError::At {
+            origin: origin.to_owned(),
+            line,
+            column,
+            message: message.into(),
+        }
+    }
+
+    pub fn file(path: &Path, message: impl Into<String>) -> Self {
+        ConfigError::File {
+            origin: path.display().to_string(),
+            message: message.into(),
+        }
+    }
+
+    pub fn from_toml(origin: &str, src: &str, e: &toml::de::Error) -> Self {
+        let message = e.message().trim().replace('\n', " ");
+        match e.span() {
+            Some(span) => Self::at(origin, src, span, message),
+            None => ConfigError::File {
+                origin: origin.to_owned(),
+                message,
+            },
+        }
+    }
+}
+
+/// 1-based line and column (in characters) of a byte offset.
+pub fn line_col(src: &str, offset: usize) -> (usize, usize) {
+    let offset = offset.min(src.len());
+    let before = &src[..offset];
+    let line = before.matches('\n').count() + 1;
+    let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, col)
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BackendChoice {
+    Auto,
+    Ioctl,
+    Stock,
+    DryRun,
+}
+
+impl BackendChoice {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Auto => "auto",
+            Self::Ioctl => "ioctl",
+            Self::Stock => "stock",
+            Self::DryRun => "dry-run",
+        }
+    }
+}
+
+impl std::str::FromStr for BackendChoice {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "auto" => Ok(Self::Auto),
+            "ioctl" => Ok(Self::Ioctl),
+            "stock" => Ok(Self::Stock),
+            "dry-run" => Ok(Self::DryRun),
+            _ => Err(format!(
+                "unknown backend {s:?} (expected auto, ioctl, stock or dry-run)"
+            )),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnExit {
+    Clear,
+    Keep,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct DaemonConfig {
+    pub interval_ms: u64,
+    /// 0: hints never expire.
+    pub ttl_scans: u32,
+    pub backend: BackendChoice,
+    pub device: PathBuf,
+    pub on_exit: OnExit,
+    pub max_writes_per_s: u32,
+    pub write_burst: u32,
+}
+
+impl DaemonConfig {
+    pub fn ttl_ms(&self) -> u64 {
+        self.interval_ms * u64::from(self.ttl_scans)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ObserveConfig {
+    pub proc_root: PathBuf,
+    pub sys_root: PathBuf,
+    pub threads: bool,
+    pub numa_min_rss_kib: u64,
+    pub numa_maps_every_scans: u32,
+    pub static_refresh_scans: u32,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExcludeConfig {
+    pub comm: Vec<Glob>,
+    pub exe: Vec<Glob>,
+    pub cgroup: Vec<Glob>,
+    pub uids: Vec<u32>,
+    pub manual_settings: bool,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct RulesConfig {
+    pub defaults: bool,
+    pub paths: Vec<PathBuf>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct HeuristicsConfig {
+    pub enabled: bool,
+    pub idle_cpu_pct: f64,
+    pub idle_wakeups_per_s: f64,
+    pub interactive_wakeups_per_s: f64,
+    pub interactive_max_burst_us: f64,
+    pub cpu_bound_pct: f64,
+    pub cpu_bound_min_burst_us: f64,
+    pub throughput_cpu_pct: f64,
+    pub stable_scans: u32,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExternalConfig {
+    pub enabled: bool,
+    pub kind: String,
+    pub endpoint: String,
+    /// The port of `endpoint`, whose owner is excluded from hints.
+    pub endpoint_port: Option<u16>,
+    pub pid_file: Option<PathBuf>,
+    pub timeout_ms: u64,
+    pub max_batch: usize,
+    pub min_confidence: f32,
+    pub cache_ttl_ms: u64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct PlanConfig {
+    pub numa: bool,
+    pub majority_pct: u32,
+    pub large_rss_kib: u64,
+    pub spread_instances: bool,
+    pub hysteresis_pct: u32,
+    pub stable_scans: u32,
+    pub cpu_weight_pct: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MigrateMode {
+    Never,
+    Strict,
+    Always,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StockPolicy {
+    Normal,
+    Batch,
+    Idle,
+}
+
+/// How one class is expressed on a stock kernel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StockClass {
+    pub policy: StockPolicy,
+    pub nice: i32,
+    /// 0: the kernel's base slice.
+    pub slice_us: u64,
+}
+
+impl StockClass {
+    pub const DEFAULT: StockClass = StockClass {
+        policy: StockPolicy::Normal,
+        nice: 0,
+        slice_us: 0,
+    };
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct StockConfig {
+    pub migrate: MigrateMode,
+    /// Indexed by [`HintClass::index`]; the `none` entry is the kernel default.
+    pub classes: [StockClass; 6],
+}
+
+impl StockConfig {
+    pub fn class(&self, class: HintClass) -> StockClass {
+        self.classes[class.index()]
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct MetricsConfig {
+    pub enabled: bool,
+    pub listen: SocketAddr,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    pub daemon: DaemonConfig,
+    pub observe: ObserveConfig,
+    pub exclude: ExcludeConfig,
+    pub rules: RulesConfig,
+    pub heuristics: HeuristicsConfig,
+    pub external: ExternalConfig,
+    pub llm: LlmSection,
+    pub plan: PlanConfig,
+    pub stock: StockConfig,
+    pub metrics: MetricsConfig,
+    /// `[[manual]]` entries: admin settings, tried before any rule.
+    pub manual: Vec<Rule>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            daemon: DaemonConfig {
+                interval_ms: 5000,
+                ttl_scans: 6,
+                backend: BackendChoice::Auto,
+                device: PathBuf::from("/dev/sched_hint"),
+                on_exit: OnExit::Clear,
+                max_writes_per_s: 200,
+                write_burst: 400,
+            },
+            observe: ObserveConfig {
+                proc_root: PathBuf::from("/proc"),
+                sys_root: PathBuf::from("/sys"),
+                threads: true,
+                numa_min_rss_kib: 64 * 1024,
+                numa_maps_every_scans: 6,
+                static_refresh_scans: 12,
+            },
+            exclude: ExcludeConfig {
+                comm: Vec::new(),
+                exe: Vec::new(),
+                cgroup: Vec::new(),
+                uids: Vec::new(),
+                manual_settings: true,
+            },
+            rules: RulesConfig {
+                defaults: true,
+                paths: vec![PathBuf::from("/etc/sched_hint/rules.d")],
+            },
+            heuristics: HeuristicsConfig {
+                enabled: true,
+                idle_cpu_pct: 0.5,
+                idle_wakeups_per_s: 2.0,
+                interactive_wakeups_per_s: 20.0,
+                interactive_max_burst_us: 2000.0,
+                cpu_bound_pct: 60.0,
+                cpu_bound_min_burst_us: 5000.0,
+                throughput_cpu_pct: 150.0,
+                stable_scans: 2,
+            },
+            external: ExternalConfig {
+                enabled: false,
+                kind: "llm".into(),
+                endpoint: "http://127.0.0.1:8080".into(),
+                endpoint_port: Some(8080),
+                pid_file: None,
+                timeout_ms: 5000,
+                max_batch: 16,
+                min_confidence: 0.6,
+                cache_ttl_ms: 600_000,
+            },
+            llm: LlmSection::default(),
+            plan: PlanConfig {
+                numa: true,
+                majority_pct: 50,
+                large_rss_kib: 512 * 1024,
+                spread_instances: true,
+                hysteresis_pct: 15,
+                stable_scans: 3,
+                cpu_weight_pct: 50,
+            },
+            stock: StockConfig {
+                migrate: MigrateMode::Strict,
+                classes: [
+                    StockClass::DEFAULT,
+                    StockClass {
+                        policy: StockPolicy::Normal,
+                        nice: -5,
+                        slice_us: 500,
+                    },
+                    StockClass {
+                        policy: StockPolicy::Normal,
+                        nice: 0,
+                        slice_us: 1000,
+                    },
+                    StockClass {
+                        policy: StockPolicy::Normal,
+                        nice: 0,
+                        slice_us: 6000,
+                    },
+                    StockClass {
+                        policy: StockPolicy::Batch,
+                        nice: 0,
+                        slice_us: 12000,
+                    },
+                    StockClass {
+                        policy: StockPolicy::Idle,
+                        nice: 0,
+                        slice_us: 0,
+                    },
+                ],
+            },
+            metrics: MetricsConfig {
+                enabled: false,
+                listen: "127.0.0.1:9464".parse().expect("literal address"),
+            },
+            manual: Vec::new(),
+        }
+    }
+}
+
+impl Config {
+    /// Parses and validates configuration text; `origin` names it in errors.
+    pub fn parse(src: &str, origin: &str) -> Result<Config, ConfigError> {
+        let raw: raw::RawConfig =
+            toml::from_str(src).map_err(|e| ConfigError::from_toml(origin, src, &e))?;
+        validate::validate(raw, src, origin)
+    }
+
+    /// Reads `path`; `None` reads [`DEFAULT_PATH`] when it exists, else uses the defaults.
+    pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
+        let path = match path {
+            Some(p) => p.to_path_buf(),
+            None if Path::new(DEFAULT_PATH).exists() => PathBuf::from(DEFAULT_PATH),
+            None => return Ok(Config::default()),
+        };
+        let src = std::fs::read_to_string(&path)
+            .map_err(|e| ConfigError::file(&path, e.to_string().to_lowercase()))?;
+        Config::parse(&src, &path.display().to_string())
+    }
+
+    /// The effective rule set: manual entries, user rules, then the embedded catalog.
+    pub fn load_rules(&self) -> Result<RuleSet, ConfigError> {
+        let mut all = self.manual.clone();
+        all.extend(rules::load_rule_paths(&self.rules.paths)?);
+        if self.rules.defaults {
+            all.extend(rules::default_rules()?);
+        }
+        Ok(RuleSet { rules: all })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn example_is_the_default() {
+        let parsed = Config::parse(EXAMPLE, "configs/tuner.toml").expect("example parses");
+        assert_eq!(parsed, Config::default());
+    }
+
+    #[test]
+    fn empty_file_is_the_default() {
+        assert_eq!(Config::parse("", "empty").unwrap(), Config::default());
+    }
+
+    #[test]
+    fn line_col_counts_from_one() {
+        let src = "a = 1\nbb = 2\n";
+        assert_eq!(line_col(src, 0), (1, 1));
+        assert_eq!(line_col(src, 6), (2, 1));
+        assert_eq!(line_col(src, 11), (2, 6));
+    }
+
+    #[test]
+    fn errors_are_line_precise() {
+        let cases = [
+            (
+                "[daemon]\ninterval_ms = 0\n",
+                "x.toml:2:15: daemon.interval_ms must be within 100..=3600000, got 0",
+            ),
+            (
+                "[daemon]\nbackend = \"kernel\"\n",
+                "x.toml:2:11: unknown backend \"kernel\"",
+            ),
+            (
+                "[metrics]\nlisten = \"0.0.0.0:9464\"\n",
+                "x.toml:2:10: metrics.listen must be a loopback address",
+            ),
+            (
+                "[plan]\nmajority_pct = 101\n",
+                "x.toml:2:16: plan.majority_pct must be within 1..=100, got 101",
+            ),
+            (
+                "[stock.latency]\nnice = -30\n",
+                "x.toml:2:8: stock.latency.nice must be within -20..=19, got -30",
+            ),
+            (
+                "[daemon]\nintervall_ms = 5\n",
+                "x.toml:2:1: unknown field `intervall_ms`",
+            ),
+            ("[daemon\n", "x.toml:1:8: "),
+            (
+                "[[manual]]\nname = \"m\"\ncomm = [\"x\"]\nclass = \"turbo\"\n",
+                "x.toml:4:9: unknown class \"turbo\"",
+            ),
+        ];
+        for (src, want) in cases {
+            let got = Config::parse(src, "x.toml").unwrap_err().to_string();
+            assert!(
+                got.starts_with(want),
+                "for {src:?}\n got: {got}\nwant: {want}"
+            );
+            assert!(!got.contains('\n'), "one line: {got}");
+        }
+    }
+
+    #[test]
+    fn manual_entries_come_first_with_admin_source() {
+        let src = "[[manual]]\nname = \"pin-rustc\"\ncomm = [\"rustc\"]\nclass = \"background\"\nnode = 1\n";
+        let cfg = Config::parse(src, "m.toml").unwrap();
+        let rules = cfg.load_rules().unwrap();
+        let first = &rules.rules[0];
+        assert_eq!(first.name, "pin-rustc");
+        assert_eq!(first.source, crate::hint::HintSource::Admin);
+        assert_eq!(first.node, Some(1));
+        assert!(rules.rules.iter().any(|r| r.name == "compiler"));
+    }
+
+    #[test]
+    fn missing_file_is_a_file_error() {
+        let e = Config::load(Some(Path::new("/nonexistent/tuner.toml")))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("/nonexistent/tuner.toml: no such file"),
+            "{e}"
+        );
+    }
+}

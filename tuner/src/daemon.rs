@@ -1,0 +1,418 @@
+//! The daemon: one event loop owns the engine and the sink.
+//!
+//! `tokio::select!` over the scan timer, the scan in flight (observation runs on the
+//! blocking pool and hands the observer back), external classifier answers (each request
+//! runs in its own task and answers through a channel, so a slow classifier never holds up
+//! hints already known), SIGHUP (reload) and shutdown. On shutdown the daemon clears the
+//! hints it set, or keeps them, as configured.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+use tokio::time::MissedTickBehavior;
+
+use crate::apply::{describe, HintSink};
+use crate::classify::external::{ExternalClassifier, ExternalError, ExternalVerdict};
+use crate::classify::rules::RuleSet;
+use crate::clock::Clock;
+use crate::config::{Config, OnExit};
+use crate::engine::Engine;
+use crate::error::Error;
+use crate::metrics::{self, Metrics};
+use crate::observe::snapshot::{NumaRead, Observer, Snapshot};
+use crate::observe::{ObserveError, ProcKey};
+
+pub type Reloader = Box<dyn FnMut() -> Result<(Arc<Config>, RuleSet), Error> + Send>;
+
+type Answer = (Vec<ProcKey>, Result<Vec<ExternalVerdict>, ExternalError>);
+type ScanResult = (Observer, Result<Snapshot, ObserveError>, u64);
+
+pub struct Daemon {
+    pub engine: Engine,
+    pub observer: Observer,
+    pub sink: Box<dyn HintSink>,
+    pub external: Option<Arc<dyn ExternalClassifier>>,
+    pub metrics: Arc<Metrics>,
+    pub clock: Arc<dyn Clock>,
+    pub reload: Option<Reloader>,
+    /// Told the metrics address once it is bound (tests bind port 0).
+    pub metrics_bound: Option<tokio::sync::oneshot::Sender<SocketAddr>>,
+}
+
+fn interval(ms: u64) -> tokio::time::Interval {
+    let mut t = tokio::time::interval(Duration::from_millis(ms));
+    t.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    t
+}
+
+impl Daemon {
+    /// Runs until `shutdown` completes; each message on `hup` reloads the configuration.
+    pub async fn run(
+        mut self,
+        mut hup: mpsc::Receiver<()>,
+        shutdown: impl Future<Output = ()>,
+    ) -> Result<(), Error> {
+        let cfg = self.engine.config().clone();
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let mut metrics_task = None;
+        if cfg.metrics.enabled {
+            let listener = tokio::net::TcpListener::bind(cfg.metrics.listen)
+                .await
+                .map_err(|e| {
+                    Error::io(
+                        format!("cannot listen on {} for metrics", cfg.metrics.listen),
+                        e,
+                    )
+                })?;
+            let addr = listener
+                .local_addr()
+                .map_err(|e| Error::io("metrics socket", e))?;
+            tracing::info!(%addr, "metrics listening on http://{addr}/metrics");
+            if let Some(tx) = self.metrics_bound.take() {
+                let _ = tx.send(addr);
+            }
+            metrics_task = Some(tokio::spawn(metrics::serve(
+                listener,
+                self.metrics.clone(),
+                stop_rx,
+            )));
+        }
+        tracing::info!(
+            backend = self.sink.kind().as_str(),
+            interval_ms = cfg.daemon.interval_ms,
+            "tuner running"
+        );
+
+        let (ext_tx, mut ext_rx) = mpsc::channel::<Answer>(8);
+        let mut ext_in_flight = false;
+        let mut tick = interval(cfg.daemon.interval_ms);
+        let mut observer = Some(self.observer);
+        let mut scan: Option<JoinHandle<ScanResult>> = None;
+        let mut pending_cfg: Option<Arc<Config>> = None;
+        tokio::pin!(shutdown);
+
+        loop {
+            tokio::select! {
+                biased;
+                () = &mut shutdown => break,
+                Some(()) = hup.recv() => {
+                    let Some(reload) = self.reload.as_mut() else { continue };
+                    match reload() {
+                        Ok((new_cfg, rules)) => {
+                            let old = self.engine.config().clone();
+                            if new_cfg.daemon.backend != old.daemon.backend || new_cfg.metrics != old.metrics || new_cfg.daemon.device != old.daemon.device {
+                                tracing::warn!("backend, device and metrics settings take effect after a restart");
+                            }
+                            if new_cfg.daemon.interval_ms != old.daemon.interval_ms {
+                                tick = interval(new_cfg.daemon.interval_ms);
+                            }
+                            self.engine.set_config(new_cfg.clone(), rules);
+                            match observer.as_mut() {
+                                Some(o) => o.set_config(new_cfg),
+                                None => pending_cfg = Some(new_cfg),
+                            }
+                            self.metrics.reloads.fetch_add(1, Ordering::Relaxed);
+                            tracing::info!("configuration reloaded");
+                        }
+                        Err(e) => {
+                            self.metrics.reload_errors.fetch_add(1, Ordering::Relaxed);
+                            tracing::error!("reload failed, keeping the old configuration: {e}");
+                        }
+                    }
+                }
+                Some((keys, answer)) = ext_rx.recv() => {
+                    ext_in_flight = false;
+                    self.engine.on_external(&keys, answer, self.clock.now_ms());
+                }
+                joined = async { scan.as_mut().expect("guarded").await }, if scan.is_some() => {
+                    scan = None;
+                    let (mut obs, result, observe_us) = joined.map_err(|e| Error::Runtime(format!("scan task failed: {e}")))?;
+                    if let Some(c) = pending_cfg.take() {
+                        obs.set_config(c);
+                    }
+                    observer = Some(obs);
+                    match result {
+                        Ok(mut snap) => {
+                            self.engine.prepare(&mut snap);
+                            let report = self.engine.pass(&snap, self.sink.as_mut());
+                            self.metrics.last_pass_us.store(observe_us + report.pass_us, Ordering::Relaxed);
+                            for op in &report.ops {
+                                tracing::debug!("{}", describe(op));
+                            }
+                            tracing::debug!(processes = snap.procs.len(), writes = report.ops.len(), pass_us = observe_us + report.pass_us, "pass done");
+                            if let (Some(ext), false) = (&self.external, report.open.is_empty() || ext_in_flight) {
+                                let (keys, facts): (Vec<ProcKey>, Vec<_>) = report.open.into_iter().unzip();
+                                self.engine.mark_pending(&keys, self.clock.now_ms());
+                                self.metrics.external_requests.fetch_add(1, Ordering::Relaxed);
+                                ext_in_flight = true;
+                                let timeout_ms = self.engine.config().external.timeout_ms;
+                                let fut = ext.classify(facts);
+                                let tx = ext_tx.clone();
+                                tokio::spawn(async move {
+                                    let answer = tokio::time::timeout(Duration::from_millis(timeout_ms), fut)
+                                        .await
+                                        .unwrap_or(Err(ExternalError::Timeout(timeout_ms)));
+                                    let _ = tx.send((keys, answer)).await;
+                                });
+                            }
+                        }
+                        Err(e) => {
+                            self.metrics.scan_errors.fetch_add(1, Ordering::Relaxed);
+                            tracing::error!("scan failed: {e}");
+                        }
+                    }
+                }
+                _ = tick.tick(), if scan.is_none() => {
+                    let mut obs = observer.take().expect("observer is home when no scan runs");
+                    scan = Some(tokio::task::spawn_blocking(move || {
+                        let t0 = Instant::now();
+                        let r = obs.observe(NumaRead::Auto);
+                        (obs, r, t0.elapsed().as_micros() as u64)
+                    }));
+                }
+            }
+        }
+
+        if let Some(s) = scan.take() {
+            let _ = s.await;
+        }
+        let on_exit = self.engine.config().daemon.on_exit;
+        if on_exit == OnExit::Clear {
+            let ops = self.engine.clear_all_ops();
+            if !ops.is_empty() {
+                let results = self.sink.apply(&ops);
+                let failed = results.iter().filter(|r| r.is_err()).count();
+                tracing::info!(
+                    cleared = ops.len() - failed,
+                    failed,
+                    "hints cleared on exit"
+                );
+            }
+        } else {
+            tracing::info!(kept = self.engine.applied_count(), "hints kept on exit");
+        }
+        let _ = stop_tx.send(true);
+        if let Some(t) = metrics_task {
+            let _ = t.await;
+        }
+        Ok(())
+    }
+}
+
+/// Runs the daemon with SIGHUP for reload and SIGTERM or SIGINT for shutdown.
+pub async fn run_with_signals(daemon: Daemon) -> Result<(), Error> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let sig = |kind: SignalKind, name: &str| {
+        signal(kind).map_err(|e| Error::io(format!("cannot install the {name} handler"), e))
+    };
+    let mut hup_sig = sig(SignalKind::hangup(), "SIGHUP")?;
+    let mut term = sig(SignalKind::terminate(), "SIGTERM")?;
+    let mut int = sig(SignalKind::interrupt(), "SIGINT")?;
+    let (hup_tx, hup_rx) = mpsc::channel(1);
+    tokio::spawn(async move {
+        while hup_sig.recv().await.is_some() {
+            if hup_tx.send(()).await.is_err() {
+                break;
+            }
+        }
+    });
+    let shutdown = async move {
+        tokio::select! {
+            _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
+            _ = int.recv() => tracing::info!("SIGINT: shutting down"),
+        }
+    };
+    daemon.run(hup_rx, shutdown).await
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+    use std::sync::Mutex;
+
+    use super::*;
+    use crate::apply::recording::RecordingSink;
+    use crate::apply::HintOp;
+    use crate::classify::external::{ExternalFuture, ProcFacts};
+    use crate::clock::MonotonicClock;
+    use crate::engine::Mode;
+    use crate::observe::procfs::ProcfsSource;
+    use crate::observe::sysfs::SysfsSource;
+
+    struct Stalled;
+
+    impl ExternalClassifier for Stalled {
+        fn name(&self) -> &'static str {
+            "stalled"
+        }
+
+        fn classify(&self, _facts: Vec<ProcFacts>) -> ExternalFuture {
+            Box::pin(std::future::pending())
+        }
+    }
+
+    fn fixture_config() -> Config {
+        let root = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/host2"));
+        let mut cfg = Config::default();
+        cfg.observe.proc_root = root.join("proc");
+        cfg.observe.sys_root = root.join("sys");
+        cfg.daemon.interval_ms = 100;
+        cfg
+    }
+
+    fn daemon(
+        cfg: Config,
+        sink: RecordingSink,
+        external: Option<Arc<dyn ExternalClassifier>>,
+        reload: Option<Reloader>,
+    ) -> (Daemon, Arc<Metrics>) {
+        let cfg = Arc::new(cfg);
+        let rules = cfg.load_rules().unwrap();
+        let metrics = Metrics::new();
+        let clock: Arc<dyn Clock> = Arc::new(MonotonicClock::new());
+        let observer = Observer::new(
+            Box::new(ProcfsSource::new(&cfg.observe.proc_root)),
+            Box::new(SysfsSource::new(&cfg.observe.sys_root)),
+            clock.clone(),
+            cfg.clone(),
+        );
+        let engine = Engine::new(cfg, rules, metrics.clone(), Mode::Daemon);
+        let d = Daemon {
+            engine,
+            observer,
+            sink: Box::new(sink),
+            external,
+            metrics: metrics.clone(),
+            clock,
+            reload,
+            metrics_bound: None,
+        };
+        (d, metrics)
+    }
+
+    async fn until(what: &str, mut cond: impl FnMut() -> bool) {
+        for _ in 0..500 {
+            if cond() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("timed out waiting for {what}");
+    }
+
+    fn set_pids(ops: &[HintOp]) -> Vec<i32> {
+        let mut v: Vec<i32> = ops
+            .iter()
+            .filter(|o| matches!(o, HintOp::Set { .. }))
+            .map(|o| o.target().pid)
+            .collect();
+        v.sort();
+        v.dedup();
+        v
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_stalled_classifier_delays_nothing_and_exit_clears() {
+        let mut cfg = fixture_config();
+        cfg.external.enabled = true;
+        cfg.external.timeout_ms = 60_000;
+        cfg.heuristics.enabled = false;
+        let sink = RecordingSink::new();
+        let ops = sink.ops();
+        let (d, metrics) = daemon(cfg, sink, Some(Arc::new(Stalled)), None);
+        let (_hup_tx, hup_rx) = mpsc::channel(1);
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(d.run(hup_rx, async {
+            let _ = stop_rx.await;
+        }));
+        until("rule hints", || set_pids(&ops.lock().unwrap()).len() == 7).await;
+        until("three scans", || metrics.scans.load(Ordering::Relaxed) >= 3).await;
+        assert_eq!(
+            metrics.external_requests.load(Ordering::Relaxed),
+            1,
+            "one request in flight, never a second"
+        );
+        assert_eq!(
+            set_pids(&ops.lock().unwrap()),
+            vec![400, 401, 500, 600, 700, 701, 990]
+        );
+
+        stop_tx.send(()).unwrap();
+        task.await.unwrap().unwrap();
+        let log = ops.lock().unwrap();
+        let mut cleared: Vec<i32> = log
+            .iter()
+            .filter(|o| matches!(o, HintOp::Clear { .. }))
+            .map(|o| o.target().pid)
+            .collect();
+        cleared.sort();
+        assert_eq!(cleared, vec![400, 401, 500, 600, 700, 701, 990]);
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn sighup_reloads_and_a_bad_reload_keeps_the_old_config() {
+        let mut cfg = fixture_config();
+        cfg.daemon.on_exit = OnExit::Keep;
+        let calls = Arc::new(Mutex::new(0));
+        let calls2 = calls.clone();
+        let reload: Reloader = Box::new(move || {
+            let mut n = calls2.lock().unwrap();
+            *n += 1;
+            if *n == 1 {
+                let mut c = fixture_config();
+                c.daemon.on_exit = OnExit::Keep;
+                c.exclude
+                    .comm
+                    .push(crate::classify::glob::Glob::new("sshd"));
+                let rules = c.load_rules()?;
+                Ok((Arc::new(c), rules))
+            } else {
+                Err(Error::Config(
+                    crate::config::Config::parse("[daemon]\ninterval_ms = 1\n", "t").unwrap_err(),
+                ))
+            }
+        });
+        let sink = RecordingSink::new();
+        let ops = sink.ops();
+        let (d, metrics) = daemon(cfg, sink, None, Some(reload));
+        let (hup_tx, hup_rx) = mpsc::channel(1);
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(d.run(hup_rx, async {
+            let _ = stop_rx.await;
+        }));
+        until("first hints", || {
+            set_pids(&ops.lock().unwrap()).contains(&990)
+        })
+        .await;
+        hup_tx.send(()).await.unwrap();
+        until("reload", || metrics.reloads.load(Ordering::Relaxed) == 1).await;
+        let scans = metrics.scans.load(Ordering::Relaxed);
+        until("a scan after the reload", || {
+            metrics.scans.load(Ordering::Relaxed) >= scans + 2
+        })
+        .await;
+        hup_tx.send(()).await.unwrap();
+        until("failed reload", || {
+            metrics.reload_errors.load(Ordering::Relaxed) == 1
+        })
+        .await;
+        let scans = metrics.scans.load(Ordering::Relaxed);
+        until("scans go on", || {
+            metrics.scans.load(Ordering::Relaxed) >= scans + 2
+        })
+        .await;
+        stop_tx.send(()).unwrap();
+        task.await.unwrap().unwrap();
+        assert_eq!(*calls.lock().unwrap(), 2);
+        let log = ops.lock().unwrap();
+        assert!(
+            log.iter().all(|o| matches!(o, HintOp::Set { .. })),
+            "on_exit = keep clears nothing, and an excluded sshd is forgotten, not cleared"
+        );
+    }
+}

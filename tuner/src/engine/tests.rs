@@ -1,0 +1,396 @@
+//! Engine passes over the fixture tree (`tests/fixtures/host2`) and synthetic hosts, written
+//! through a recording sink.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use super::*;
+use crate::apply::recording::RecordingSink;
+use crate::clock::ManualClock;
+use crate::observe::procfs::ProcfsSource;
+use crate::observe::snapshot::{NumaRead, Observer};
+use crate::observe::synthetic::{Profile, SyntheticHost};
+use crate::observe::sysfs::SysfsSource;
+
+fn fixture() -> PathBuf {
+    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/host2"))
+}
+
+struct Rig {
+    engine: Engine,
+    observer: Observer,
+    clock: Arc<ManualClock>,
+    sink: RecordingSink,
+    metrics: Arc<Metrics>,
+}
+
+impl Rig {
+    fn new(mode: Mode, tweak: impl FnOnce(&mut Config)) -> Self {
+        Self::at(fixture().join("proc"), fixture().join("sys"), mode, tweak)
+    }
+
+    fn at(
+        proc_root: PathBuf,
+        sys_root: PathBuf,
+        mode: Mode,
+        tweak: impl FnOnce(&mut Config),
+    ) -> Self {
+        let mut cfg = Config::default();
+        cfg.observe.proc_root = proc_root.clone();
+        cfg.observe.sys_root = sys_root.clone();
+        cfg.external.enabled = true;
+        tweak(&mut cfg);
+        let cfg = Arc::new(cfg);
+        let rules = cfg.load_rules().unwrap();
+        let clock = Arc::new(ManualClock::new(1_000));
+        let observer = Observer::new(
+            Box::new(ProcfsSource::new(proc_root)),
+            Box::new(SysfsSource::new(sys_root)),
+            clock.clone(),
+            cfg.clone(),
+        );
+        let metrics = Metrics::new();
+        let mut engine = Engine::new(cfg, rules, metrics.clone(), mode);
+        engine.set_self_pid(1000);
+        Rig {
+            engine,
+            observer,
+            clock,
+            sink: RecordingSink::new(),
+            metrics,
+        }
+    }
+
+    fn pass(&mut self) -> PassReport {
+        let mut snap = self.observer.observe(NumaRead::Auto).unwrap();
+        self.engine.prepare(&mut snap);
+        let report = self.engine.pass(&snap, &mut self.sink);
+        self.clock.advance(5_000);
+        report
+    }
+}
+
+fn rows(report: &PassReport) -> HashMap<i32, &Row> {
+    report.rows.iter().map(|r| (r.pid, r)).collect()
+}
+
+fn set_pids(ops: &[HintOp]) -> Vec<i32> {
+    let mut v: Vec<i32> = ops
+        .iter()
+        .filter(|o| matches!(o, HintOp::Set { .. }))
+        .map(|o| o.target().pid)
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn fixture_pass_decides_every_case() {
+    let mut rig = Rig::new(Mode::Once, |_| {});
+    let report = rig.pass();
+    let r = rows(&report);
+    let excluded = |pid: i32, why: &str| {
+        let row = r[&pid];
+        assert!(row.excluded, "pid {pid} should be excluded, got {row:?}");
+        assert!(
+            row.rule.contains(why),
+            "pid {pid}: {} does not say {why}",
+            row.rule
+        );
+    };
+    excluded(2, "kernel-thread");
+    excluded(15, "kernel-thread");
+    excluded(900, "nice 10");
+    excluded(950, "affinity 2");
+    excluded(960, "custom slice 100 us");
+    excluded(1000, "tuner-itself");
+    excluded(1100, "classifier-server");
+
+    let pw = r[&400];
+    assert_eq!(
+        (pw.class, pw.step, pw.rule.as_str(), pw.skipped_threads),
+        (Some(HintClass::Latency), Step::Rule, "audio-server", 1)
+    );
+    assert_eq!(r[&990].class, Some(HintClass::Interactive));
+    assert_eq!(r[&600].class, Some(HintClass::Batch));
+    assert_eq!(r[&600].node, Some(0));
+    assert_eq!(r[&500].node, Some(1), "{}", r[&500].node_reason);
+    let mut pg = vec![r[&700].node, r[&701].node];
+    pg.sort();
+    assert_eq!(pg, vec![Some(0), Some(1)], "postgres instances spread");
+    assert_eq!(r[&800].class, None, "no rule, no rates: open");
+    assert_eq!(r[&1].class, None);
+
+    // Pipewire: its SCHED_FIFO thread is left alone, the other two are hinted one by one.
+    let ops = rig.sink.take();
+    assert_eq!(set_pids(&ops), vec![400, 401, 500, 600, 700, 701, 990]);
+    for op in &ops {
+        if let HintOp::Set { target, hint, .. } = op {
+            let want = if matches!(target.pid, 400 | 401) {
+                Scope::Thread
+            } else {
+                Scope::Process
+            };
+            assert_eq!(target.scope, want, "pid {}", target.pid);
+            assert_eq!(hint.ttl_ms, 30_000, "ttl = ttl_scans x interval_ms");
+            assert_eq!(hint.source, HintSource::Rule);
+        }
+    }
+    assert_eq!(
+        report.open.iter().map(|(k, _)| k.0).collect::<Vec<_>>(),
+        Vec::<i32>::new(),
+        "nothing with rates yet"
+    );
+    assert_eq!(
+        rig.metrics.decisions_of(Some(Step::Rule)),
+        6,
+        "400, 500, 600, 700, 701, 990"
+    );
+}
+
+#[test]
+fn unchanged_hints_are_not_rewritten_until_refresh_is_due() {
+    let mut rig = Rig::new(Mode::Daemon, |_| {});
+    rig.pass();
+    assert_eq!(rig.sink.take().len(), 7);
+    // 5 s later: nothing changed, TTL 30 s not half gone.
+    let report = rig.pass();
+    assert!(rig.sink.take().is_empty());
+    assert_eq!(rows(&report)[&600].action, "unchanged");
+    rig.pass();
+    assert!(rig.sink.take().is_empty());
+    // 15 s after the write: half the TTL, refresh.
+    let report = rig.pass();
+    assert_eq!(rows(&report)[&600].action, "refresh");
+    assert_eq!(
+        set_pids(&rig.sink.take()),
+        vec![400, 401, 500, 600, 700, 701, 990]
+    );
+}
+
+#[test]
+fn admin_hints_in_the_kernel_are_left_alone() {
+    let mut rig = Rig::new(Mode::Once, |_| {});
+    rig.sink.admin.insert(600);
+    let report = rig.pass();
+    let row = rows(&report)[&600];
+    assert!(row.excluded);
+    assert_eq!(
+        (row.step, row.rule.as_str()),
+        (Step::Manual, "admin-kernel-hint")
+    );
+    assert!(!set_pids(&rig.sink.take()).contains(&600));
+}
+
+#[test]
+fn failed_writes_back_off_and_are_counted() {
+    let mut rig = Rig::new(Mode::Daemon, |_| {});
+    rig.sink
+        .fail
+        .insert(500, ApplyError::PermissionDenied("nope".into()));
+    let report = rig.pass();
+    assert_eq!(rows(&report)[&500].action, "failed");
+    assert_eq!(rig.metrics.write_errors_of(WriteError::Permission), 1);
+    let report = rig.pass();
+    assert_eq!(rows(&report)[&500].action, "backoff");
+    assert_eq!(
+        rig.metrics.write_errors_of(WriteError::Permission),
+        1,
+        "no retry during backoff"
+    );
+}
+
+#[test]
+fn vanished_processes_are_forgotten_not_errors() {
+    let mut rig = Rig::new(Mode::Daemon, |_| {});
+    rig.sink.fail.insert(600, ApplyError::NoSuchTask(600));
+    let report = rig.pass();
+    assert_ne!(rows(&report)[&600].action, "failed");
+    assert_eq!(rig.metrics.write_errors_of(WriteError::Gone), 1);
+    assert_eq!(
+        rig.engine.applied_count(),
+        5,
+        "six processes hinted, one of them gone"
+    );
+}
+
+#[test]
+fn writes_are_rate_limited_and_deferred() {
+    let mut rig = Rig::new(Mode::Daemon, |c| {
+        c.daemon.max_writes_per_s = 1;
+        c.daemon.write_burst = 3;
+    });
+    let report = rig.pass();
+    let written = rig.sink.take();
+    assert_eq!(written.len(), 3);
+    let deferred = report
+        .rows
+        .iter()
+        .filter(|r| r.action == "deferred")
+        .count();
+    assert!(deferred >= 3, "{deferred} deferred");
+    // Highest confidence first: the 0.95 rules got the first tokens.
+    assert!(
+        set_pids(&written)
+            .iter()
+            .all(|p| [400, 401, 500, 600].contains(p)),
+        "{:?}",
+        set_pids(&written)
+    );
+    // Five seconds give five more tokens.
+    rig.pass();
+    assert_eq!(rig.sink.take().len(), 3, "burst caps the refill");
+}
+
+#[test]
+fn manual_entries_fix_class_and_node_with_admin_source() {
+    let mut rig = Rig::new(Mode::Once, |c| {
+        let src = "[[manual]]\nname = \"pin-mystery\"\ncomm = [\"mystery-app\"]\nclass = \"background\"\nnode = 1\nstrict = true\n";
+        c.manual = Config::parse(src, "m").unwrap().manual;
+    });
+    let report = rig.pass();
+    let row = rows(&report)[&800];
+    assert_eq!(
+        (row.class, row.step, row.node),
+        (Some(HintClass::Background), Step::Manual, Some(1))
+    );
+    let hint = row.hint.unwrap();
+    assert!(hint.strict);
+    assert_eq!(hint.source, HintSource::Admin);
+    // Next pass: the admin-source hint it wrote itself is not taken for someone else's.
+    rig.sink.admin.insert(800);
+    let report = rig.pass();
+    assert_eq!(rows(&report)[&800].step, Step::Manual);
+    assert!(!rows(&report)[&800].excluded);
+}
+
+#[test]
+fn external_answers_fill_open_processes_only() {
+    let mut rig = Rig::new(Mode::Daemon, |c| c.heuristics.enabled = false);
+    rig.pass();
+    let report = rig.pass();
+    let asked: Vec<ProcKey> = report.open.iter().map(|(k, _)| *k).collect();
+    let mut pids: Vec<i32> = asked.iter().map(|k| k.0).collect();
+    pids.sort();
+    assert_eq!(pids, vec![1, 800], "open processes with rates");
+    rig.engine.mark_pending(&asked, 6_000);
+    let report = rig.pass();
+    assert!(
+        report.open.is_empty(),
+        "pending processes are not asked twice"
+    );
+    let verdicts = vec![
+        ExternalVerdict {
+            pid: 800,
+            class: HintClass::Throughput,
+            confidence: 0.9,
+        },
+        ExternalVerdict {
+            pid: 600,
+            class: HintClass::Latency,
+            confidence: 1.0,
+        },
+    ];
+    rig.engine.on_external(&asked, Ok(verdicts), 7_000);
+    rig.sink.take();
+    let report = rig.pass();
+    let r = rows(&report);
+    assert_eq!(
+        (r[&800].class, r[&800].step, r[&800].source),
+        (
+            Some(HintClass::Throughput),
+            Step::External,
+            Some(HintSource::Model)
+        )
+    );
+    assert_eq!(
+        r[&600].step,
+        Step::Rule,
+        "an answer about a pid not asked about is ignored"
+    );
+    assert_eq!(r[&800].action, "new");
+    assert!(set_pids(&rig.sink.take()).contains(&800));
+}
+
+#[test]
+fn shutdown_clears_exactly_what_was_written() {
+    let mut rig = Rig::new(Mode::Once, |_| {});
+    rig.pass();
+    let mut cleared: Vec<(i32, Scope)> = rig
+        .engine
+        .clear_all_ops()
+        .iter()
+        .map(|o| (o.target().pid, o.target().scope))
+        .collect();
+    cleared.sort();
+    assert_eq!(
+        cleared,
+        vec![
+            (400, Scope::Thread),
+            (401, Scope::Thread),
+            (500, Scope::Process),
+            (600, Scope::Process),
+            (700, Scope::Process),
+            (701, Scope::Process),
+            (990, Scope::Process)
+        ]
+    );
+}
+
+#[test]
+fn heuristic_classes_need_stable_scans() {
+    let mut host = SyntheticHost::build(40, 1, 4).unwrap();
+    let busy = host
+        .procs
+        .iter()
+        .find(|p| {
+            p.profile == Profile::CpuBound && !p.kthread && p.comm.starts_with("app") && p.nice == 0
+        })
+        .expect("a cpu-bound anonymous process")
+        .pid;
+    let (proc_root, sys_root) = (host.proc_root(), host.sys_root());
+    let mut rig = Rig::at(proc_root, sys_root, Mode::Daemon, |c| {
+        c.external.enabled = false
+    });
+    let step = |rig: &mut Rig, host: &mut SyntheticHost| {
+        host.advance(5_000).unwrap();
+        rows(&rig.pass())[&busy].clone()
+    };
+    assert_eq!(rows(&rig.pass())[&busy].rule, "no-rates");
+    let first = step(&mut rig, &mut host);
+    assert_eq!(first.class, None, "one scan is not enough: {}", first.rule);
+    assert!(first.rule.starts_with("settling"), "{}", first.rule);
+    let second = step(&mut rig, &mut host);
+    assert!(
+        matches!(second.class, Some(HintClass::Batch | HintClass::Throughput)),
+        "{second:?}"
+    );
+    assert_eq!(second.step, Step::Heuristic);
+    assert_eq!(second.action, "new");
+}
+
+#[test]
+fn stock_like_sinks_rewrite_when_threads_appear() {
+    let mut rig = Rig::new(Mode::Daemon, |_| {});
+    rig.sink.covers_new_threads = false;
+    rig.pass();
+    rig.sink.take();
+    // Same threads: nothing to do.
+    rig.pass();
+    assert!(rig.sink.take().is_empty());
+}
+
+#[test]
+fn own_kernel_writes_do_not_look_manual() {
+    // Recording sink reports writes as kernel hints: the exclusion step must not treat the
+    // pids it hinted as manually set on the next pass.
+    let mut rig = Rig::new(Mode::Daemon, |_| {});
+    rig.pass();
+    let report = rig.pass();
+    assert!(report
+        .rows
+        .iter()
+        .filter(|r| r.excluded && r.step == Step::Manual)
+        .all(|r| [900, 950, 960].contains(&r.pid)));
+}

@@ -1,0 +1,99 @@
+//! The library's error type and the process exit codes it maps to.
+//!
+//! | code | meaning |
+//! |------|---------|
+//! | 0 | success |
+//! | 1 | runtime error (observation, a failed write, i/o) |
+//! | 2 | usage or configuration error |
+//! | 3 | the sched_hint device is missing (ioctl backend asked for) |
+//! | 4 | permission denied (needs root or CAP_SYS_NICE) |
+
+use std::path::PathBuf;
+
+use crate::apply::ApplyError;
+use crate::config::ConfigError;
+use crate::observe::ObserveError;
+
+pub const EXIT_OK: u8 = 0;
+pub const EXIT_RUNTIME: u8 = 1;
+pub const EXIT_USAGE: u8 = 2;
+pub const EXIT_NO_DEVICE: u8 = 3;
+pub const EXIT_PERMISSION: u8 = 4;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("{0}")]
+    Usage(String),
+    #[error("device {} is missing: load the sched_hint module, or use --backend stock or --dry-run", .0.display())]
+    DeviceMissing(PathBuf),
+    #[error("permission denied: {0}")]
+    Permission(String),
+    #[error(transparent)]
+    Observe(#[from] ObserveError),
+    #[error(transparent)]
+    Apply(ApplyError),
+    #[error("{context}: {source}")]
+    Io {
+        context: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Runtime(String),
+}
+
+impl From<ApplyError> for Error {
+    fn from(e: ApplyError) -> Self {
+        match e {
+            ApplyError::DeviceMissing(path) => Error::DeviceMissing(path),
+            ApplyError::PermissionDenied(what) => Error::Permission(what),
+            other => Error::Apply(other),
+        }
+    }
+}
+
+impl Error {
+    pub fn io(context: impl Into<String>, source: std::io::Error) -> Self {
+        Error::Io {
+            context: context.into(),
+            source,
+        }
+    }
+
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Error::Config(_) | Error::Usage(_) => EXIT_USAGE,
+            Error::DeviceMissing(_) => EXIT_NO_DEVICE,
+            Error::Permission(_) => EXIT_PERMISSION,
+            Error::Observe(ObserveError::NoSuchProcess(_)) => EXIT_RUNTIME,
+            Error::Observe(_) | Error::Apply(_) | Error::Io { .. } | Error::Runtime(_) => {
+                EXIT_RUNTIME
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn apply_errors_map_to_their_exit_codes() {
+        let e: Error = ApplyError::DeviceMissing("/dev/sched_hint".into()).into();
+        assert_eq!(e.exit_code(), EXIT_NO_DEVICE);
+        let e: Error = ApplyError::PermissionDenied("setting latency".into()).into();
+        assert_eq!(e.exit_code(), EXIT_PERMISSION);
+        let e: Error = ApplyError::NoSuchTask(7).into();
+        assert_eq!(e.exit_code(), EXIT_RUNTIME);
+    }
+
+    #[test]
+    fn messages_are_lower_case_without_trailing_period() {
+        let e = Error::DeviceMissing("/dev/sched_hint".into());
+        let msg = e.to_string();
+        assert!(msg.starts_with("device /dev/sched_hint is missing"));
+        assert!(!msg.ends_with('.'));
+    }
+}

@@ -1,0 +1,551 @@
+//! [`ProcSource`] over a procfs tree, read with the `procfs` crate. The root is `/proc` in
+//! production and a fixture directory in tests; on the live `/proc` the EEVDF slice of each
+//! thread comes from `sched_getattr`, elsewhere from the tree's `sched` files.
+
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+
+use procfs::process::{FDTarget, Process, Schedstat, Stat};
+use procfs::{FromRead, FromReadSI, ProcError};
+
+use super::{CpuSet, CpuTime, ObserveError, ProcObs, ProcSource, ScanOptions, TaskObs, PF_KTHREAD};
+use crate::observe::numa_maps;
+
+/// What [`ProcfsSource`] keeps of a process's threads between scans.
+#[derive(Debug, Clone)]
+struct ThreadCache {
+    start_ticks: u64,
+    cpu_ns: u64,
+    nr_threads: u32,
+    threads_read: bool,
+    uid: u32,
+    tasks: Vec<TaskObs>,
+}
+
+/// Facts that do not change over a process's life (or rarely: its cgroup).
+#[derive(Debug, Clone)]
+struct StaticFacts {
+    start_ticks: u64,
+    exe: Option<PathBuf>,
+    cmdline: Vec<String>,
+    cgroup: String,
+    cpuset_cgroup: Option<String>,
+}
+
+/// The five fields of `/proc/<pid>/status` the tuner uses, parsed in one pass without a
+/// map of every line (the `procfs` crate's full `Status` costs most of a scan).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct StatusLite {
+    pub euid: u32,
+    pub vmrss_kib: u64,
+    pub cpus_allowed: Option<CpuSet>,
+    pub nvcsw: u64,
+    pub nivcsw: u64,
+}
+
+impl StatusLite {
+    pub fn parse(text: &str) -> Self {
+        let mut s = StatusLite::default();
+        let num = |v: &str| {
+            v.split_ascii_whitespace()
+                .next()
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(0)
+        };
+        for line in text.lines() {
+            let Some((key, value)) = line.split_once(':') else {
+                continue;
+            };
+            match key {
+                "Uid" => {
+                    s.euid = value
+                        .split_ascii_whitespace()
+                        .nth(1)
+                        .and_then(|v| v.parse().ok())
+                        .unwrap_or(0)
+                }
+                "VmRSS" => s.vmrss_kib = num(value),
+                "Cpus_allowed_list" => s.cpus_allowed = CpuSet::from_list(value).ok(),
+                "voluntary_ctxt_switches" => s.nvcsw = num(value),
+                "nonvoluntary_ctxt_switches" => s.nivcsw = num(value),
+                _ => {}
+            }
+        }
+        s
+    }
+}
+
+impl FromRead for StatusLite {
+    fn from_read<R: std::io::Read>(r: R) -> procfs::ProcResult<Self> {
+        let buf = read_all(r)?;
+        Ok(StatusLite::parse(&String::from_utf8_lossy(&buf)))
+    }
+}
+
+/// Reads to the end with plain `read` calls. `File::read_to_end` first asks for the file's
+/// size and position (statx, lseek), two wasted syscalls per procfs file, whose size is 0.
+/// A read that leaves room in the buffer has returned the whole file: the kernel produces
+/// these small procfs files in one go, so no extra call waits for end-of-file.
+fn read_all<R: std::io::Read>(mut r: R) -> std::io::Result<Vec<u8>> {
+    let mut buf = vec![0u8; 4096];
+    let mut len = 0;
+    loop {
+        if len == buf.len() {
+            buf.resize(len * 2, 0);
+        }
+        match r.read(&mut buf[len..]) {
+            Ok(0) => break,
+            Ok(n) => {
+                len += n;
+                if len < buf.len() {
+                    break;
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    buf.truncate(len);
+    Ok(buf)
+}
+
+/// A `procfs` type read through [`read_all`] and parsed from memory.
+struct Fast<T>(T);
+
+impl<T: FromRead> FromRead for Fast<T> {
+    fn from_read<R: std::io::Read>(r: R) -> procfs::ProcResult<Self> {
+        let buf = read_all(r)?;
+        T::from_read(&buf[..]).map(Fast)
+    }
+}
+
+/// Where a thread's policy, nice and EEVDF slice come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AttrProbe {
+    /// `sched_getattr`, one call per thread instead of reading its `stat` (the live `/proc`).
+    Syscall,
+    /// The tree's `stat` files, and `sched` files (`se.slice`) when `slice` (fixtures).
+    Files { slice: bool },
+}
+
+/// Policy, nice, RT priority and slice of one thread.
+struct Attrs {
+    policy: u32,
+    nice: i32,
+    rt_priority: u32,
+    slice_ns: Option<u64>,
+}
+
+fn is_fair(policy: u32) -> bool {
+    matches!(policy, 0 | 3 | 5)
+}
+
+pub struct ProcfsSource {
+    root: PathBuf,
+    probe: AttrProbe,
+    ns_per_tick: u64,
+    cache: HashMap<i32, StaticFacts>,
+    /// The threads of each process as last read. A process that used no CPU since (same
+    /// start time, CPU time and thread count) is not re-read: its threads' files are most of
+    /// a scan's cost, and on most machines most processes sleep. `refresh_static` scans
+    /// re-read everything.
+    idle: HashMap<i32, ThreadCache>,
+    page_kib: u64,
+}
+
+impl ProcfsSource {
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        let root = root.into();
+        let probe = if root == Path::new("/proc") {
+            AttrProbe::Syscall
+        } else {
+            AttrProbe::Files { slice: true }
+        };
+        let ticks = procfs::ticks_per_second().max(1);
+        Self {
+            root,
+            probe,
+            ns_per_tick: 1_000_000_000 / ticks,
+            cache: HashMap::new(),
+            idle: HashMap::new(),
+            page_kib: (procfs::page_size() / 1024).max(1),
+        }
+    }
+
+    pub fn with_probe(mut self, probe: AttrProbe) -> Self {
+        self.probe = probe;
+        self
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn read_process(&mut self, p: &Process, opts: &ScanOptions) -> Result<ProcObs, ProcError> {
+        let Fast(stat) = p.read::<_, Fast<Stat>>("stat")?;
+        let pid = p.pid();
+        let mut obs = ProcObs {
+            pid,
+            start_ticks: stat.starttime,
+            ppid: stat.ppid,
+            comm: stat.comm.clone(),
+            kthread: stat.flags & PF_KTHREAD != 0,
+            nr_threads: stat.num_threads.max(1) as u32,
+            cpu_ns: (stat.utime + stat.stime) * self.ns_per_tick,
+            ..Default::default()
+        };
+        if obs.kthread {
+            return Ok(obs);
+        }
+        let facts = match self.cache.get(&pid) {
+            Some(f) if f.start_ticks == stat.starttime && !opts.refresh_static => f.clone(),
+            _ => {
+                let f = self.read_static(p, stat.starttime);
+                self.cache.insert(pid, f.clone());
+                f
+            }
+        };
+        obs.exe = facts.exe;
+        obs.cmdline = facts.cmdline;
+        obs.cgroup = facts.cgroup;
+        obs.cpuset_cgroup = facts.cpuset_cgroup;
+
+        let proc_dir = self.root.join(pid.to_string());
+        obs.rss_kib = stat.rss * self.page_kib;
+        let unchanged = self.idle.get(&pid).filter(|c| {
+            !opts.refresh_static
+                && c.start_ticks == stat.starttime
+                && c.cpu_ns == obs.cpu_ns
+                && c.nr_threads == obs.nr_threads
+                && c.threads_read == opts.threads
+        });
+        if let Some(c) = unchanged {
+            obs.uid = c.uid;
+            obs.tasks = c.tasks.clone();
+            obs.stale = true;
+        } else {
+            self.read_threads(p, &stat, &proc_dir, opts, &mut obs)?;
+            let cache = ThreadCache {
+                start_ticks: stat.starttime,
+                cpu_ns: obs.cpu_ns,
+                nr_threads: obs.nr_threads,
+                threads_read: opts.threads,
+                uid: obs.uid,
+                tasks: obs.tasks.clone(),
+            };
+            self.idle.insert(pid, cache);
+        }
+        obs.nvcsw = obs.tasks.iter().map(|t| t.nvcsw).sum();
+        obs.nivcsw = obs.tasks.iter().map(|t| t.nivcsw).sum();
+        obs.run_delay_ns = obs.tasks.iter().map(|t| t.run_delay_ns).sum();
+
+        if let Some(min) = opts.numa_min_rss_kib {
+            if obs.rss_kib >= min {
+                obs.numa_kib = std::fs::read_to_string(proc_dir.join("numa_maps"))
+                    .ok()
+                    .map(|t| numa_maps::parse(&t));
+            }
+        }
+        Ok(obs)
+    }
+
+    /// Reads every thread (or the main thread alone) into `obs.tasks`, with uid.
+    fn read_threads(
+        &self,
+        p: &Process,
+        stat: &Stat,
+        proc_dir: &Path,
+        opts: &ScanOptions,
+        obs: &mut ProcObs,
+    ) -> Result<(), ProcError> {
+        let pid = obs.pid;
+        if opts.threads && obs.nr_threads > 1 {
+            // Files are opened relative to the process directory: no handle per task. The
+            // leader's entry gives the uid the process-level status would.
+            let tids = std::fs::read_dir(proc_dir.join("task"))?
+                .flatten()
+                .filter_map(|e| e.file_name().to_str().and_then(|n| n.parse::<i32>().ok()));
+            for tid in tids {
+                let base = format!("task/{tid}");
+                let Some(attrs) = self.attrs(p, tid, &base, || proc_dir.join(&base)) else {
+                    continue;
+                };
+                let Ok(tstatus) = p.read::<_, StatusLite>(format!("{base}/status")) else {
+                    continue;
+                };
+                if tid == pid {
+                    obs.uid = tstatus.euid;
+                }
+                let run_delay = p
+                    .read::<_, Fast<Schedstat>>(format!("{base}/schedstat"))
+                    .map(|Fast(s)| s.run_delay)
+                    .unwrap_or(0);
+                obs.tasks.push(task_obs(tid, attrs, &tstatus, run_delay));
+            }
+        }
+        if obs.tasks.is_empty() {
+            let status: StatusLite = p.read("status")?;
+            obs.uid = status.euid;
+            let run_delay = p
+                .read::<_, Fast<Schedstat>>("schedstat")
+                .map(|Fast(s)| s.run_delay)
+                .unwrap_or(0);
+            let policy = stat.policy.unwrap_or(0);
+            let slice_ns = match self.probe {
+                AttrProbe::Syscall => crate::sys::sched_getattr(pid).ok().map(|a| a.sched_runtime),
+                AttrProbe::Files { slice } => {
+                    slice.then(|| slice_from_sched_file(proc_dir)).flatten()
+                }
+            };
+            let attrs = Attrs {
+                policy,
+                nice: stat.nice as i32,
+                rt_priority: stat.rt_priority.unwrap_or(0),
+                slice_ns: slice_ns.filter(|_| is_fair(policy)),
+            };
+            obs.tasks.push(task_obs(pid, attrs, &status, run_delay));
+        }
+        Ok(())
+    }
+
+    /// A thread's attributes; `None` when it is gone.
+    fn attrs(
+        &self,
+        p: &Process,
+        tid: i32,
+        base: &str,
+        dir: impl FnOnce() -> PathBuf,
+    ) -> Option<Attrs> {
+        match self.probe {
+            AttrProbe::Syscall => {
+                let a = crate::sys::sched_getattr(tid).ok()?;
+                Some(Attrs {
+                    policy: a.sched_policy,
+                    nice: a.sched_nice,
+                    rt_priority: a.sched_priority,
+                    slice_ns: is_fair(a.sched_policy).then_some(a.sched_runtime),
+                })
+            }
+            AttrProbe::Files { slice } => {
+                let Fast(st) = p.read::<_, Fast<Stat>>(format!("{base}/stat")).ok()?;
+                let policy = st.policy.unwrap_or(0);
+                Some(Attrs {
+                    policy,
+                    nice: st.nice as i32,
+                    rt_priority: st.rt_priority.unwrap_or(0),
+                    slice_ns: if slice && is_fair(policy) {
+                        slice_from_sched_file(&dir())
+                    } else {
+                        None
+                    },
+                })
+            }
+        }
+    }
+
+    fn read_static(&self, p: &Process, start_ticks: u64) -> StaticFacts {
+        let cmdline = p.cmdline().unwrap_or_default();
+        let exe = p.exe().ok();
+        let (mut cgroup, mut cpuset_cgroup) = (String::from("/"), None);
+        if let Ok(groups) = p.cgroups() {
+            let unified = groups
+                .0
+                .iter()
+                .find(|g| g.hierarchy == 0 && g.controllers.is_empty());
+            if let Some(g) = unified.or_else(|| groups.0.first()) {
+                cgroup = g.pathname.clone();
+            }
+            cpuset_cgroup = groups
+                .0
+                .iter()
+                .find(|g| g.controllers.iter().any(|c| c == "cpuset"))
+                .map(|g| g.pathname.clone());
+        }
+        StaticFacts {
+            start_ticks,
+            exe,
+            cmdline,
+            cgroup,
+            cpuset_cgroup,
+        }
+    }
+}
+
+fn task_obs(tid: i32, a: Attrs, status: &StatusLite, run_delay_ns: u64) -> TaskObs {
+    TaskObs {
+        tid,
+        policy: a.policy,
+        nice: a.nice,
+        rt_priority: a.rt_priority,
+        cpus_allowed: status.cpus_allowed.clone(),
+        slice_ns: a.slice_ns,
+        nvcsw: status.nvcsw,
+        nivcsw: status.nivcsw,
+        run_delay_ns,
+    }
+}
+
+/// `se.slice` from a `sched` file in `dir`.
+fn slice_from_sched_file(dir: &Path) -> Option<u64> {
+    let text = std::fs::read_to_string(dir.join("sched")).ok()?;
+    text.lines()
+        .find_map(|l| l.strip_prefix("se.slice"))
+        .and_then(|rest| rest.trim_start().strip_prefix(':'))
+        .and_then(|v| v.trim().parse().ok())
+}
+
+fn read_err(path: &Path, e: impl std::fmt::Display) -> ObserveError {
+    ObserveError::Read {
+        path: path.to_path_buf(),
+        message: e.to_string().to_lowercase(),
+    }
+}
+
+impl ProcSource for ProcfsSource {
+    fn scan(&mut self, opts: &ScanOptions) -> Result<Vec<ProcObs>, ObserveError> {
+        let iter = procfs::process::all_processes_with_root(&self.root)
+            .map_err(|e| read_err(&self.root, e))?;
+        let mut out = Vec::with_capacity(512);
+        for p in iter.flatten() {
+            // A process that exits while being read is simply not part of this scan.
+            if let Ok(obs) = self.read_process(&p, opts) {
+                out.push(obs);
+            }
+        }
+        let seen: HashSet<i32> = out.iter().map(|p| p.pid).collect();
+        self.cache.retain(|pid, _| seen.contains(pid));
+        self.idle.retain(|pid, _| seen.contains(pid));
+        Ok(out)
+    }
+
+    fn scan_pid(&mut self, pid: i32, opts: &ScanOptions) -> Result<ProcObs, ObserveError> {
+        let p = Process::new_with_root(self.root.join(pid.to_string()))
+            .map_err(|_| ObserveError::NoSuchProcess(pid))?;
+        self.read_process(&p, opts).map_err(|e| match e {
+            ProcError::NotFound(_) => ObserveError::NoSuchProcess(pid),
+            other => read_err(&self.root.join(pid.to_string()), other),
+        })
+    }
+
+    fn cpu_times(&mut self) -> Result<Vec<CpuTime>, ObserveError> {
+        let path = self.root.join("stat");
+        let text = std::fs::read_to_string(&path).map_err(|e| read_err(&path, e))?;
+        Ok(parse_cpu_times(&text))
+    }
+
+    fn port_owner(&mut self, port: u16) -> Option<i32> {
+        let sys = procfs::current_system_info();
+        let mut inodes = HashSet::new();
+        for file in ["net/tcp", "net/tcp6"] {
+            let Ok(entries) = procfs::net::TcpNetEntries::from_file(self.root.join(file), sys)
+            else {
+                continue;
+            };
+            inodes.extend(
+                entries
+                    .0
+                    .iter()
+                    .filter(|e| {
+                        e.state == procfs::net::TcpState::Listen && e.local_address.port() == port
+                    })
+                    .map(|e| e.inode),
+            );
+        }
+        if inodes.is_empty() {
+            return None;
+        }
+        let procs = procfs::process::all_processes_with_root(&self.root).ok()?;
+        procs.flatten().find_map(|p| {
+            let fds = p.fd().ok()?;
+            let owns = fds
+                .flatten()
+                .any(|fd| matches!(fd.target, FDTarget::Socket(i) if inodes.contains(&i)));
+            owns.then(|| p.pid())
+        })
+    }
+}
+
+/// Per-CPU busy and total ticks from `/proc/stat` text.
+pub fn parse_cpu_times(text: &str) -> Vec<CpuTime> {
+    text.lines()
+        .filter_map(|l| {
+            let mut it = l.split_ascii_whitespace();
+            let cpu: u32 = it.next()?.strip_prefix("cpu")?.parse().ok()?;
+            let vals: Vec<u64> = it.filter_map(|v| v.parse().ok()).collect();
+            let total: u64 = vals.iter().take(8).sum();
+            let idle = vals.get(3).copied().unwrap_or(0) + vals.get(4).copied().unwrap_or(0);
+            Some(CpuTime {
+                cpu,
+                busy: total.saturating_sub(idle),
+                total,
+            })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_lite_reads_the_fields_it_needs() {
+        let text = "Name:\tx\nUid:\t1000\t1001\t1000\t1000\nVmRSS:\t  4242 kB\nCpus_allowed_list:\t0-3,6\n\
+                    voluntary_ctxt_switches:\t77\nnonvoluntary_ctxt_switches:\t5\n";
+        let s = StatusLite::parse(text);
+        assert_eq!(
+            (s.euid, s.vmrss_kib, s.nvcsw, s.nivcsw),
+            (1001, 4242, 77, 5)
+        );
+        assert_eq!(s.cpus_allowed.unwrap().to_string(), "0-3,6");
+        assert_eq!(StatusLite::parse("Name:\tkthread\n"), StatusLite::default());
+    }
+
+    #[test]
+    fn cpu_times_skip_the_total_line() {
+        let text = "cpu  10 0 10 80 0 0 0 0 0 0\ncpu0 5 0 5 40 0 0 0 0 0 0\ncpu1 5 0 5 35 5 0 0 0 0 0\nintr 1\n";
+        let t = parse_cpu_times(text);
+        assert_eq!(
+            t,
+            vec![
+                CpuTime {
+                    cpu: 0,
+                    busy: 10,
+                    total: 50
+                },
+                CpuTime {
+                    cpu: 1,
+                    busy: 10,
+                    total: 50
+                }
+            ]
+        );
+    }
+
+    #[test]
+    fn live_proc_sees_this_process() {
+        let mut src = ProcfsSource::new("/proc");
+        let me = std::process::id() as i32;
+        let opts = ScanOptions {
+            threads: true,
+            ..Default::default()
+        };
+        let obs = src.scan_pid(me, &opts).expect("own process is readable");
+        assert_eq!(obs.pid, me);
+        assert!(!obs.kthread);
+        assert!(obs.exe.is_some());
+        // Other test threads come and go; the main thread stays.
+        let main = obs
+            .tasks
+            .iter()
+            .find(|t| t.tid == me)
+            .expect("main thread listed");
+        assert!(
+            main.slice_ns.is_some(),
+            "sched_getattr reports a slice for fair tasks"
+        );
+        assert!(matches!(
+            src.scan_pid(i32::MAX, &opts),
+            Err(ObserveError::NoSuchProcess(_))
+        ));
+    }
+}

@@ -1,0 +1,175 @@
+//! One observation of the whole machine, gathered by an [`Observer`] from the two sources.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use super::{CpuSet, CpuTime, ObserveError, ProcObs, ProcSource, ScanOptions, SysSource, Topology};
+use crate::clock::Clock;
+use crate::config::Config;
+
+#[derive(Debug, Clone)]
+pub struct Snapshot {
+    pub at_ms: u64,
+    pub scan_no: u64,
+    pub procs: Vec<ProcObs>,
+    pub cpu_times: Vec<CpuTime>,
+    pub topology: Topology,
+    /// CPUs each process may use without anyone restricting it (its cpuset or all online
+    /// CPUs), by pid.
+    pub allowed_cpus: HashMap<i32, CpuSet>,
+    /// Pids that must never be hinted (the external classifier's server).
+    pub protected: Vec<i32>,
+}
+
+/// Whether numa_maps is read this scan.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NumaRead {
+    /// Every `numa_maps_every_scans` scans, on NUMA machines with planning on.
+    Auto,
+    Force,
+    Skip,
+}
+
+pub struct Observer {
+    procs: Box<dyn ProcSource>,
+    sys: Box<dyn SysSource>,
+    clock: Arc<dyn Clock>,
+    cfg: Arc<Config>,
+    scan_no: u64,
+    last_numa_scan: Option<u64>,
+    port_owner: Option<i32>,
+    port_checked_scan: Option<u64>,
+}
+
+/// How often (in scans) the owner of the classifier's port is looked up: it walks every fd.
+const PORT_OWNER_EVERY_SCANS: u64 = 12;
+
+impl Observer {
+    pub fn new(
+        procs: Box<dyn ProcSource>,
+        sys: Box<dyn SysSource>,
+        clock: Arc<dyn Clock>,
+        cfg: Arc<Config>,
+    ) -> Self {
+        Observer {
+            procs,
+            sys,
+            clock,
+            cfg,
+            scan_no: 0,
+            last_numa_scan: None,
+            port_owner: None,
+            port_checked_scan: None,
+        }
+    }
+
+    pub fn set_config(&mut self, cfg: Arc<Config>) {
+        self.cfg = cfg;
+        self.port_checked_scan = None;
+    }
+
+    pub fn proc_source(&mut self) -> &mut dyn ProcSource {
+        self.procs.as_mut()
+    }
+
+    pub fn sys_source(&mut self) -> &mut dyn SysSource {
+        self.sys.as_mut()
+    }
+
+    pub fn observe(&mut self, numa: NumaRead) -> Result<Snapshot, ObserveError> {
+        let cfg = self.cfg.clone();
+        let topology = self.sys.topology()?;
+        let scan_no = self.scan_no;
+        self.scan_no += 1;
+        let numa_due = match numa {
+            NumaRead::Force => true,
+            NumaRead::Skip => false,
+            NumaRead::Auto => {
+                cfg.plan.numa
+                    && topology.is_numa()
+                    && self
+                        .last_numa_scan
+                        .is_none_or(|s| scan_no - s >= u64::from(cfg.observe.numa_maps_every_scans))
+            }
+        };
+        if numa_due {
+            self.last_numa_scan = Some(scan_no);
+        }
+        let opts = ScanOptions {
+            threads: cfg.observe.threads,
+            numa_min_rss_kib: numa_due.then_some(cfg.observe.numa_min_rss_kib),
+            refresh_static: scan_no > 0
+                && scan_no % u64::from(cfg.observe.static_refresh_scans) == 0,
+        };
+        let at_ms = self.clock.now_ms();
+        let procs = self.procs.scan(&opts)?;
+        let cpu_times = self.procs.cpu_times().unwrap_or_default();
+
+        let mut by_cgroup: HashMap<(String, Option<String>), CpuSet> = HashMap::new();
+        let mut allowed_cpus = HashMap::with_capacity(procs.len());
+        for p in procs.iter().filter(|p| !p.kthread) {
+            let key = (p.cgroup.clone(), p.cpuset_cgroup.clone());
+            let set = by_cgroup
+                .entry(key)
+                .or_insert_with(|| {
+                    self.sys
+                        .cgroup_cpus(&p.cgroup, p.cpuset_cgroup.as_deref())
+                        .unwrap_or_else(|| topology.online_cpus.clone())
+                })
+                .clone();
+            allowed_cpus.insert(p.pid, set);
+        }
+
+        let protected = self.protected_pids(scan_no);
+        Ok(Snapshot {
+            at_ms,
+            scan_no,
+            procs,
+            cpu_times,
+            topology,
+            allowed_cpus,
+            protected,
+        })
+    }
+
+    /// One process, for `tuner explain`.
+    pub fn observe_pid(&mut self, pid: i32) -> Result<ProcObs, ObserveError> {
+        let opts = ScanOptions {
+            threads: true,
+            numa_min_rss_kib: Some(0),
+            refresh_static: true,
+        };
+        self.procs.scan_pid(pid, &opts)
+    }
+
+    pub fn now_ms(&self) -> u64 {
+        self.clock.now_ms()
+    }
+
+    fn protected_pids(&mut self, scan_no: u64) -> Vec<i32> {
+        let ext = &self.cfg.external;
+        let mut out = Vec::new();
+        if !ext.enabled {
+            return out;
+        }
+        if let Some(pid) = ext
+            .pid_file
+            .as_ref()
+            .and_then(|p| std::fs::read_to_string(p).ok())
+            .and_then(|s| s.trim().parse::<i32>().ok())
+        {
+            out.push(pid);
+        }
+        if let Some(port) = ext.endpoint_port {
+            if self
+                .port_checked_scan
+                .is_none_or(|s| scan_no - s >= PORT_OWNER_EVERY_SCANS)
+            {
+                self.port_checked_scan = Some(scan_no);
+                self.port_owner = self.procs.port_owner(port);
+            }
+            out.extend(self.port_owner);
+        }
+        out
+    }
+}

@@ -1,0 +1,108 @@
+//! Tables and JSON for the commands.
+
+use std::fmt::Write as _;
+
+use crate::engine::Row;
+
+/// Left-aligned columns separated by two spaces; the last column is not padded.
+pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
+    for r in rows {
+        for (w, cell) in widths.iter_mut().zip(r) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let mut out = String::new();
+    let mut line = |cells: Vec<&str>| {
+        let n = cells.len();
+        for (i, (cell, w)) in cells.iter().zip(&widths).enumerate() {
+            if i + 1 == n {
+                out.push_str(cell);
+            } else {
+                let _ = write!(out, "{cell:<w$}  ");
+            }
+        }
+        out.push('\n');
+    };
+    line(header.to_vec());
+    for r in rows {
+        line(r.iter().map(String::as_str).collect());
+    }
+    out
+}
+
+/// Which rows `tuner once` lists: hinted, open and failed ones; with `all`, every row.
+pub fn listed(r: &Row, all: bool) -> bool {
+    all || (!r.excluded && (r.hint.is_some() || r.class.is_none() || r.action == "failed"))
+}
+
+pub fn once_table(rows: &[&Row]) -> String {
+    let body: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| {
+            let class = match (r.class, r.excluded) {
+                (_, true) => "-".to_owned(),
+                (Some(c), _) => c.to_string(),
+                (None, _) => "open".to_owned(),
+            };
+            let class = if r.skipped_threads > 0 && !r.excluded {
+                format!(
+                    "{class} ({}/{} thr)",
+                    r.threads as usize - r.skipped_threads,
+                    r.threads
+                )
+            } else {
+                class
+            };
+            let source = if r.excluded {
+                "excluded".to_owned()
+            } else {
+                r.source.map_or_else(|| "-".to_owned(), |s| s.to_string())
+            };
+            let action = match &r.error {
+                Some(e) => format!("{}: {e}", r.action),
+                None => r.action.to_owned(),
+            };
+            vec![
+                r.pid.to_string(),
+                r.comm.clone(),
+                class,
+                r.node.map_or_else(|| "-".to_owned(), |n| n.to_string()),
+                source,
+                format!("{:.2}", r.confidence),
+                format!("{}:{}", r.step.as_str(), r.rule),
+                action,
+            ]
+        })
+        .collect();
+    table(
+        &[
+            "PID",
+            "COMM",
+            "CLASS",
+            "NODE",
+            "SOURCE",
+            "CONF",
+            "DECIDED BY",
+            "ACTION",
+        ],
+        &body,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn columns_align() {
+        let t = table(
+            &["A", "LONG"],
+            &[
+                vec!["wide-cell".into(), "x".into()],
+                vec!["y".into(), "z".into()],
+            ],
+        );
+        assert_eq!(t, "A          LONG\nwide-cell  x\ny          z\n");
+    }
+}

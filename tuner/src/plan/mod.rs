@@ -1,0 +1,560 @@
+//! NUMA placement: which node each hinted process should prefer.
+//!
+//! - The preferred node is the node holding most of the process's resident pages, when it
+//!   holds more than `majority_pct` of them.
+//! - Large processes without such a node go where free CPU and memory are largest.
+//! - Several instances of one server (same rule, same executable) go one per node.
+//! - Hysteresis: a process moves only when the new node leads the current one by
+//!   `hysteresis_pct` points for `stable_scans` consecutive scans; capacity placements stick.
+
+use std::collections::HashMap;
+
+use serde::Serialize;
+
+use crate::classify::Decision;
+use crate::config::PlanConfig;
+use crate::observe::{CpuTime, ProcKey, ProcObs, Topology};
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct NodePlan {
+    pub node: Option<u32>,
+    pub reason: String,
+}
+
+impl NodePlan {
+    fn none(reason: impl Into<String>) -> Self {
+        NodePlan {
+            node: None,
+            reason: reason.into(),
+        }
+    }
+}
+
+/// One process the planner places.
+pub struct Candidate<'a> {
+    pub proc: &'a ProcObs,
+    pub decision: &'a Decision,
+}
+
+#[derive(Debug, Clone, Default)]
+struct NodeState {
+    current: Option<u32>,
+    candidate: Option<u32>,
+    streak: u32,
+}
+
+/// Free capacity per node, in the order of `Topology::nodes`.
+#[derive(Debug, Clone)]
+pub struct Capacity {
+    ids: Vec<u32>,
+    cpus: Vec<f64>,
+    free_cpus: Vec<f64>,
+    mem_kib: Vec<f64>,
+    free_mem_kib: Vec<f64>,
+}
+
+impl Capacity {
+    /// From the topology and per-CPU busy times of two `/proc/stat` samples (busy share of
+    /// each CPU between them; CPUs without two samples count as idle).
+    pub fn new(topo: &Topology, before: &[CpuTime], after: &[CpuTime]) -> Self {
+        let busy_frac = |cpu: u32| -> f64 {
+            let a = before.iter().find(|c| c.cpu == cpu);
+            let b = after.iter().find(|c| c.cpu == cpu);
+            match (a, b) {
+                (Some(a), Some(b)) if b.total > a.total => {
+                    (b.busy.saturating_sub(a.busy)) as f64 / (b.total - a.total) as f64
+                }
+                _ => 0.0,
+            }
+        };
+        let mut cap = Capacity {
+            ids: vec![],
+            cpus: vec![],
+            free_cpus: vec![],
+            mem_kib: vec![],
+            free_mem_kib: vec![],
+        };
+        for n in &topo.nodes {
+            let cpus = f64::from(n.cpus.count());
+            let busy: f64 = n.cpus.iter().map(busy_frac).sum();
+            cap.ids.push(n.id);
+            cap.cpus.push(cpus);
+            cap.free_cpus.push((cpus - busy).max(0.0));
+            cap.mem_kib.push(n.mem_total_kib as f64);
+            cap.free_mem_kib.push(n.mem_free_kib as f64);
+        }
+        cap
+    }
+
+    fn index(&self, node: u32) -> Option<usize> {
+        self.ids.iter().position(|&id| id == node)
+    }
+
+    fn score(&self, i: usize, cpu_weight: f64) -> f64 {
+        let cpu = if self.cpus[i] > 0.0 {
+            self.free_cpus[i] / self.cpus[i]
+        } else {
+            0.0
+        };
+        let mem = if self.mem_kib[i] > 0.0 {
+            self.free_mem_kib[i] / self.mem_kib[i]
+        } else {
+            0.0
+        };
+        cpu_weight * cpu + (1.0 - cpu_weight) * mem
+    }
+
+    fn best(&self, cpu_weight: f64) -> Option<u32> {
+        (0..self.ids.len())
+            .max_by(|&a, &b| {
+                self.score(a, cpu_weight)
+                    .total_cmp(&self.score(b, cpu_weight))
+                    .then(b.cmp(&a))
+            })
+            .map(|i| self.ids[i])
+    }
+
+    fn take(&mut self, node: u32, p: &ProcObs) {
+        if let Some(i) = self.index(node) {
+            let cpu = p.rates.map_or(0.0, |r| r.cpu_pct / 100.0);
+            self.free_cpus[i] = (self.free_cpus[i] - cpu).max(0.0);
+            self.free_mem_kib[i] = (self.free_mem_kib[i] - p.rss_kib as f64).max(0.0);
+        }
+    }
+}
+
+/// Keeps placement state between scans.
+#[derive(Debug, Default)]
+pub struct Planner {
+    state: HashMap<ProcKey, NodeState>,
+    /// The last numa_maps reading of each process (they are read only every few scans).
+    numa: HashMap<ProcKey, Vec<u64>>,
+}
+
+/// (node, share in percent) of the node holding most pages.
+fn majority(numa_kib: &[u64]) -> Option<(u32, u32)> {
+    let total: u64 = numa_kib.iter().sum();
+    if total == 0 {
+        return None;
+    }
+    let (node, &kib) = numa_kib
+        .iter()
+        .enumerate()
+        .max_by_key(|&(i, &k)| (k, std::cmp::Reverse(i)))?;
+    Some((node as u32, (kib * 100 / total) as u32))
+}
+
+fn share_of(numa_kib: &[u64], node: u32) -> u32 {
+    let total: u64 = numa_kib.iter().sum();
+    if total == 0 {
+        return 0;
+    }
+    (numa_kib.get(node as usize).copied().unwrap_or(0) * 100 / total) as u32
+}
+
+impl Planner {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn plan(
+        &mut self,
+        cands: &[Candidate<'_>],
+        topo: &Topology,
+        mut cap: Capacity,
+        cfg: &PlanConfig,
+    ) -> HashMap<ProcKey, NodePlan> {
+        let mut out = HashMap::with_capacity(cands.len());
+        for c in cands {
+            if let Some(n) = &c.proc.numa_kib {
+                self.numa.insert(c.proc.key(), n.clone());
+            }
+        }
+        let live: std::collections::HashSet<ProcKey> = cands.iter().map(|c| c.proc.key()).collect();
+        self.state.retain(|k, _| live.contains(k));
+        self.numa.retain(|k, _| live.contains(k));
+
+        if !cfg.numa || !topo.is_numa() {
+            let why = if cfg.numa {
+                "single node"
+            } else {
+                "numa planning off"
+            };
+            for c in cands {
+                let plan = match c.decision.node {
+                    Some(n) => NodePlan {
+                        node: Some(n),
+                        reason: "admin".into(),
+                    },
+                    None => NodePlan::none(why),
+                };
+                out.insert(c.proc.key(), plan);
+            }
+            return out;
+        }
+        let w = f64::from(cfg.cpu_weight_pct) / 100.0;
+
+        // Admin-fixed nodes first: they take capacity before anyone else.
+        for c in cands.iter().filter(|c| c.decision.node.is_some()) {
+            let node = c.decision.node.expect("filtered");
+            cap.take(node, c.proc);
+            self.state.insert(
+                c.proc.key(),
+                NodeState {
+                    current: Some(node),
+                    ..Default::default()
+                },
+            );
+            out.insert(
+                c.proc.key(),
+                NodePlan {
+                    node: Some(node),
+                    reason: "admin".into(),
+                },
+            );
+        }
+
+        // Server instances, one per node.
+        if cfg.spread_instances {
+            let mut groups: HashMap<(String, String), Vec<&Candidate<'_>>> = HashMap::new();
+            for c in cands
+                .iter()
+                .filter(|c| c.decision.spread && !out.contains_key(&c.proc.key()))
+            {
+                let exe = c
+                    .proc
+                    .exe
+                    .as_ref()
+                    .map(|e| e.display().to_string())
+                    .unwrap_or_else(|| c.proc.comm.clone());
+                groups
+                    .entry((c.decision.rule.clone(), exe))
+                    .or_default()
+                    .push(c);
+            }
+            let mut groups: Vec<_> = groups.into_iter().filter(|(_, v)| v.len() >= 2).collect();
+            groups.sort_by(|a, b| a.0.cmp(&b.0));
+            for ((rule, _), mut members) in groups {
+                members.sort_by_key(|c| c.proc.pid);
+                let per_node = members.len().div_ceil(topo.nodes.len());
+                let mut counts: HashMap<u32, usize> = HashMap::new();
+                let mut placed: HashMap<ProcKey, u32> = HashMap::new();
+                for c in &members {
+                    let cur = self.state.get(&c.proc.key()).and_then(|s| s.current);
+                    if let Some(n) = cur.filter(|n| {
+                        topo.node(*n).is_some() && counts.get(n).copied().unwrap_or(0) < per_node
+                    }) {
+                        *counts.entry(n).or_default() += 1;
+                        placed.insert(c.proc.key(), n);
+                    }
+                }
+                for c in &members {
+                    if placed.contains_key(&c.proc.key()) {
+                        continue;
+                    }
+                    let node = topo
+                        .nodes
+                        .iter()
+                        .map(|n| n.id)
+                        .min_by(|&a, &b| {
+                            let (ca, cb) = (
+                                counts.get(&a).copied().unwrap_or(0),
+                                counts.get(&b).copied().unwrap_or(0),
+                            );
+                            let (sa, sb) = (
+                                cap.index(a).map_or(0.0, |i| cap.score(i, w)),
+                                cap.index(b).map_or(0.0, |i| cap.score(i, w)),
+                            );
+                            ca.cmp(&cb).then(sb.total_cmp(&sa)).then(a.cmp(&b))
+                        })
+                        .expect("numa topology has nodes");
+                    *counts.entry(node).or_default() += 1;
+                    placed.insert(c.proc.key(), node);
+                }
+                let total = members.len();
+                for (i, c) in members.iter().enumerate() {
+                    let node = placed[&c.proc.key()];
+                    cap.take(node, c.proc);
+                    self.state.insert(
+                        c.proc.key(),
+                        NodeState {
+                            current: Some(node),
+                            ..Default::default()
+                        },
+                    );
+                    out.insert(
+                        c.proc.key(),
+                        NodePlan {
+                            node: Some(node),
+                            reason: format!("spread {}/{total} of {rule}", i + 1),
+                        },
+                    );
+                }
+            }
+        }
+
+        // Everyone else: majority of pages, else capacity for large processes.
+        let mut rest: Vec<&Candidate<'_>> = cands
+            .iter()
+            .filter(|c| !out.contains_key(&c.proc.key()))
+            .collect();
+        rest.sort_by_key(|c| std::cmp::Reverse(c.proc.rss_kib));
+        for c in rest {
+            let key = c.proc.key();
+            let numa = self.numa.get(&key).cloned();
+            let st = self.state.entry(key).or_default();
+            let plan = match numa.as_deref().and_then(majority) {
+                Some((node, share)) if share > cfg.majority_pct => match st.current {
+                    None => {
+                        st.current = Some(node);
+                        NodePlan {
+                            node: Some(node),
+                            reason: format!("majority {share}%"),
+                        }
+                    }
+                    Some(cur) if cur == node => {
+                        st.candidate = None;
+                        st.streak = 0;
+                        NodePlan {
+                            node: Some(node),
+                            reason: format!("majority {share}%"),
+                        }
+                    }
+                    Some(cur) => {
+                        let cur_share = numa.as_deref().map_or(0, |n| share_of(n, cur));
+                        if share < cur_share + cfg.hysteresis_pct {
+                            st.candidate = None;
+                            st.streak = 0;
+                            NodePlan {
+                                node: Some(cur),
+                                reason: format!(
+                                    "kept: node {node} leads by {} < {} points",
+                                    share.saturating_sub(cur_share),
+                                    cfg.hysteresis_pct
+                                ),
+                            }
+                        } else {
+                            if st.candidate == Some(node) {
+                                st.streak += 1;
+                            } else {
+                                st.candidate = Some(node);
+                                st.streak = 1;
+                            }
+                            if st.streak >= cfg.stable_scans {
+                                st.current = Some(node);
+                                st.candidate = None;
+                                st.streak = 0;
+                                NodePlan {
+                                    node: Some(node),
+                                    reason: format!("moved: majority {share}%"),
+                                }
+                            } else {
+                                NodePlan {
+                                    node: Some(cur),
+                                    reason: format!(
+                                        "kept: node {node} leads, scan {}/{}",
+                                        st.streak, cfg.stable_scans
+                                    ),
+                                }
+                            }
+                        }
+                    }
+                },
+                _ if c.proc.rss_kib >= cfg.large_rss_kib => match st.current {
+                    Some(cur) => NodePlan {
+                        node: Some(cur),
+                        reason: "capacity (kept)".into(),
+                    },
+                    None => match cap.best(w) {
+                        Some(node) => {
+                            st.current = Some(node);
+                            NodePlan {
+                                node: Some(node),
+                                reason: "capacity".into(),
+                            }
+                        }
+                        None => NodePlan::none("no capacity data"),
+                    },
+                },
+                _ => match st.current {
+                    // Pages spread out after a node was chosen: keep it until the numbers say otherwise.
+                    Some(cur) => NodePlan {
+                        node: Some(cur),
+                        reason: "kept: no majority".into(),
+                    },
+                    None if numa.is_none() => NodePlan::none("no numa_maps yet"),
+                    None => NodePlan::none("no majority node"),
+                },
+            };
+            if let Some(node) = plan.node {
+                cap.take(node, c.proc);
+            }
+            out.insert(key, plan);
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::classify::{Step, Verdict};
+    use crate::config::Config;
+    use crate::hint::HintClass;
+    use crate::observe::{test_proc, CpuSet, Node};
+
+    fn topo2() -> Topology {
+        let node = |id: u32, cpus: &str, free: u64| Node {
+            id,
+            cpus: CpuSet::from_list(cpus).unwrap(),
+            distances: vec![10, 21],
+            mem_total_kib: 16 << 20,
+            mem_free_kib: free,
+        };
+        Topology {
+            nodes: vec![node(0, "0-3", 4 << 20), node(1, "4-7", 12 << 20)],
+            online_cpus: CpuSet::from_list("0-7").unwrap(),
+        }
+    }
+
+    fn decision(rule: &str, spread: bool) -> Decision {
+        Decision {
+            verdict: Verdict::Class(HintClass::Throughput),
+            step: Step::Rule,
+            rule: rule.into(),
+            confidence: 0.9,
+            strict: false,
+            inherit: true,
+            spread,
+            node: None,
+            skipped_tids: vec![],
+        }
+    }
+
+    fn with_numa(pid: i32, numa: Vec<u64>) -> ProcObs {
+        let mut p = test_proc(pid, "svc");
+        p.rss_kib = numa.iter().sum();
+        p.numa_kib = Some(numa);
+        p
+    }
+
+    fn plan_one(planner: &mut Planner, p: &ProcObs, d: &Decision) -> NodePlan {
+        let cfg = Config::default().plan;
+        let topo = topo2();
+        let cap = Capacity::new(&topo, &[], &[]);
+        planner
+            .plan(
+                &[Candidate {
+                    proc: p,
+                    decision: d,
+                }],
+                &topo,
+                cap,
+                &cfg,
+            )
+            .remove(&p.key())
+            .unwrap()
+    }
+
+    #[test]
+    fn majority_node_wins_and_hysteresis_holds() {
+        let mut planner = Planner::new();
+        let d = decision("x", false);
+        let p = with_numa(10, vec![700, 300]);
+        assert_eq!(plan_one(&mut planner, &p, &d).node, Some(0));
+        // Node 1 takes the lead by 10 points only: not enough to move.
+        let p = with_numa(10, vec![450, 550]);
+        let plan = plan_one(&mut planner, &p, &d);
+        assert_eq!(plan.node, Some(0), "{}", plan.reason);
+        // A clear lead must last stable_scans (3) scans.
+        let p = with_numa(10, vec![200, 800]);
+        assert_eq!(plan_one(&mut planner, &p, &d).node, Some(0));
+        assert_eq!(plan_one(&mut planner, &p, &d).node, Some(0));
+        let plan = plan_one(&mut planner, &p, &d);
+        assert_eq!(plan.node, Some(1));
+        assert!(plan.reason.starts_with("moved"), "{}", plan.reason);
+    }
+
+    #[test]
+    fn large_process_without_majority_goes_to_free_capacity() {
+        let mut planner = Planner::new();
+        let d = decision("x", false);
+        let p = with_numa(11, vec![400 << 10, 400 << 10]);
+        let plan = plan_one(&mut planner, &p, &d);
+        assert_eq!((plan.node, plan.reason.as_str()), (Some(1), "capacity"));
+        let small = with_numa(12, vec![500, 500]);
+        assert_eq!(plan_one(&mut planner, &small, &d).node, None);
+    }
+
+    #[test]
+    fn instances_spread_one_per_node_and_stay() {
+        let cfg = Config::default().plan;
+        let topo = topo2();
+        let mut planner = Planner::new();
+        let d = decision("database", true);
+        let procs: Vec<ProcObs> = (20..22).map(|pid| with_numa(pid, vec![900, 100])).collect();
+        let run = |planner: &mut Planner| {
+            let cands: Vec<Candidate<'_>> = procs
+                .iter()
+                .map(|p| Candidate {
+                    proc: p,
+                    decision: &d,
+                })
+                .collect();
+            planner.plan(&cands, &topo, Capacity::new(&topo, &[], &[]), &cfg)
+        };
+        let first = run(&mut planner);
+        let mut nodes: Vec<u32> = first.values().filter_map(|p| p.node).collect();
+        nodes.sort();
+        assert_eq!(nodes, vec![0, 1]);
+        let second = run(&mut planner);
+        assert_eq!(first, second);
+    }
+
+    #[test]
+    fn single_node_machines_get_no_node() {
+        let mut planner = Planner::new();
+        let mut topo = topo2();
+        topo.nodes.truncate(1);
+        let p = with_numa(30, vec![100]);
+        let d = decision("x", false);
+        let plans = planner.plan(
+            &[Candidate {
+                proc: &p,
+                decision: &d,
+            }],
+            &topo,
+            Capacity::new(&topo, &[], &[]),
+            &Config::default().plan,
+        );
+        assert_eq!(
+            plans[&p.key()],
+            NodePlan {
+                node: None,
+                reason: "single node".into()
+            }
+        );
+    }
+
+    #[test]
+    fn capacity_uses_cpu_busy_time() {
+        let topo = topo2();
+        let before: Vec<CpuTime> = (0..8)
+            .map(|c| CpuTime {
+                cpu: c,
+                busy: 0,
+                total: 0,
+            })
+            .collect();
+        let after: Vec<CpuTime> = (0..8)
+            .map(|c| CpuTime {
+                cpu: c,
+                busy: if c < 4 { 100 } else { 0 },
+                total: 100,
+            })
+            .collect();
+        let cap = Capacity::new(&topo, &before, &after);
+        assert_eq!(cap.free_cpus, vec![0.0, 4.0]);
+        assert_eq!(cap.best(1.0), Some(1));
+    }
+}

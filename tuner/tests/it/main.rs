@@ -1,0 +1,10 @@
+//! The tuner's integration tests: one binary, real servers on 127.0.0.1.
+
+mod commands;
+mod daemon;
+mod errors;
+mod llm_fault;
+mod llm_once;
+mod llm_real;
+mod llm_support;
+mod support;

@@ -1,0 +1,109 @@
+#!/usr/bin/env bash
+# Inside the VM (patched kernel, sched_hint module loaded): the tuner applies hints through
+# /dev/sched_hint and this script reads them back from the kernel. Written for bash, kept to
+# what busybox sh also runs. Exit 0 when every check passes; the first failure exits 1.
+set -euo pipefail
+
+usage() {
+	cat <<USAGE
+usage: guest-check.sh [--tuner PATH]
+  Starts two stand-in workloads (comm "rustc" and "pipewire", copies of the tuner in its
+  internal bench-child mode), runs 'tuner once' and 'tuner run' with the ioctl backend,
+  and checks with 'tuner hint get' (the GET ioctl) and /proc/<pid>/sched that the kernel
+  holds what was decided: classes, sources, admin hints left alone, TTL, clear on exit.
+USAGE
+}
+
+TUNER=${TUNER:-tuner}
+while [ $# -gt 0 ]; do
+	case $1 in
+	--tuner) TUNER=$2; shift 2 ;;
+	-h | --help) usage; exit 0 ;;
+	*) usage >&2; exit 2 ;;
+	esac
+done
+
+WORK=$(mktemp -d)
+PIDS=""
+cleanup() {
+	for p in $PIDS; do kill "$p" 2>/dev/null || true; done
+	rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+fail() { echo "guest-check: FAIL: $*" >&2; exit 1; }
+ok() { echo "guest-check: ok: $*"; }
+
+[ -c /dev/sched_hint ] || fail "/dev/sched_hint is missing (module not loaded?)"
+TUNER=$(command -v "$TUNER") || fail "tuner binary not found"
+
+# Stand-in workloads: the tuner binary under another name gets that comm; its bench-child
+# mode idles with N threads until stdin closes (the fifo writer below keeps it open).
+start() { # name threads fd -> pid in $STARTED; fd keeps the fifo's write end open
+	ln -sf "$TUNER" "$WORK/$1"
+	mkfifo "$WORK/$1.in"
+	"$WORK/$1" bench-child --threads "$2" <"$WORK/$1.in" &
+	STARTED=$!
+	eval "exec $3>\"\$WORK/$1.in\""
+	PIDS="$PIDS $STARTED"
+}
+start rustc 2 8
+RUSTC=$STARTED
+start pipewire 3 9
+PIPEWIRE=$STARTED
+sleep 1
+
+cat >"$WORK/tuner.toml" <<TOML
+[daemon]
+interval_ms = 200
+ttl_scans = 10
+backend = "ioctl"
+on_exit = "clear"
+TOML
+T() { "$TUNER" -q --config "$WORK/tuner.toml" "$@"; }
+
+get() { T hint get "$1" --json; }
+expect() { # pid class source
+	out=$(get "$1")
+	echo "$out" | grep -q "\"class\": \"$2\"" || fail "pid $1: want class $2, kernel says: $out"
+	echo "$out" | grep -q "\"source\": \"$3\"" || fail "pid $1: want source $3, kernel says: $out"
+}
+
+T status | grep -q "^device .*abi 1" || fail "tuner status does not show the device"
+ok "status shows the device"
+
+T once --ttl-ms 0 --sample-ms 200 >"$WORK/once.txt" || fail "tuner once failed: $(cat "$WORK/once.txt")"
+grep -q "rule:compiler" "$WORK/once.txt" || fail "once did not decide rustc: $(cat "$WORK/once.txt")"
+expect "$RUSTC" batch rule
+expect "$PIPEWIRE" latency rule
+ok "once set rule hints the kernel reports back"
+
+if grep -q '^hint\.' "/proc/$RUSTC/sched"; then
+	grep -q '^hint\.class.*4' "/proc/$RUSTC/sched" || grep -q '^hint\.class.*batch' "/proc/$RUSTC/sched" ||
+		fail "/proc/$RUSTC/sched: $(grep '^hint\.' "/proc/$RUSTC/sched")"
+	ok "/proc/<pid>/sched agrees"
+fi
+
+T hint set "$RUSTC" --class background >/dev/null
+expect "$RUSTC" background admin
+T once --ttl-ms 0 --sample-ms 200 >/dev/null
+expect "$RUSTC" background admin
+ok "an admin hint survives a tuner pass"
+
+T hint clear "$RUSTC" >/dev/null
+get "$RUSTC" | grep -q '"hint": null' || fail "clear left: $(get "$RUSTC")"
+ok "clear"
+
+T run &
+DAEMON=$!
+PIDS="$PIDS $DAEMON"
+sleep 2
+expect "$RUSTC" batch rule
+get "$RUSTC" | grep -Eq '"ttl_ms": 0,?$' && fail "daemon hints carry no ttl: $(get "$RUSTC")"
+ok "the daemon hints with a ttl"
+kill -TERM "$DAEMON"
+wait "$DAEMON" || fail "daemon exit status $?"
+get "$RUSTC" | grep -q '"hint": null' || fail "on_exit = clear left: $(get "$RUSTC")"
+ok "SIGTERM clears the daemon's hints"
+
+echo "guest-check: all checks passed"
