@@ -17,9 +17,27 @@ mount -t debugfs debugfs /sys/kernel/debug
 mount -t 9p -o trans=virtio,version=9p2000.L,msize=262144 shjob /mnt
 ip link set lo up 2>/dev/null
 
+# The repository and the cache are shared on their own too: when they live under a folder
+# the guest mounts over (/tmp, /run), they reappear at their host paths.
+mount_share() {	# mount_share TAG PATH
+	[[ -n $2 && ! -d $2 ]] || return 0
+	case $2 in
+	/tmp/* | /run/* | /dev/* | /mnt/*) mkdir -p "$2" && mount -t 9p -o trans=virtio,version=9p2000.L,msize=262144,ro "$1" "$2" ;;
+	esac
+}
+
+# QEMU's user-mode network, when the host gave one (scripts/vm-run.sh --llm-port).
+if [[ -e /sys/class/net/eth0 ]]; then
+	ip link set eth0 up
+	ip addr add 10.0.2.15/24 dev eth0
+	ip route add default via 10.0.2.2
+fi
+
 rc=1
 if [[ -r /mnt/job.sh ]]; then
 	[[ -r /mnt/env ]] && source /mnt/env
+	mount_share shroot "${SH_ROOT:-}"
+	mount_share shcache "${SCHED_HINT_CACHE:-}"
 	cd /tmp
 	bash /mnt/job.sh 2>&1 | tee /mnt/job.log
 	rc=${PIPESTATUS[0]}

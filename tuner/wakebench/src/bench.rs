@@ -212,11 +212,12 @@ fn spawn_all(
             })?);
         }
         let (phase, start) = (Arc::clone(phase), start.clone());
+        let interval = Duration::from_micros(cfg.interval_us);
         threads.messages.push(spawn(format!("wb-msg{g}"), move || {
             if !start.enter(Role::Message) {
                 return Ok(0);
             }
-            workers::message_loop(&group, &phase).map_err(futex_err)
+            workers::message_loop(&group, &phase, interval).map_err(futex_err)
         })?);
     }
     for b in 0..cfg.background {

@@ -25,6 +25,10 @@ pub struct Args {
     /// CPU work per worker wakeup, in microseconds (a calibrated spin loop).
     #[arg(long, default_value_t = 50)]
     pub work_us: u64,
+    /// Think time of a message thread between rounds, in microseconds: requests that arrive
+    /// at a rate instead of back to back (0: the next round starts at once).
+    #[arg(long, default_value_t = 0)]
+    pub interval_us: u64,
     /// CPU-bound background threads.
     #[arg(long, default_value_t = 0)]
     pub background: usize,
@@ -84,6 +88,7 @@ pub struct Config {
     pub message_threads: usize,
     pub workers: usize,
     pub work_us: u64,
+    pub interval_us: u64,
     pub background: usize,
     #[serde(serialize_with = "ser_cpus")]
     pub cpus: Option<CpuList>,
@@ -141,12 +146,14 @@ impl TryFrom<Args> for Config {
         range("workers", a.workers as u64, 1, MAX_THREADS)?;
         range("background", a.background as u64, 0, MAX_THREADS)?;
         range("work-us", a.work_us, 0, MAX_WORK_US)?;
+        range("interval-us", a.interval_us, 0, MAX_WORK_US)?;
         seconds("duration-s", a.duration_s, 0.001)?;
         seconds("warmup-s", a.warmup_s, 0.0)?;
         Ok(Config {
             message_threads: a.message_threads,
             workers: a.workers,
             work_us: a.work_us,
+            interval_us: a.interval_us,
             background: a.background,
             cpus: a.cpus,
             hint_workers: a.hint_workers,

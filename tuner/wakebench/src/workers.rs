@@ -71,9 +71,10 @@ pub struct WorkerStats {
     pub cycles: u64,
 }
 
-/// The message thread's loop; returns the number of rounds it ran.
-pub fn message_loop(group: &Group, phase: &Phase) -> io::Result<u64> {
-    let result = rounds(group, phase);
+/// The message thread's loop; returns the number of rounds it ran. `interval` is the think
+/// time between rounds.
+pub fn message_loop(group: &Group, phase: &Phase, interval: Duration) -> io::Result<u64> {
+    let result = rounds(group, phase, interval);
     // Release the workers whatever happened, so they can be joined.
     for slot in group.slots.iter() {
         slot.state.store(EXIT, Ordering::Release);
@@ -82,7 +83,7 @@ pub fn message_loop(group: &Group, phase: &Phase) -> io::Result<u64> {
     result
 }
 
-fn rounds(group: &Group, phase: &Phase) -> io::Result<u64> {
+fn rounds(group: &Group, phase: &Phase, interval: Duration) -> io::Result<u64> {
     let n = group.slots.len() as u32;
     let mut rounds = 0;
     while !phase.shutdown.load(Ordering::Relaxed) {
@@ -103,6 +104,9 @@ fn rounds(group: &Group, phase: &Phase) -> io::Result<u64> {
             futex_wait(&group.pending.0, left, Some(REPLY_POLL))?;
         }
         rounds += 1;
+        if !interval.is_zero() {
+            std::thread::sleep(interval);
+        }
     }
     Ok(rounds)
 }
@@ -169,7 +173,7 @@ mod tests {
             })
             .collect();
         let (g, p) = (Arc::clone(&group), Arc::clone(&phase));
-        let msg = thread::spawn(move || message_loop(&g, &p).unwrap());
+        let msg = thread::spawn(move || message_loop(&g, &p, Duration::ZERO).unwrap());
         thread::sleep(Duration::from_millis(50));
         phase.measuring.store(true, Ordering::Relaxed);
         thread::sleep(Duration::from_millis(200));

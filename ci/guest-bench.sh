@@ -1,0 +1,78 @@
+#!/bin/bash
+# The guest half of `make bench`: runs as root in a guest booted by scripts/bench.sh, on the
+# patched or the baseline kernel (SH_BENCH_KERNEL), and appends "name value" lines to
+# $SH_OUT/bench.txt. Guest time is instruction-counted (-icount), so figures do not depend on
+# host load. Inputs: SH_BENCH_KERNEL, SH_MODULE, SH_SELFTESTS, SH_WAKEBENCH, SH_BENCH_QUICK.
+set -u
+out=$SH_OUT/bench.txt
+: >"$out"
+quick=${SH_BENCH_QUICK:-0}
+hb_loops=$((quick ? 50 : 200))
+lat_s=$((quick ? 3 : 10))
+numa_s=$((quick ? 5 : 20))
+
+emit() { echo "$1 $2" | tee -a "$out"; }
+
+hackbench_s() { hackbench -g 4 -l "$hb_loops" -s 100 2>&1 | sed -n 's/^Time: *//p'; }
+messaging_s() { perf bench sched messaging -g 4 -l "$hb_loops" 2>&1 | sed -n 's/.*Total time: *\([0-9.]*\).*/\1/p'; }
+
+# The hot path: the same two loads with no hint ever set, then with every task hinted. The
+# hinted class has its slice set to 0 (the base slice) so that the run measures the cost of
+# the checks, not a different schedule.
+hot_path() {
+	local tag=$1
+	emit "hackbench_s.$tag" "$(hackbench_s)"
+	emit "messaging_s.$tag" "$(messaging_s)"
+}
+
+if [[ $SH_BENCH_KERNEL == baseline ]]; then
+	hot_path baseline
+	exit 0
+fi
+
+insmod "$SH_MODULE" || exit 1
+chmod 0666 /dev/sched_hint
+ctl=$SH_SELFTESTS/sched_hint_ctl
+hot_path hints_off
+echo 0 >/sys/kernel/sched_hint/classes/throughput/slice_us
+# This shell and everything it starts: class throughput, inherited on fork.
+"$ctl" set $$ 3 -1 0 2 >/dev/null || exit 1
+hot_path hints_all
+"$ctl" clear $$ >/dev/null
+echo 6000 >/sys/kernel/sched_hint/classes/throughput/slice_us
+echo 0 >/sys/kernel/sched_hint/enabled
+echo 1 >/sys/kernel/sched_hint/enabled
+
+# The latency class: bursty request handlers (2 ms of work every 20 ms) sharing two CPUs with
+# four CPU-bound background threads; unhinted, then latency-hinted.
+lat() {
+	local tag=$1 class=$2 j
+	j=$("$SH_WAKEBENCH" --message-threads 1 --workers 2 --work-us 2000 --interval-us 20000 \
+		--background 4 --cpus 2,3 --hint-workers "$class" --duration-s "$lat_s" --warmup-s 1 \
+		--json 2>/dev/null) || { echo "wakebench failed: $tag"; return 1; }
+	emit "lat_p50_us.$tag" "$(jq -r .p50_us <<<"$j")"
+	emit "lat_p99_us.$tag" "$(jq -r .p99_us <<<"$j")"
+	emit "lat_p999_us.$tag" "$(jq -r .p999_us <<<"$j")"
+	emit "lat_rps.$tag" "$(jq -r .rps <<<"$j")"
+	emit "bg_iters_per_s.$tag" "$(jq -r .background_iters_per_s <<<"$j")"
+}
+lat unhinted none
+lat hinted latency
+
+# NUMA placement: memory first touched on node 0, the task hinted to node 1.
+numa() {
+	local tag=$1 line
+	shift
+	line=$("$SH_SELFTESTS/sched_hint_numa_bench" "$@" "$numa_s" 128) || return 1
+	echo "$line"
+	emit "numa_cpu_share_node1.$tag" "$(sed -n 's/.*cpu_share_node1=\([0-9.]*\).*/\1/p' <<<"$line")"
+	emit "numa_page_share_node1.$tag" "$(sed -n 's/.*page_share_node1=\([0-9.]*\).*/\1/p' <<<"$line")"
+}
+numa unhinted
+numa hinted --hint
+
+# ioctl cost.
+line=$("$SH_SELFTESTS/sched_hint_bench" 500 | tail -n1)
+for kv in $line; do emit "${kv%%=*}" "${kv#*=}"; done
+dmesg | grep -E 'BUG:|WARNING:|Oops' && exit 1
+exit 0

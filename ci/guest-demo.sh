@@ -1,0 +1,84 @@
+#!/bin/bash
+# The guest half of `make demo` (see scripts/demo.sh): a mixed workload, the tuner with the
+# local LLM (on the host, reached through QEMU's user-mode network), each hint with its
+# provenance, and a before/after table of wakeup latency and NUMA placement.
+# Inputs: SH_MODULE, SH_SELFTESTS, SH_TUNER, SH_WAKEBENCH, SH_DEMO_CONFIG.
+set -u
+demo=/tmp/sched_hint-demo
+mkdir -p "$demo"
+say() { printf '\n== %s\n' "$*"; }
+
+insmod "$SH_MODULE" || exit 1
+chmod 0666 /dev/sched_hint
+
+# The mix, under the names the tuner will see.
+cp "$SH_SELFTESTS/sched_hint_numa_bench" "$demo/llama-server"
+cp "$SH_WAKEBENCH" "$demo/frame-render"
+cp /usr/bin/yes "$demo/updatedb"
+cp /usr/bin/yes "$demo/ffmpeg"
+say "starting the mix"
+"$demo/llama-server" --first-touch 1 900 192 >"$demo/llama.out" &
+llama=$!
+"$demo/updatedb" >/dev/null &
+"$demo/updatedb" >/dev/null &
+"$demo/ffmpeg" >/dev/null &
+sleep 2
+node1_cpus=$(cat /sys/devices/system/node/node1/cpulist)
+echo "llama-server pid $llama: 192 MiB first touched on node 1 (CPUs $node1_cpus); 2 x updatedb, 1 x ffmpeg busy-looping"
+
+# Share of samples in which llama-server's main thread ran on node 1, over N seconds.
+placement() {
+	local on=0 n=0 cpu
+	for _ in $(seq $(($1 * 10))); do
+		cpu=$(awk '{print $39}' "/proc/$llama/stat" 2>/dev/null) || break
+		n=$((n + 1))
+		[[ $(cat "/sys/devices/system/cpu/cpu$cpu/topology/physical_package_id") == 1 ]] && on=$((on + 1))
+		sleep 0.1
+	done
+	awk -v a="$on" -v b="$n" 'BEGIN { printf "%.0f%%", b ? 100 * a / b : 0 }'
+}
+
+# frame-render: a bursty latency-sensitive loop (2 ms of work every 20 ms per worker).
+frame() {
+	"$demo/frame-render" --message-threads 1 --workers 2 --work-us 2000 --interval-us 20000 \
+		--duration-s 6 --warmup-s "$1" --json 2>/dev/null
+}
+
+say "before: no hints"
+before_place=$(placement 6) &
+before_json=$(frame 1)
+wait
+before_place=$(placement 3)
+
+say "the tuner, one pass, with the local LLM for what the rules leave open"
+"$demo/frame-render" --message-threads 1 --workers 2 --work-us 2000 --interval-us 20000 \
+	--duration-s 600 --warmup-s 0 >/dev/null 2>&1 &
+probe=$!
+sleep 2
+"$SH_TUNER" once -c "$SH_DEMO_CONFIG" >"$demo/once.txt" 2>"$demo/once.log"
+rc=$?
+grep -iE 'warn|error' "$demo/once.log" | head -5
+((rc == 0)) || { echo "tuner once failed ($rc)"; cat "$demo/once.log"; exit 1; }
+kill "$probe" 2>/dev/null
+# Each hint with its provenance: the class, the node, who decided and by which rule or model.
+grep -E '^PID|llama-server|frame-render|updatedb|ffmpeg|processes:' "$demo/once.txt"
+
+say "after: the tuner daemon keeps the hints (the model's answers come from its cache)"
+"$SH_TUNER" run -c "$SH_DEMO_CONFIG" >"$demo/run.log" 2>&1 &
+tuner=$!
+sleep 3
+after_json=$(frame 3)
+after_place=$(placement 6)
+"$SH_SELFTESTS/sched_hint_ctl" get "$llama" | sed 's/^/llama-server hint: /'
+kill -TERM "$tuner"
+wait "$tuner" 2>/dev/null
+
+say "before / after"
+printf '%-36s %12s %12s\n' "" before after
+for k in p50_us p99_us p999_us; do
+	printf '%-36s %12s %12s\n' "frame-render wakeup latency $k" \
+		"$(jq -r ".$k | floor" <<<"$before_json")" "$(jq -r ".$k | floor" <<<"$after_json")"
+done
+printf '%-36s %12s %12s\n' "llama-server samples on node 1" "$before_place" "$after_place"
+grep -c . /sys/kernel/sched_hint/stats/set >/dev/null && echo "hints set: $(cat /sys/kernel/sched_hint/stats/set), model-cache: $(ls -l "$demo"/llm-cache.json 2>/dev/null | awk '{print $5}') bytes"
+exit 0

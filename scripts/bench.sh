@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# `make bench`: patched vs baseline kernel in QEMU with two NUMA nodes, N alternating rounds,
+# then the tuner's own cost on the host. Writes results/bench/<time>/ (raw.csv, results.json,
+# summary.md, *.png) and prints the summary table.
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+
+usage() {
+	cat <<USAGE
+usage: scripts/bench.sh [--rounds N] [--quick] [--no-build] [--out DIR]
+  Each round boots the baseline kernel, then the patched kernel (A B A B ...), both with
+  instruction-counted guest time (-icount shift=0): guest figures do not move with host load.
+  --rounds N   rounds (default 5; medians over them, and a ratio per pair)
+  --quick      shorter runs (for a smoke test of the pipeline, not for numbers)
+USAGE
+}
+rounds=5 quick=0 build=1 out=
+while (($#)); do
+	case $1 in
+	--rounds) rounds=$2; shift ;;
+	--quick) quick=1 ;;
+	--no-build) build=0 ;;
+	--out) out=$2; shift ;;
+	-h | --help) usage; exit 0 ;;
+	*) usage >&2; exit 2 ;;
+	esac
+	shift
+done
+out=${out:-$SH_ROOT/results/bench/$(date -u +%Y%m%dT%H%M%SZ)}
+mkdir -p "$out"
+
+if ((build)); then
+	"$SH_ROOT/scripts/kernel.sh"
+	"$SH_ROOT/scripts/kernel.sh" --baseline
+	"$SH_ROOT/scripts/module.sh"
+	"$SH_ROOT/scripts/selftests.sh"
+	(cd "$SH_ROOT" && cargo build --release -q -p tuner -p sched-hint-wakebench)
+fi
+patched=$("$SH_ROOT/scripts/kernel.sh" --print-dir)
+baseline=$("$SH_ROOT/scripts/kernel.sh" --baseline --print-dir)
+envs=(--env "SH_MODULE=$("$SH_ROOT/scripts/module.sh" --print-ko)"
+	--env "SH_SELFTESTS=$("$SH_ROOT/scripts/selftests.sh" --print-dir)"
+	--env "SH_WAKEBENCH=$SH_ROOT/target/release/wakebench" --env "SH_BENCH_QUICK=$quick")
+
+{
+	echo "host: $(uname -r), $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
+	echo "qemu: $(qemu-system-x86_64 --version | head -n1)"
+	echo "patched: $(make -s -C "$SH_CACHE/linux" kernelversion) + $(wc -l <"$SH_ROOT/patches/series") patches ($(git -C "$SH_CACHE/linux" rev-parse --short HEAD))"
+	echo "baseline: $(make -s -C "$(sh_ksrc)" kernelversion)"
+	echo "guest: 4 vCPUs (2 sockets x 2 cores), 2 NUMA nodes x 1 GiB, -icount shift=0"
+} >"$out/environment.txt"
+cat "$out/environment.txt"
+
+echo "round,kernel,name,value" >"$out/raw.csv"
+for r in $(seq "$rounds"); do
+	for kernel in baseline patched; do
+		kdir=$patched
+		[[ $kernel == baseline ]] && kdir=$baseline
+		sh_log "round $r/$rounds: $kernel"
+		"$SH_ROOT/scripts/vm-run.sh" --kernel "$kdir" --job "$SH_ROOT/ci/guest-bench.sh" --icount \
+			--out "$out/vm/$kernel-$r" --timeout 1800 "${envs[@]}" --env "SH_BENCH_KERNEL=$kernel" \
+			>/dev/null || sh_die "$kernel guest failed in round $r (see $out/vm/$kernel-$r/console.log)"
+		while read -r name value; do
+			echo "$r,$kernel,$name,$value" >>"$out/raw.csv"
+		done <"$out/vm/$kernel-$r/bench.txt"
+	done
+done
+cp "$out/vm/patched-1/qemu.cmdline" "$out/qemu.cmdline"
+
+# The tuner's own cost, on this host.
+sh_log "tuner bench on this host"
+"$SH_ROOT/target/release/tuner" bench --procs 1000 --passes 30 --steady-s 20 \
+	>"$out/tuner-bench.txt" 2>"$out/tuner-bench.log" || sh_die "tuner bench failed (see $out/tuner-bench.log)"
+
+"$SH_VENV/bin/python" "$SH_ROOT/scripts/bench_report.py" "$out"

@@ -1,0 +1,150 @@
+#!/usr/bin/env python3
+"""Summarise a `make bench` run: medians over rounds, a ratio per round pair, goals, plots.
+
+Usage: bench_report.py RESULTS_DIR   (reads raw.csv, writes results.json, summary.md, *.png)
+"""
+import csv
+import json
+import statistics
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+
+def load(path):
+    """{(kernel, name): {round: value}}"""
+    data = defaultdict(dict)
+    with open(path) as f:
+        for row in csv.DictReader(f):
+            try:
+                data[(row["kernel"], row["name"])][int(row["round"])] = float(row["value"])
+            except ValueError:
+                continue
+    return data
+
+
+def series(data, kernel, name):
+    return data.get((kernel, name), {})
+
+
+def median(values):
+    values = list(values)
+    return statistics.median(values) if values else None
+
+
+def paired_ratio(a, b):
+    """Median over rounds of a[r] / b[r], for rounds where both exist."""
+    ratios = [a[r] / b[r] for r in a if r in b and b[r]]
+    return median(ratios), ratios
+
+
+def main():
+    out = Path(sys.argv[1])
+    data = load(out / "raw.csv")
+    rows = []
+    result = {"rounds": len({r for v in data.values() for r in v}), "metrics": {}}
+
+    def add(label, goal, value, ok, detail):
+        rows.append((label, goal, value, "met" if ok else ("not met" if ok is not None else "n/a"), detail))
+        result["metrics"][label] = {"goal": goal, "value": value, "met": ok, "detail": detail}
+
+    for bench in ("hackbench_s", "messaging_s"):
+        base = series(data, "baseline", bench)
+        for tag, goal in (("hints_off", 1.005), ("hints_all", 1.01)):
+            pat = series(data, "patched", f"{bench}.{tag}")
+            r, rs = paired_ratio(pat, {k: v for k, v in base.items()})
+            if r is None:
+                add(f"{bench} {tag} / baseline", f"<= {goal:.3f}", None, None, "no data")
+                continue
+            add(f"{bench} {tag} / baseline", f"<= {goal:.3f}", round(r, 4), r <= goal,
+                f"median {median(pat.values()):.4f} s vs {median(base.values()):.4f} s; per round "
+                + ", ".join(f"{x:.4f}" for x in rs))
+
+    p99_u = series(data, "patched", "lat_p99_us.unhinted")
+    p99_h = series(data, "patched", "lat_p99_us.hinted")
+    r, rs = paired_ratio(p99_u, p99_h)
+    add("latency p99 unhinted / hinted", ">= 3.0", r and round(r, 2), r is not None and r >= 3.0,
+        f"p99 {median(p99_u.values())} us -> {median(p99_h.values())} us; per round "
+        + ", ".join(f"{x:.2f}" for x in rs) if r else "no data")
+    bg_u = series(data, "patched", "bg_iters_per_s.unhinted")
+    bg_h = series(data, "patched", "bg_iters_per_s.hinted")
+    r, rs = paired_ratio(bg_h, bg_u)
+    add("background throughput hinted / unhinted", ">= 0.95", r and round(r, 3),
+        r is not None and r >= 0.95, "per round " + ", ".join(f"{x:.3f}" for x in rs) if r else "no data")
+
+    for name, goal in (("numa_cpu_share_node1", 0.99), ("numa_page_share_node1", 0.95)):
+        h = series(data, "patched", f"{name}.hinted")
+        u = series(data, "patched", f"{name}.unhinted")
+        m = median(h.values())
+        add(f"{name} (hinted to node 1)", f">= {goal}", m and round(m, 4), m is not None and m >= goal,
+            f"unhinted {median(u.values())}" if u else "")
+
+    for name in ("ioctl_get_info_us", "ioctl_set_us", "ioctl_batch1000_us"):
+        m = median(series(data, "patched", name).values())
+        add(name, "report", m, None, "median over rounds")
+
+    tuner = out / "tuner-bench.txt"
+    result["tuner_bench"] = tuner.read_text() if tuner.exists() else None
+    env = out / "environment.txt"
+    result["environment"] = env.read_text() if env.exists() else None
+
+    lines = ["| metric | goal | value | verdict | detail |", "| --- | --- | --- | --- | --- |"]
+    lines += [f"| {a} | {b} | {c} | {d} | {e} |" for a, b, c, d, e in rows]
+    table = "\n".join(lines)
+    (out / "summary.md").write_text(
+        f"# sched_hint benchmark\n\n```\n{result['environment'] or ''}```\n\n{table}\n\n"
+        f"## tuner cost (host)\n\n```\n{result['tuner_bench'] or ''}```\n")
+    (out / "results.json").write_text(json.dumps(result, indent=2))
+    plots(data, out)
+    print(table)
+    if result["tuner_bench"]:
+        print("\ntuner cost (host):\n" + result["tuner_bench"])
+    print(f"\nfull results: {out}")
+
+
+def plots(data, out):
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("matplotlib missing: no plots", file=sys.stderr)
+        return
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.5))
+    ax = axes[0]
+    labels, values = [], []
+    for bench in ("hackbench_s", "messaging_s"):
+        for kernel, tag in (("baseline", ""), ("patched", ".hints_off"), ("patched", ".hints_all")):
+            s = series(data, kernel, bench + tag)
+            if s:
+                labels.append(f"{bench.split('_')[0]}\n{(tag or '.baseline')[1:]}")
+                values.append(median(s.values()))
+    ax.bar(range(len(values)), values, color="#4c72b0")
+    ax.set_xticks(range(len(labels)), labels, fontsize=7)
+    ax.set_ylabel("guest seconds (median)")
+    ax.set_title("hot path: baseline vs patched")
+    ax = axes[1]
+    for i, tag in enumerate(("unhinted", "hinted")):
+        vals = [median(series(data, "patched", f"lat_{p}_us.{tag}").values()) or 0
+                for p in ("p50", "p99", "p999")]
+        ax.bar([x + i * 0.4 for x in range(3)], vals, width=0.4, label=tag)
+    ax.set_xticks([x + 0.2 for x in range(3)], ["p50", "p99", "p99.9"])
+    ax.set_ylabel("wakeup latency, us (median over rounds)")
+    ax.set_yscale("log")
+    ax.legend()
+    ax.set_title("latency class vs unhinted (4 CPU hogs)")
+    ax = axes[2]
+    for i, tag in enumerate(("unhinted", "hinted")):
+        vals = [median(series(data, "patched", f"{n}.{tag}").values()) or 0
+                for n in ("numa_cpu_share_node1", "numa_page_share_node1")]
+        ax.bar([x + i * 0.4 for x in range(2)], vals, width=0.4, label=tag)
+    ax.set_xticks([0.2, 1.2], ["CPU samples\non node 1", "pages\non node 1"])
+    ax.set_ylim(0, 1.05)
+    ax.legend()
+    ax.set_title("NUMA: task hinted to node 1")
+    fig.tight_layout()
+    fig.savefig(out / "bench.png", dpi=100)
+
+
+if __name__ == "__main__":
+    main()
