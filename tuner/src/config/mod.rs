@@ -309,7 +309,7 @@ impl Default for Config {
                 endpoint: "http://127.0.0.1:8080".into(),
                 endpoint_port: Some(8080),
                 pid_file: None,
-                timeout_ms: 5000,
+                timeout_ms: 30_000,
                 max_batch: 16,
                 min_confidence: 0.6,
                 cache_ttl_ms: 600_000,

@@ -94,7 +94,9 @@ T hint clear "$RUSTC" >/dev/null
 get "$RUSTC" | grep -q '"hint": null' || fail "clear left: $(get "$RUSTC")"
 ok "clear"
 
-T run &
+# Not through T: a shell function in the background is a subshell, and SIGTERM would kill
+# that subshell instead of reaching the daemon.
+"$TUNER" -q --config "$WORK/tuner.toml" run &
 DAEMON=$!
 PIDS="$PIDS $DAEMON"
 sleep 2
