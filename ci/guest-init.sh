@@ -39,8 +39,10 @@ if [[ -r /mnt/job.sh ]]; then
 	mount_share shroot "${SH_ROOT:-}"
 	mount_share shcache "${SCHED_HINT_CACHE:-}"
 	cd /tmp
-	bash /mnt/job.sh 2>&1 | tee /mnt/job.log
-	rc=${PIPESTATUS[0]}
+	# To a file, not through a pipe: a process the job leaves behind must not hold up the end.
+	bash /mnt/job.sh >/mnt/job.log 2>&1 </dev/null
+	rc=$?
+	cat /mnt/job.log
 else
 	echo "guest-init: no /mnt/job.sh"
 fi
