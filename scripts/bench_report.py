@@ -49,7 +49,7 @@ def main():
         result["metrics"][label] = {"goal": goal, "value": value, "met": ok, "detail": detail}
 
     for bench in ("hackbench_s", "messaging_s"):
-        base = series(data, "baseline", bench)
+        base = series(data, "baseline", f"{bench}.baseline")
         for tag, goal in (("hints_off", 1.005), ("hints_all", 1.01)):
             pat = series(data, "patched", f"{bench}.{tag}")
             r, rs = paired_ratio(pat, {k: v for k, v in base.items()})
