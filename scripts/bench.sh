@@ -7,19 +7,21 @@ source "$(dirname "$0")/lib.sh"
 
 usage() {
 	cat <<USAGE
-usage: scripts/bench.sh [--rounds N] [--quick] [--no-build] [--out DIR]
+usage: scripts/bench.sh [--rounds N] [--quick] [--no-build] [--llm-only] [--out DIR]
   Each round boots the baseline kernel, then the patched kernel (A B A B ...), both with
   instruction-counted guest time (-icount shift=0): guest figures do not move with host load.
   --rounds N   rounds (default 5; medians over them, and a ratio per pair)
   --quick      shorter runs (for a smoke test of the pipeline, not for numbers)
+  --llm-only   only the LLM phase: N idle/busy pairs with the tuner and the model in the guest
 USAGE
 }
-rounds=5 quick=0 build=1 out=
+rounds=5 quick=0 build=1 out= llm_only=0
 while (($#)); do
 	case $1 in
 	--rounds) rounds=$2; shift ;;
 	--quick) quick=1 ;;
 	--no-build) build=0 ;;
+	--llm-only) llm_only=1 ;;
 	--out) out=$2; shift ;;
 	-h | --help) usage; exit 0 ;;
 	*) usage >&2; exit 2 ;;
@@ -53,6 +55,7 @@ cat "$out/environment.txt"
 
 echo "round,kernel,name,value" >"$out/raw.csv"
 for r in $(seq "$rounds"); do
+	((llm_only)) && break
 	for kernel in baseline patched; do
 		kdir=$patched
 		[[ $kernel == baseline ]] && kdir=$baseline
@@ -65,7 +68,19 @@ for r in $(seq "$rounds"); do
 		done <"$out/vm/$kernel-$r/bench.txt"
 	done
 done
-cp "$out/vm/patched-1/qemu.cmdline" "$out/qemu.cmdline"
+((llm_only)) || cp "$out/vm/patched-1/qemu.cmdline" "$out/qemu.cmdline"
+
+# The LLM off the hot path: one patched boot with the server and the tuner inside the guest,
+# N pairs of idle/busy measurements (the model takes minutes to load in an emulated guest,
+# so it is loaded once). Lines are "name@pair value".
+sh_log "LLM phase: $rounds idle/busy pairs"
+"$SH_ROOT/scripts/vm-run.sh" --kernel "$patched" --job "$SH_ROOT/ci/guest-bench-llm.sh" --icount \
+	--out "$out/vm/llm" --timeout 5400 "${envs[@]}" --env "SH_BENCH_PAIRS=$rounds" \
+	--env "SH_TUNER=$SH_ROOT/target/release/tuner" >/dev/null ||
+	sh_die "LLM phase failed (see $out/vm/llm/console.log)"
+while read -r name value; do
+	echo "${name##*@},llm,${name%@*},$value" >>"$out/raw.csv"
+done <"$out/vm/llm/bench.txt"
 
 # The tuner's own cost, on this host.
 sh_log "tuner bench on this host"

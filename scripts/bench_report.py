@@ -38,6 +38,32 @@ def paired_ratio(a, b):
     return median(ratios), ratios
 
 
+def llm_rows(data, add):
+    """The LLM off the hot path: paired busy/idle wakeup p99, within the idle runs' own noise."""
+    idle = series(data, "llm", "llm_lat_p99_us.idle")
+    busy = series(data, "llm", "llm_lat_p99_us.busy")
+    r, rs = paired_ratio(busy, idle)
+    if r is None:
+        add("latency p99 LLM busy / idle", "<= 1.0 within noise", None, None, "no data")
+        return
+    # Noise: half the spread of the idle p99 over the pairs, relative to its median.
+    mid = median(idle.values())
+    noise = (max(idle.values()) - min(idle.values())) / 2 / mid if mid else 0.0
+    tokens = series(data, "llm", "llm_tokens.busy")
+    idle_tokens = series(data, "llm", "llm_tokens.idle")
+    reqs = series(data, "llm", "llm_requests.busy")
+    busy_ok = bool(tokens) and min(tokens.values()) > 0
+    add("latency p99 LLM busy / idle", f"<= 1.0 + noise ({noise:.2f})", round(r, 3),
+        r <= 1.0 + noise and busy_ok,
+        f"p99 idle {mid:.0f} us, busy {median(busy.values()):.0f} us; per pair "
+        + ", ".join(f"{x:.2f}" for x in rs)
+        + f"; model tokens during busy runs {sorted(int(v) for v in tokens.values())}, "
+        f"idle runs {sorted(int(v) for v in idle_tokens.values())}; "
+        f"tuner requests {sorted(int(v) for v in reqs.values())}")
+    rb, _ = paired_ratio(series(data, "llm", "llm_rps.busy"), series(data, "llm", "llm_rps.idle"))
+    add("requests/s LLM busy / idle", "report", rb and round(rb, 3), None, "median of pairs")
+
+
 def main():
     out = Path(sys.argv[1])
     data = load(out / "raw.csv")
@@ -78,6 +104,8 @@ def main():
         m = median(h.values())
         add(f"{name} (hinted to node 1)", f">= {goal}", m and round(m, 4), m is not None and m >= goal,
             f"unhinted {median(u.values())}" if u else "")
+
+    llm_rows(data, add)
 
     for name in ("ioctl_get_info_us", "ioctl_set_us", "ioctl_batch1000_us"):
         m = median(series(data, "patched", name).values())

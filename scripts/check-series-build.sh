@@ -22,17 +22,24 @@ git -C "$tree" worktree remove --force "$scratch" 2>/dev/null || rm -rf "$scratc
 git -C "$tree" worktree prune
 git -C "$tree" worktree add -q --detach "$scratch" base
 mkdir -p "$build"
-if [[ ! -f $build/.config ]]; then
-	cp "$SH_CACHE/build/patched/.config" "$build/.config" 2>/dev/null ||
-		sh_die "build the patched kernel first (make kernel)"
-fi
 n=0
+start=$(date +%s)
 for c in $commits; do
 	n=$((n + 1))
 	git -C "$scratch" checkout -q --detach "$c"
 	sh_log "patch $n: $(git -C "$scratch" log -1 --format=%s)"
+	# The config is made afresh at every step from the same fragment: a symbol the series has
+	# not added yet is dropped, and comes back (with its fragment value) once it exists.
+	make -s -C "$scratch" O="$build" "${kargs[@]}" tinyconfig >/dev/null
+	KCONFIG_CONFIG=$build/.config "$scratch/scripts/kconfig/merge_config.sh" -m -O "$build" \
+		"$build/.config" "$SH_ROOT/configs/sched_hint.config" >/dev/null
 	make -s -C "$scratch" O="$build" "${kargs[@]}" olddefconfig >/dev/null
-	make -s -C "$scratch" O="$build" "${kargs[@]}" all
+	if grep -q "^config SCHED_HINT$" "$scratch/init/Kconfig" &&
+		! grep -qx 'CONFIG_SCHED_HINT=y' "$build/.config"; then
+		sh_die "patch $n: CONFIG_SCHED_HINT exists but is not enabled"
+	fi
+	make -s -C "$scratch" O="$build" "${kargs[@]}" all ||
+		sh_die "patch $n does not build: $(git -C "$scratch" log -1 --format=%s)"
 done
 git -C "$tree" worktree remove --force "$scratch"
-sh_log "each of the $n patches builds"
+sh_log "each of the $n patches builds ($(($(date +%s) - start)) s)"

@@ -71,7 +71,10 @@ qemu=(qemu-system-x86_64 "${accel[@]}" -cpu max -m "$mem_mib" -smp 4,sockets=2,c
 	-device virtio-9p-pci,fsdev=cache,mount_tag=shcache
 	-display none -monitor none -serial stdio -no-reboot)
 if [[ -n $llm_port ]]; then
-	qemu+=(-netdev "user,id=n0,restrict=on,guestfwd=tcp:10.0.2.100:8080-tcp:127.0.0.1:$llm_port"
+	# One bridge process per guest connection (a 'tcp:' target connects only once, at start).
+	bridge="$(command -v python3) $SH_ROOT/scripts/tcp_bridge.py 127.0.0.1 $llm_port"
+	[[ $bridge != *,* ]] || sh_die "--llm-port: a comma in '$bridge' would split QEMU's option"
+	qemu+=(-netdev "user,id=n0,restrict=on,guestfwd=tcp:10.0.2.100:8080-cmd:$bridge"
 		-device virtio-net-pci,netdev=n0)
 else
 	qemu+=(-nic none)

@@ -85,7 +85,8 @@ int main(int argc, char **argv)
 	}
 	end = sh_now_us() + seconds * 1e6;
 	while (sh_now_us() < end) {
-		for (off = 0; off < len; off += page * 16)
+		/* Every page: the share reported is of the whole buffer. */
+		for (off = 0; off < len; off += page)
 			buf[off]++;
 		samples++;
 		if (CPU_ISSET(sched_getcpu(), &node1))

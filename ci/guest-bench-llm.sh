@@ -1,0 +1,121 @@
+#!/bin/bash
+# The LLM phase of `make bench` (see scripts/bench.sh), in a guest on the patched kernel:
+# wakeup latency of latency-hinted request handlers next to CPU hogs while the tuner and a
+# local LLM server, both inside this guest, are busy classifying, against the same with the
+# server loaded but idle and no tuner. Pairs alternate their order to cancel drift.
+# Appends "name@pair value" lines to $SH_OUT/bench.txt.
+# Inputs: SH_MODULE, SH_TUNER, SH_WAKEBENCH, SH_BENCH_QUICK, SH_BENCH_PAIRS.
+set -u
+out=$SH_OUT/bench.txt
+: >"$out"
+quick=${SH_BENCH_QUICK:-0}
+pairs=${SH_BENCH_PAIRS:-5}
+lat_s=$((quick ? 3 : 6))
+work=/tmp/llm-bench
+mkdir -p "$work"
+
+emit() { echo "$1 $2" | tee -a "$out"; }
+die() { echo "guest-bench-llm: $*"; exit 1; }
+
+insmod "$SH_MODULE" || die "insmod failed"
+
+# The server runs where the scheduler puts it (wakebench keeps to CPUs 2-3, so it has room);
+# the tuner finds and never hints it.
+port=$("$SH_ROOT/scripts/llm-server.sh" start --run-dir "$work/llm" --wait-s 1200) ||
+	die "the LLM server did not start"
+metric() { curl -fsS --max-time 5 "$1" 2>/dev/null | awk -v m="$2" '$1 == m { print $2 }'; }
+llm_tokens() {
+	local p d
+	p=$(metric "http://127.0.0.1:$port/metrics" llamacpp:prompt_tokens_total)
+	d=$(metric "http://127.0.0.1:$port/metrics" llamacpp:tokens_predicted_total)
+	awk -v a="${p:-0}" -v b="${d:-0}" 'BEGIN { printf "%d\n", a + b }'
+}
+
+# Something for the model to classify: active processes that no rule covers, each its own
+# binary so each is its own question.
+for i in 1 2 3 4; do
+	cp /bin/bash "$work/svc-$i"
+	"$work/svc-$i" -c 'while :; do sleep 0.25; done' &
+done
+sed "s|@PORT@|$port|" >"$work/tuner.toml" <<'CONF'
+[daemon]
+interval_ms = 1000
+ttl_scans = 10
+backend = "ioctl"
+on_exit = "clear"
+[exclude]
+comm = ["wakebench", "wb-*"]
+[rules]
+defaults = false
+paths = []
+[heuristics]
+enabled = false
+# Everything active goes to the model, and every answer is asked again a second later: the
+# server never rests while the tuner runs.
+[external]
+enabled = true
+kind = "llm"
+endpoint = "http://127.0.0.1:@PORT@"
+timeout_ms = 600000
+max_batch = 4
+min_confidence = 0.0
+cache_ttl_ms = 1000
+[llm]
+model = "smollm2"
+cache_path = ""
+health_wait_ms = 60000
+retry_down_ms = 1000
+[llm.ceilings]
+default = "latency"
+[metrics]
+enabled = true
+listen = "127.0.0.1:9464"
+CONF
+"$SH_TUNER" config check "$work/tuner.toml" || die "bad tuner config"
+
+lat() {
+	"$SH_WAKEBENCH" --message-threads 1 --workers 2 --work-us 2000 --interval-us 20000 \
+		--background 4 --cpus 2,3 --hint-workers latency --duration-s "$lat_s" --warmup-s 1 \
+		--json 2>/dev/null | head -n1
+}
+
+# One measurement; "busy" runs it with the tuner up and a request in flight.
+measure() {
+	local mode=$1 pair=$2 tuner= j t0 t1 reqs=0
+	if [[ $mode == busy ]]; then
+		"$SH_TUNER" run -c "$work/tuner.toml" >"$work/tuner-$pair.log" 2>&1 &
+		tuner=$!
+		for _ in $(seq 600); do
+			reqs=$(metric http://127.0.0.1:9464/metrics tuner_external_requests_total)
+			((${reqs:-0} > 0)) && break
+			sleep 0.5
+		done
+		((${reqs:-0} > 0)) || die "the tuner sent no request to the model (log: $(tail -n3 "$work/tuner-$pair.log"))"
+	fi
+	t0=$(llm_tokens)
+	j=$(lat) || die "wakebench failed"
+	t1=$(llm_tokens)
+	if [[ -n $tuner ]]; then
+		reqs=$(metric http://127.0.0.1:9464/metrics tuner_external_requests_total)
+		kill -TERM "$tuner"
+		wait "$tuner"
+	fi
+	emit "llm_lat_p50_us.$mode@$pair" "$(jq -r .p50_us <<<"$j")"
+	emit "llm_lat_p99_us.$mode@$pair" "$(jq -r .p99_us <<<"$j")"
+	emit "llm_rps.$mode@$pair" "$(jq -r .rps <<<"$j")"
+	# Evidence that the server worked (or rested) during the measurement.
+	emit "llm_tokens.$mode@$pair" "$((t1 - t0))"
+	[[ $mode == busy ]] && emit "llm_requests.busy@$pair" "${reqs:-0}"
+	return 0
+}
+
+for p in $(seq "$pairs"); do
+	if ((p % 2)); then
+		measure idle "$p" && measure busy "$p"
+	else
+		measure busy "$p" && measure idle "$p"
+	fi || exit 1
+done
+"$SH_ROOT/scripts/llm-server.sh" stop --run-dir "$work/llm" >/dev/null
+kill $(jobs -p) 2>/dev/null
+exit 0
