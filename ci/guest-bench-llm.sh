@@ -74,14 +74,14 @@ CONF
 "$SH_TUNER" config check "$work/tuner.toml" || die "bad tuner config"
 
 lat() {
-	"$SH_WAKEBENCH" --message-threads 1 --workers 2 --work-us 2000 --interval-us 20000 \
+	"$SH_WAKEBENCH" --message-threads 1 --workers 2 --work-us 300 --interval-us 20000 \
 		--background 4 --cpus 2,3 --hint-workers latency --duration-s "$lat_s" --warmup-s 1 \
 		--json 2>/dev/null | head -n1
 }
 
 # One measurement; "busy" runs it with the tuner up and a request in flight.
 measure() {
-	local mode=$1 pair=$2 tuner= j t0 t1 reqs=0
+	local mode=$1 pair=$2 tuner= j t0 t1 b0 b1 reqs=0
 	if [[ $mode == busy ]]; then
 		"$SH_TUNER" run -c "$work/tuner.toml" >"$work/tuner-$pair.log" 2>&1 &
 		tuner=$!
@@ -93,7 +93,9 @@ measure() {
 		((${reqs:-0} > 0)) || die "the tuner sent no request to the model (log: $(tail -n3 "$work/tuner-$pair.log"))"
 	fi
 	t0=$(llm_tokens)
+	b0=$(metric "http://127.0.0.1:$port/metrics" llamacpp:requests_processing)
 	j=$(lat) || die "wakebench failed"
+	b1=$(metric "http://127.0.0.1:$port/metrics" llamacpp:requests_processing)
 	t1=$(llm_tokens)
 	if [[ -n $tuner ]]; then
 		reqs=$(metric http://127.0.0.1:9464/metrics tuner_external_requests_total)
@@ -103,8 +105,10 @@ measure() {
 	emit "llm_lat_p50_us.$mode@$pair" "$(jq -r .p50_us <<<"$j")"
 	emit "llm_lat_p99_us.$mode@$pair" "$(jq -r .p99_us <<<"$j")"
 	emit "llm_rps.$mode@$pair" "$(jq -r .rps <<<"$j")"
-	# Evidence that the server worked (or rested) during the measurement.
+	# Evidence that the server worked (or rested) during the measurement: tokens counted and
+	# requests in progress at both ends (a request can outlast the window).
 	emit "llm_tokens.$mode@$pair" "$((t1 - t0))"
+	emit "llm_processing.$mode@$pair" "$(awk -v a="${b0:-0}" -v b="${b1:-0}" 'BEGIN { print (a < b ? a : b) }')"
 	[[ $mode == busy ]] && emit "llm_requests.busy@$pair" "${reqs:-0}"
 	return 0
 }

@@ -39,9 +39,9 @@ placement() {
 	awk -v a="$on" -v b="$n" 'BEGIN { printf "%.0f%%", b ? 100 * a / b : 0 }'
 }
 
-# frame-render: a bursty latency-sensitive loop (2 ms of work every 20 ms per worker).
+# frame-render: a bursty latency-sensitive loop (300 us of work every 20 ms per worker).
 frame() {
-	"$demo/frame-render" --message-threads 1 --workers 2 --work-us 2000 --interval-us 20000 \
+	"$demo/frame-render" --message-threads 1 --workers 2 --work-us 300 --interval-us 20000 \
 		--duration-s 6 --warmup-s "$1" --json 2>/dev/null
 }
 
@@ -50,7 +50,7 @@ before_json=$(frame 1)
 before_place=$(placement 6)
 
 say "the tuner, one pass, with the local LLM for what the rules leave open"
-"$demo/frame-render" --message-threads 1 --workers 2 --work-us 2000 --interval-us 20000 \
+"$demo/frame-render" --message-threads 1 --workers 2 --work-us 300 --interval-us 20000 \
 	--duration-s 600 --warmup-s 0 >/dev/null 2>&1 &
 probe=$!
 sleep 2

@@ -260,6 +260,13 @@ fn register_and_hint(
         if class != HintClass::None {
             setter.set_thread_class(r.tid, class)?;
         }
+        if r.role != Role::Background && cfg.slice_us != 0 {
+            sys::set_fair_slice(r.tid, cfg.slice_us * 1_000).map_err(|errno| Error::Slice {
+                tid: r.tid,
+                slice_us: cfg.slice_us,
+                errno,
+            })?;
+        }
     }
     Ok(regs)
 }

@@ -38,6 +38,11 @@ pub struct Args {
     /// sched_hint class for workers and message threads.
     #[arg(long, default_value = "none", value_parser = parse_class)]
     pub hint_workers: HintClass,
+    /// A custom EEVDF slice for workers and message threads, in microseconds, set with
+    /// sched_setattr() (the stock kernel's own latency knob, 100..=100000; 0: none): the
+    /// baseline a class hint is compared against.
+    #[arg(long, default_value_t = 0)]
+    pub slice_us: u64,
     /// sched_hint class for background threads.
     #[arg(long, default_value = "none", value_parser = parse_class)]
     pub hint_background: HintClass,
@@ -93,6 +98,7 @@ pub struct Config {
     #[serde(serialize_with = "ser_cpus")]
     pub cpus: Option<CpuList>,
     pub hint_workers: HintClass,
+    pub slice_us: u64,
     pub hint_background: HintClass,
     pub device: PathBuf,
     pub duration_s: f64,
@@ -111,6 +117,9 @@ fn ser_cpus<S: serde::Serializer>(cpus: &Option<CpuList>, s: S) -> Result<S::Ok,
 const MAX_THREADS: u64 = 1024;
 const MAX_WORK_US: u64 = 1_000_000;
 const MAX_SECONDS: f64 = 86_400.0;
+/// The kernel's bounds for a custom slice (sched_setattr's sched_runtime for SCHED_OTHER).
+const MIN_SLICE_US: u64 = 100;
+const MAX_SLICE_US: u64 = 100_000;
 
 fn range(flag: &'static str, got: u64, min: u64, max: u64) -> Result<(), ConfigError> {
     if (min..=max).contains(&got) {
@@ -147,6 +156,9 @@ impl TryFrom<Args> for Config {
         range("background", a.background as u64, 0, MAX_THREADS)?;
         range("work-us", a.work_us, 0, MAX_WORK_US)?;
         range("interval-us", a.interval_us, 0, MAX_WORK_US)?;
+        if a.slice_us != 0 {
+            range("slice-us", a.slice_us, MIN_SLICE_US, MAX_SLICE_US)?;
+        }
         seconds("duration-s", a.duration_s, 0.001)?;
         seconds("warmup-s", a.warmup_s, 0.0)?;
         Ok(Config {
@@ -157,6 +169,7 @@ impl TryFrom<Args> for Config {
             background: a.background,
             cpus: a.cpus,
             hint_workers: a.hint_workers,
+            slice_us: a.slice_us,
             hint_background: a.hint_background,
             device: a.device,
             duration_s: a.duration_s,
@@ -262,5 +275,12 @@ mod tests {
         assert!(parse(&["--warmup-s=-1"]).is_err());
         assert!(parse(&["--work-us", "2000000"]).is_err());
         assert!(parse(&["--warmup-s", "0"]).is_ok());
+        assert_eq!(
+            parse(&["--slice-us", "99"]).unwrap_err(),
+            "--slice-us must be between 100 and 100000, got 99"
+        );
+        assert!(parse(&["--slice-us", "100001"]).is_err());
+        assert_eq!(parse(&["--slice-us", "0"]).unwrap().slice_us, 0);
+        assert_eq!(parse(&["--slice-us", "500"]).unwrap().slice_us, 500);
     }
 }

@@ -33,6 +33,39 @@ pub fn current_affinity() -> Result<CpuSet, Errno> {
     nix::sched::sched_getaffinity(Pid::from_raw(0))
 }
 
+/// `struct sched_attr` as of SCHED_ATTR_SIZE_VER0 (48 bytes), the part a fair slice needs.
+#[repr(C)]
+struct SchedAttr {
+    size: u32,
+    policy: u32,
+    flags: u64,
+    nice: i32,
+    priority: u32,
+    runtime_ns: u64,
+    deadline_ns: u64,
+    period_ns: u64,
+}
+
+/// Gives thread `tid` SCHED_OTHER at nice 0 with a custom EEVDF slice of `slice_ns`.
+pub fn set_fair_slice(tid: i32, slice_ns: u64) -> Result<(), Errno> {
+    let attr = SchedAttr {
+        size: std::mem::size_of::<SchedAttr>() as u32,
+        policy: libc::SCHED_OTHER as u32,
+        flags: 0,
+        nice: 0,
+        priority: 0,
+        runtime_ns: slice_ns,
+        deadline_ns: 0,
+        period_ns: 0,
+    };
+    // SAFETY: `attr` is a fully initialised sched_attr whose `size` says how much the kernel
+    // may read, and it outlives the call; the kernel does not keep the pointer.
+    let rc = unsafe {
+        libc::syscall(libc::SYS_sched_setattr, tid, &attr as *const SchedAttr, 0u32)
+    };
+    Errno::result(rc).map(drop)
+}
+
 /// Sleeps while `word` holds `expected`. Returns on a wake, when the word already differs
 /// (EAGAIN), on a signal (EINTR) or when `timeout` runs out; callers re-check the word.
 pub fn futex_wait(word: &AtomicU32, expected: u32, timeout: Option<Duration>) -> io::Result<()> {
