@@ -13,7 +13,7 @@ numa_s=$((quick ? 5 : 20))
 
 emit() { echo "$1 $2" | tee -a "$out"; }
 
-hb_reps=$((quick ? 5 : 9))
+hb_reps=$((quick ? 1 : 5))
 hackbench_s() { hackbench -g 4 -l "$hb_loops" -s 100 2>&1 | sed -n 's/^Time: *//p'; }
 messaging_s() { perf bench sched messaging -g 4 -l "$hb_loops" 2>&1 | sed -n 's/.*Total time: *\([0-9.]*\).*/\1/p'; }
 # The median of hb_reps runs: one run is a fraction of a second, and its spread between boots

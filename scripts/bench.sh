@@ -12,7 +12,8 @@ usage: scripts/bench.sh [--rounds N] [--quick] [--no-build] [--llm-only] [--out 
   instruction-counted guest time (-icount shift=0): guest figures do not move with host load.
   --rounds N   rounds (default 5; medians over them, and a ratio per pair)
   --quick      shorter runs (for a smoke test of the pipeline, not for numbers)
-  --llm-only   only the LLM phase: N idle/busy pairs with the tuner and the model in the guest
+  --llm-only   only the LLM phase (N idle/busy pairs: the tuner in the guest, the model on
+               this host); with --out of an earlier run, its rows join that run's report
 USAGE
 }
 rounds=5 quick=0 build=1 out= llm_only=0
@@ -44,7 +45,7 @@ envs=(--env "SH_MODULE=$("$SH_ROOT/scripts/module.sh" --print-ko)"
 	--env "SH_SELFTESTS=$("$SH_ROOT/scripts/selftests.sh" --print-dir)"
 	--env "SH_WAKEBENCH=$SH_ROOT/target/release/wakebench" --env "SH_BENCH_QUICK=$quick")
 
-{
+[[ $llm_only == 1 && -s $out/environment.txt ]] || {
 	echo "host: $(uname -r), $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
 	echo "qemu: $(qemu-system-x86_64 --version | head -n1)"
 	echo "patched: $(make -s -C "$SH_CACHE/linux" kernelversion) + $(wc -l <"$SH_ROOT/patches/series") patches ($(git -C "$SH_CACHE/linux" rev-parse --short HEAD))"
@@ -53,7 +54,8 @@ envs=(--env "SH_MODULE=$("$SH_ROOT/scripts/module.sh" --print-ko)"
 } >"$out/environment.txt"
 cat "$out/environment.txt"
 
-echo "round,kernel,name,value" >"$out/raw.csv"
+# --llm-only may add its rows to an earlier run's folder (--out).
+[[ $llm_only == 1 && -s $out/raw.csv ]] || echo "round,kernel,name,value" >"$out/raw.csv"
 for r in $(seq "$rounds"); do
 	((llm_only)) && break
 	for kernel in baseline patched; do
@@ -70,15 +72,17 @@ for r in $(seq "$rounds"); do
 done
 ((llm_only)) || cp "$out/vm/patched-1/qemu.cmdline" "$out/qemu.cmdline"
 
-# The LLM off the hot path: one patched boot with the server and the tuner inside the guest,
-# N pairs of idle/busy measurements (the model takes minutes to load in an emulated guest,
-# so it is loaded once). Lines are "name@pair value".
+# The LLM off the hot path: one patched boot, the tuner in the guest and the local LLM server
+# on this host (through QEMU's user-mode network), N pairs of idle/busy measurements. Lines
+# are "name@pair". Its failure is reported, but does not throw away the rounds above.
 sh_log "LLM phase: $rounds idle/busy pairs"
-# Its failure is reported, but does not throw away the rounds above.
 rc=0
-if "$SH_ROOT/scripts/vm-run.sh" --kernel "$patched" --job "$SH_ROOT/ci/guest-bench-llm.sh" --icount \
-	--out "$out/vm/llm" --timeout 5400 "${envs[@]}" --env "SH_BENCH_PAIRS=$rounds" \
-	--env "SH_TUNER=$SH_ROOT/target/release/tuner" >/dev/null; then
+llm_run=$(mktemp -d "${TMPDIR:-/tmp}/sched_hint-bench-llm.XXXXXX")
+trap '"$SH_ROOT/scripts/llm-server.sh" stop --run-dir "$llm_run" >/dev/null 2>&1 || true; rm -rf "$llm_run"' EXIT
+if port=$("$SH_ROOT/scripts/llm-server.sh" start --run-dir "$llm_run") &&
+	"$SH_ROOT/scripts/vm-run.sh" --kernel "$patched" --job "$SH_ROOT/ci/guest-bench-llm.sh" --icount --icount-sleep \
+		--out "$out/vm/llm" --timeout 3600 --llm-port "$port" "${envs[@]}" \
+		--env "SH_BENCH_PAIRS=$rounds" --env "SH_TUNER=$SH_ROOT/target/release/tuner" >/dev/null; then
 	while read -r name value; do
 		echo "${name##*@},llm,${name%@*},$value" >>"$out/raw.csv"
 	done <"$out/vm/llm/bench.txt"
@@ -87,6 +91,7 @@ else
 	sh_log "LLM phase failed (see $out/vm/llm/job.log); the report has no row for it"
 	tail -n 5 "$out/vm/llm/job.log" >&2 || true
 fi
+cp "$llm_run/llm-server.log" "$out/llm-server.log" 2>/dev/null || true
 
 # The tuner's own cost, on this host.
 sh_log "tuner bench on this host"

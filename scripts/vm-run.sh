@@ -8,6 +8,7 @@ usage() {
 	cat <<USAGE
 usage: scripts/vm-run.sh --kernel BUILD_DIR --job SCRIPT [--out DIR] [--timeout SEC]
                          [--env NAME=VALUE]... [--cmdline ARGS] [--mem-mib N] [--icount]
+                         [--icount-sleep]
                          [--llm-port PORT]
   Guest: 4 vCPUs as 2 sockets x 2 cores, NUMA node 0 = CPUs 0-1, node 1 = CPUs 2-3,
   N/2 MiB each (default N=2048). SCRIPT runs as root with \$SH_ROOT (this repository)
@@ -18,12 +19,15 @@ usage: scripts/vm-run.sh --kernel BUILD_DIR --job SCRIPT [--out DIR] [--timeout 
   way out is 10.0.2.100:8080, forwarded to 127.0.0.1:PORT on the host (the local LLM server).
   --icount runs the vCPUs in one thread with guest time tied to executed instructions
   (1 ns each): timings inside the guest no longer depend on host load (see MEASURING.md).
+  --icount-sleep (with --icount) lets guest time follow the host clock while every vCPU is
+  idle, instead of jumping to the next timer: needed when the guest waits on the host (the
+  LLM server), whose answer would otherwise arrive after the guest's timeouts.
   SCHED_HINT_ACCEL (default tcg) picks the QEMU accelerator: /dev/kvm here is a nested
   hypervisor that hangs ordinary guests.
 USAGE
 }
 
-kdir= job= out= timeout_s=600 cmdline_extra= mem_mib=2048 envs=() icount=0 llm_port=
+kdir= job= out= timeout_s=600 cmdline_extra= mem_mib=2048 envs=() icount=0 icount_sleep=off llm_port=
 while (($#)); do
 	case $1 in
 	--kernel) kdir=$2; shift ;;
@@ -34,6 +38,7 @@ while (($#)); do
 	--cmdline) cmdline_extra=$2; shift ;;
 	--mem-mib) mem_mib=$2; shift ;;
 	--icount) icount=1 ;;
+	--icount-sleep) icount_sleep=on ;;
 	--llm-port) llm_port=$2; shift ;;
 	-h | --help) usage; exit 0 ;;
 	*) usage >&2; exit 2 ;;
@@ -55,7 +60,7 @@ cp "$job" "$out/job.sh"
 
 half=$((mem_mib / 2))
 accel=(-accel "${SCHED_HINT_ACCEL:-tcg}")
-((icount)) && accel=(-accel tcg,thread=single -icount shift=0,sleep=off,align=off)
+((icount)) && accel=(-accel tcg,thread=single -icount "shift=0,sleep=$icount_sleep,align=off")
 qemu=(qemu-system-x86_64 "${accel[@]}" -cpu max -m "$mem_mib" -smp 4,sockets=2,cores=2,threads=1
 	-object "memory-backend-ram,id=m0,size=${half}M" -object "memory-backend-ram,id=m1,size=${half}M"
 	-numa node,nodeid=0,cpus=0-1,memdev=m0 -numa node,nodeid=1,cpus=2-3,memdev=m1

@@ -26,7 +26,11 @@ pub enum Error {
     #[error(transparent)]
     Hint(#[from] HintError),
     #[error("cannot give tid {tid} a {slice_us} us slice with sched_setattr: {errno}")]
-    Slice { tid: i32, slice_us: u64, errno: Errno },
+    Slice {
+        tid: i32,
+        slice_us: u64,
+        errno: Errno,
+    },
     #[error("cannot start thread {name}: {source}")]
     Spawn { name: String, source: io::Error },
     #[error("benchmark threads did not start within {0} s")]

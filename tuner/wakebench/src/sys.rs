@@ -61,7 +61,12 @@ pub fn set_fair_slice(tid: i32, slice_ns: u64) -> Result<(), Errno> {
     // SAFETY: `attr` is a fully initialised sched_attr whose `size` says how much the kernel
     // may read, and it outlives the call; the kernel does not keep the pointer.
     let rc = unsafe {
-        libc::syscall(libc::SYS_sched_setattr, tid, &attr as *const SchedAttr, 0u32)
+        libc::syscall(
+            libc::SYS_sched_setattr,
+            tid,
+            &attr as *const SchedAttr,
+            0u32,
+        )
     };
     Errno::result(rc).map(drop)
 }
