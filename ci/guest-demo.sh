@@ -16,16 +16,19 @@ cp "$SH_SELFTESTS/sched_hint_numa_bench" "$demo/llama-server"
 cp "$SH_WAKEBENCH" "$demo/frame-render"
 cp /usr/bin/yes "$demo/updatedb"
 cp /usr/bin/yes "$demo/ffmpeg"
+# A small periodic agent that no rule and no heuristic covers: the model's case.
+cp /bin/bash "$demo/metrics-agent"
 say "starting the mix"
 "$demo/llama-server" --first-touch 1 900 192 >"$demo/llama.out" 2>&1 &
 llama=$!
 "$demo/updatedb" >/dev/null 2>&1 &
 "$demo/updatedb" >/dev/null 2>&1 &
 "$demo/ffmpeg" >/dev/null 2>&1 &
+"$demo/metrics-agent" -c 'while :; do sleep 0.2; done' >/dev/null 2>&1 &
 mix=$(jobs -p)
 sleep 2
 node1_cpus=$(cat /sys/devices/system/node/node1/cpulist)
-echo "llama-server pid $llama: 192 MiB first touched on node 1 (CPUs $node1_cpus); 2 x updatedb, 1 x ffmpeg busy-looping"
+echo "llama-server pid $llama: 192 MiB first touched on node 1 (CPUs $node1_cpus); 2 x updatedb, 1 x ffmpeg busy-looping; metrics-agent waking 5 times a second"
 
 # Share of samples in which llama-server's main thread ran on node 1, over N seconds.
 placement() {
@@ -60,7 +63,7 @@ grep -iE 'warn|error' "$demo/once.log" | head -5
 ((rc == 0)) || { echo "tuner once failed ($rc)"; cat "$demo/once.log"; exit 1; }
 kill "$probe" 2>/dev/null
 # Each hint with its provenance: the class, the node, who decided and by which rule or model.
-grep -E '^PID|llama-server|frame-render|updatedb|ffmpeg|processes:' "$demo/once.txt"
+grep -E '^PID|llama-server|frame-render|updatedb|ffmpeg|metrics-agent|processes:' "$demo/once.txt"
 
 say "after: the tuner daemon keeps the hints (the model's answers come from its cache)"
 "$SH_TUNER" run -c "$SH_DEMO_CONFIG" >"$demo/run.log" 2>&1 &
