@@ -63,7 +63,7 @@ run_selftest() {	# prints the harness's TAP; 4 = all skipped is passed through
 
 unload_with_active_hints() {
 	local ctl=$SH_SELFTESTS/sched_hint_ctl pid i
-	sleep 600 &
+	sleep infinity &
 	pid=$!
 	for i in $(seq 100); do
 		if ((i > 1)); then insmod "$SH_MODULE" || return 1; fi
@@ -99,7 +99,7 @@ tuner_in_guest() {
 	echo "$out" | head -c 2000
 	echo
 	"$ctl" get "$pid" || { kill $pid; return 1; }
-	"$ctl" get "$pid" | grep -q 'class=[1-5]' || { echo "tuner set no hint on rsync ($pid)"; kill $pid; return 1; }
+	grep -q "class=[1-5]" <<<"$("$ctl" get "$pid")" || { echo "tuner set no hint on rsync ($pid)"; kill $pid; return 1; }
 	kill $pid
 }
 

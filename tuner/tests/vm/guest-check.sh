@@ -65,11 +65,13 @@ T() { "$TUNER" -q --config "$WORK/tuner.toml" "$@"; }
 get() { T hint get "$1" --json; }
 expect() { # pid class source
 	out=$(get "$1")
-	echo "$out" | grep -q "\"class\": \"$2\"" || fail "pid $1: want class $2, kernel says: $out"
-	echo "$out" | grep -q "\"source\": \"$3\"" || fail "pid $1: want source $3, kernel says: $out"
+	grep -q "\"class\": \"$2\"" <<<"$out" || fail "pid $1: want class $2, kernel says: $out"
+	grep -q "\"source\": \"$3\"" <<<"$out" || fail "pid $1: want source $3, kernel says: $out"
 }
 
-T status | grep -q "^device .*abi 1" || fail "tuner status does not show the device"
+# Output captured first: `grep -q` quits at the first match, and the writer must not see EPIPE.
+st=$(T status) || fail "tuner status failed"
+grep -q "^device .*abi 1" <<<"$st" || fail "tuner status does not show the device: $st"
 ok "status shows the device"
 
 T once --ttl-ms 0 --sample-ms 200 >"$WORK/once.txt" || fail "tuner once failed: $(cat "$WORK/once.txt")"
@@ -91,7 +93,8 @@ expect "$RUSTC" background admin
 ok "an admin hint survives a tuner pass"
 
 T hint clear "$RUSTC" >/dev/null
-get "$RUSTC" | grep -q '"hint": null' || fail "clear left: $(get "$RUSTC")"
+h=$(get "$RUSTC")
+grep -q '"hint": null' <<<"$h" || fail "clear left: $h"
 ok "clear"
 
 # Not through T: a shell function in the background is a subshell, and SIGTERM would kill
@@ -105,7 +108,8 @@ get "$RUSTC" | grep -Eq '"ttl_ms": 0,?$' && fail "daemon hints carry no ttl: $(g
 ok "the daemon hints with a ttl"
 kill -TERM "$DAEMON"
 wait "$DAEMON" || fail "daemon exit status $?"
-get "$RUSTC" | grep -q '"hint": null' || fail "on_exit = clear left: $(get "$RUSTC")"
+h=$(get "$RUSTC")
+grep -q '"hint": null' <<<"$h" || fail "on_exit = clear left: $h"
 ok "SIGTERM clears the daemon's hints"
 
 echo "guest-check: all checks passed"
