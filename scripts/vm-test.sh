@@ -73,7 +73,7 @@ if ((baseline)); then
 	run_phase baseline --icount --timeout 1200 || rc=$?
 else
 	run_phase functional --timeout $((debug ? 2400 : 1200)) || rc=$?
-	((debug)) || run_phase sched --icount --timeout 1200 || rc=$((rc ? rc : $?))
+	((debug)) || run_phase sched --icount --icount-sleep --timeout 1200 || rc=$((rc ? rc : $?))
 fi
 pass=0 fail=0 skip=0
 for t in "$out"/*/job.log; do
