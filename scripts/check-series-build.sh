@@ -30,10 +30,7 @@ for c in $commits; do
 	sh_log "patch $n: $(git -C "$scratch" log -1 --format=%s)"
 	# The config is made afresh at every step from the same fragment: a symbol the series has
 	# not added yet is dropped, and comes back (with its fragment value) once it exists.
-	make -s -C "$scratch" O="$build" "${kargs[@]}" tinyconfig >/dev/null
-	KCONFIG_CONFIG=$build/.config "$scratch/scripts/kconfig/merge_config.sh" -m -O "$build" \
-		"$build/.config" "$SH_ROOT/configs/sched_hint.config" >/dev/null
-	make -s -C "$scratch" O="$build" "${kargs[@]}" olddefconfig >/dev/null
+	sh_kconfig "$scratch" "$build" "$SH_ROOT/configs/sched_hint.config"
 	if grep -q "^config SCHED_HINT$" "$scratch/init/Kconfig" &&
 		! grep -qx 'CONFIG_SCHED_HINT=y' "$build/.config"; then
 		sh_die "patch $n: CONFIG_SCHED_HINT exists but is not enabled"

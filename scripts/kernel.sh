@@ -114,10 +114,7 @@ fi
 cfg_want=$(cat "${fragments[@]}" | sha256sum | cut -c1-16)
 if [[ ! -f $build/.config || $(cat "$build/.sched_hint-config" 2>/dev/null) != "$cfg_want" ]]; then
 	sh_log "kernel $flavour: configuring from tinyconfig + ${fragments[*]##*/}"
-	make -s -C "$src" O="$build" "${kargs[@]}" tinyconfig >/dev/null
-	KCONFIG_CONFIG=$build/.config "$src/scripts/kconfig/merge_config.sh" -m -O "$build" \
-		"$build/.config" "${fragments[@]}" >/dev/null
-	make -s -C "$src" O="$build" "${kargs[@]}" olddefconfig >/dev/null
+	sh_kconfig "$src" "$build" "${fragments[@]}"
 	# A fragment line that Kconfig silently dropped would give a kernel that tests
 	# something else; fail loudly instead. The baseline has no SCHED_HINT symbols.
 	missing=0

@@ -35,3 +35,14 @@ sh_kmake_args() {
 	printf '%s\n' "LLVM=$SH_LLVM" "RUSTC=$SH_RUSTC" "HOSTRUSTC=$SH_RUSTC" \
 		"RUSTDOC=$SH_RUSTDOC" "BINDGEN=$SH_BINDGEN" "-j$SH_JOBS"
 }
+
+# sh_kconfig SRC BUILD FRAGMENT...: BUILD/.config from SRC's tinyconfig plus the fragments.
+sh_kconfig() {
+	local src=$1 build=$2 kargs
+	shift 2
+	mapfile -t kargs < <(sh_kmake_args)
+	make -s -C "$src" O="$build" "${kargs[@]}" tinyconfig >/dev/null
+	KCONFIG_CONFIG=$build/.config "$src/scripts/kconfig/merge_config.sh" -m -O "$build" \
+		"$build/.config" "$@" >/dev/null
+	make -s -C "$src" O="$build" "${kargs[@]}" olddefconfig >/dev/null
+}

@@ -9,14 +9,12 @@ usage() {
 	cat <<USAGE
 usage: scripts/llm-server.sh start  [--port N] [--run-dir DIR] [--model PATH] [--alias NAME]
                                     [--ctx N] [--api-key-file FILE] [--watch-pid PID]
-                                    [--wait-s N]
        scripts/llm-server.sh stop   [--run-dir DIR]
        scripts/llm-server.sh status [--run-dir DIR]
   start   launches the server on 127.0.0.1 with one thread, waits until /health answers ok
           and prints the port on stdout. --port 0 (the default) lets the kernel pick a free
           port. --watch-pid makes the server exit when that process does (for tests).
           --api-key-file makes the server require that key as a bearer token.
-          --wait-s bounds the wait for /health (default 60; an emulated guest needs more).
   stop    sends SIGTERM to the server and waits for it to exit.
   status  prints "running PORT" (exit 0) or "stopped" (exit 3).
   Files in the run dir: llm-server.pid, llm-server.port, llm-server.log.
@@ -69,7 +67,7 @@ cmd=${1:-}
 [[ -n $cmd ]] || { usage >&2; exit 2; }
 shift
 port=0 run_dir=${XDG_RUNTIME_DIR:-/tmp}/sched_hint-llm
-model=$SH_MODELS/SmolLM2-135M-Instruct.Q4_1.gguf alias=smollm2 ctx=4096 key_file= watch_pid=0 wait_s=60
+model=$SH_MODELS/SmolLM2-135M-Instruct.Q4_1.gguf alias=smollm2 ctx=4096 key_file= watch_pid=0
 while (($#)); do
 	case $1 in
 	--port) port=$2; shift 2 ;;
@@ -79,13 +77,12 @@ while (($#)); do
 	--ctx) ctx=$2; shift 2 ;;
 	--api-key-file) key_file=$2; shift 2 ;;
 	--watch-pid) watch_pid=$2; shift 2 ;;
-	--wait-s) wait_s=$2; shift 2 ;;
 	-h | --help) usage; exit 0 ;;
 	*) usage >&2; exit 2 ;;
 	esac
 done
-[[ $port =~ ^[0-9]+$ && $ctx =~ ^[0-9]+$ && $watch_pid =~ ^[0-9]+$ && $wait_s =~ ^[0-9]+$ ]] ||
-	sh_die "--port, --ctx, --watch-pid and --wait-s take numbers"
+[[ $port =~ ^[0-9]+$ && $ctx =~ ^[0-9]+$ && $watch_pid =~ ^[0-9]+$ ]] ||
+	sh_die "--port, --ctx and --watch-pid take numbers"
 
 pid_file=$run_dir/llm-server.pid
 port_file=$run_dir/llm-server.port
@@ -121,7 +118,7 @@ do_start() {
 	pid=$!
 	printf '%s\n' "$pid" >"$pid_file"
 	local i
-	for ((i = 0; i < wait_s * 10; i++)); do
+	for ((i = 0; i < 600; i++)); do
 		if ! kill -0 "$pid" 2>/dev/null; then
 			tail -n 20 "$log_file" >&2
 			rm -f "$pid_file"
@@ -135,7 +132,7 @@ do_start() {
 		sleep 0.1
 	done
 	kill "$pid" 2>/dev/null || true
-	sh_die "server did not become healthy in $wait_s s (log: $log_file)"
+	sh_die "server did not become healthy in 60 s (log: $log_file)"
 }
 
 do_stop() {

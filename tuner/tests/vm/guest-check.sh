@@ -104,7 +104,8 @@ DAEMON=$!
 PIDS="$PIDS $DAEMON"
 sleep 2
 expect "$RUSTC" batch rule
-get "$RUSTC" | grep -Eq '"ttl_ms": 0,?$' && fail "daemon hints carry no ttl: $(get "$RUSTC")"
+h=$(get "$RUSTC")
+grep -Eq '"ttl_ms": 0,?$' <<<"$h" && fail "daemon hints carry no ttl: $h"
 ok "the daemon hints with a ttl"
 kill -TERM "$DAEMON"
 wait "$DAEMON" || fail "daemon exit status $?"
