@@ -120,5 +120,28 @@ for p in $(seq "$pairs"); do
 		measure busy "$p" && measure idle "$p"
 	fi || exit 1
 done
+
+# What one binary costs in model requests with the shipped answer cache (the pairs above
+# expire every answer after a second to keep the server busy): the tuner runs a number of
+# passes, then its counters say how many requests it sent and how many binaries it learned.
+sed '/^cache_ttl_ms/d' "$work/tuner.toml" >"$work/tuner-cached.toml"
+passes=$((quick ? 10 : 20))
+"$SH_TUNER" run -c "$work/tuner-cached.toml" >"$work/tuner-cached.log" 2>&1 &
+tuner=$!
+scans=0
+for _ in $(seq 1200); do
+	scans=$(metric http://127.0.0.1:9464/metrics tuner_scans_total)
+	((${scans:-0} >= passes)) && break
+	sleep 0.5
+done
+m=$(curl -fsS --max-time 5 http://127.0.0.1:9464/metrics)
+kill -TERM "$tuner"
+wait "$tuner"
+((${scans:-0} >= passes)) || die "the tuner made ${scans:-0} of $passes passes (log: $(tail -n3 "$work/tuner-cached.log"))"
+val() { awk -v m="$1" '$1 == m { print $2 }' <<<"$m"; }
+emit llm_cache_passes "$scans"
+emit llm_cache_requests "$(val tuner_llm_requests_total)"
+emit llm_cache_binaries "$(val tuner_llm_cached_binaries)"
+emit llm_cache_dropped "$(val tuner_llm_dropped_total)"
 kill $(jobs -p) 2>/dev/null
 exit 0

@@ -84,6 +84,8 @@ if port=$("$SH_ROOT/scripts/llm-server.sh" start --run-dir "$llm_run") &&
 		--out "$out/vm/llm" --timeout 3600 --llm-port "$port" "${envs[@]}" \
 		--env "SH_BENCH_PAIRS=$rounds" --env "SH_TUNER=$SH_ROOT/target/release/tuner" >/dev/null; then
 	while read -r name value; do
+		# Lines without "@pair" are measured once: round 1.
+		[[ $name == *@* ]] || name+=@1
 		echo "${name##*@},llm,${name%@*},$value" >>"$out/raw.csv"
 	done <"$out/vm/llm/bench.txt"
 else

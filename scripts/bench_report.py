@@ -65,6 +65,16 @@ def llm_rows(data, add):
         f"tuner requests {sorted(int(v) for v in reqs.values())}")
     rb, _ = paired_ratio(series(data, "llm", "llm_rps.busy"), series(data, "llm", "llm_rps.idle"))
     add("requests/s LLM busy / idle", "report", rb and round(rb, 3), None, "median of pairs")
+    one = lambda name: series(data, "llm", name).get(1)
+    reqs, bins = one("llm_cache_requests"), one("llm_cache_binaries")
+    if reqs is None or not bins:
+        add("model requests per binary (answer cache on)", "<= 1.0", None, None, "no data")
+        return
+    # One question per binary is the cache's promise; batching may make it less.
+    add("model requests per binary (answer cache on)", "<= 1.0", round(reqs / bins, 3),
+        reqs / bins <= 1.0,
+        f"{int(reqs)} requests for {int(bins)} binaries over {int(one('llm_cache_passes') or 0)} passes; "
+        f"{int(one('llm_cache_dropped') or 0)} answers or entries dropped by validation")
 
 
 def main():

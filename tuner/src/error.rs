@@ -62,6 +62,12 @@ impl Error {
         }
     }
 
+    /// Stdout's reader went away (`| head`, `| grep -q`): it has read all it wanted, so
+    /// the command ends quietly with success instead of a panic or an error message.
+    pub fn is_broken_pipe(&self) -> bool {
+        matches!(self, Error::Io { source, .. } if source.kind() == std::io::ErrorKind::BrokenPipe)
+    }
+
     pub fn exit_code(&self) -> u8 {
         match self {
             Error::Config(_) | Error::Usage(_) => EXIT_USAGE,

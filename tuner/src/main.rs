@@ -38,6 +38,7 @@ fn main() -> ExitCode {
     }
     match tuner::commands::dispatch(cli) {
         Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.is_broken_pipe() => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("tuner: error: {e}");
             ExitCode::from(e.exit_code())

@@ -1,8 +1,35 @@
-//! Tables and JSON for the commands.
+//! Tables and JSON for the commands, and the one way they reach stdout.
 
 use std::fmt::Write as _;
+use std::io::Write as _;
 
 use crate::engine::Row;
+use crate::error::Error;
+
+/// Writes to stdout and returns the failure instead of panicking as `print!` does: a
+/// reader that goes away early (`tuner hint get 1 | grep -q ...`) is an ordinary event.
+pub fn emit(args: std::fmt::Arguments<'_>) -> Result<(), Error> {
+    let mut out = std::io::stdout().lock();
+    out.write_fmt(args)
+        .and_then(|()| out.flush())
+        .map_err(|e| Error::io("cannot write to stdout", e))
+}
+
+/// `print!` through [`emit`]; evaluates to its `Result`.
+macro_rules! out {
+    ($($arg:tt)*) => {
+        $crate::output::emit(format_args!($($arg)*))
+    };
+}
+
+/// `println!` through [`emit`]; evaluates to its `Result`.
+macro_rules! outln {
+    ($($arg:tt)*) => {
+        $crate::output::emit(format_args!("{}\n", format_args!($($arg)*)))
+    };
+}
+
+pub(crate) use {out, outln};
 
 /// Left-aligned columns separated by two spaces; the last column is not padded.
 pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {

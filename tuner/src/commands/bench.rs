@@ -19,6 +19,7 @@ use crate::observe::snapshot::{NumaRead, Observer};
 use crate::observe::synthetic::{ScratchDir, SyntheticHost};
 use crate::observe::sysfs::SysfsSource;
 use crate::output::table;
+use crate::output::{out, outln};
 
 struct Timings {
     observe_ms: Vec<f64>,
@@ -321,8 +322,8 @@ pub fn bench(args: BenchArgs) -> Result<(), Error> {
         .iter()
         .map(|(name, t)| timing_row(name, t, passes))
         .collect();
-    print!("{}", table(&header, &rows));
-    println!("(ms: wall-clock medians; cpu ms: median CPU time of the pass, user + system)");
+    out!("{}", table(&header, &rows))?;
+    outln!("(ms: wall-clock medians; cpu ms: median CPU time of the pass, user + system)")?;
     for (name, t) in &runs {
         let (wall, cpu) = (percentile(&t.total_ms, 0.5), percentile(&t.cpu_ms, 0.5));
         let verdict = if t.procs < 1000 {
@@ -332,7 +333,7 @@ pub fn bench(args: BenchArgs) -> Result<(), Error> {
         } else {
             "missed"
         };
-        println!("goal < 20 ms per pass over 1000 processes, {name}: {verdict} ({wall:.2} ms wall, {cpu:.2} ms cpu)");
+        outln!("goal < 20 ms per pass over 1000 processes, {name}: {verdict} ({wall:.2} ms wall, {cpu:.2} ms cpu)")?;
     }
 
     if args.steady_s > 0 {
@@ -355,11 +356,11 @@ pub fn bench(args: BenchArgs) -> Result<(), Error> {
             format!("{:.1}", s.rss_kib as f64 / 1024.0),
             format!("{:.1}", s.hwm_kib as f64 / 1024.0),
         ];
-        print!("{}", table(&header, &[row]));
-        println!(
+        out!("{}", table(&header, &[row]))?;
+        outln!(
             "goal: < 0.5 % of a core: {}",
             if s.cpu_pct < 0.5 { "met" } else { "missed" }
-        );
+        )?;
     }
     Ok(())
 }

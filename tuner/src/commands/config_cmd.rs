@@ -5,6 +5,7 @@ use std::path::Path;
 use crate::classify::rules::{export_toml, DEFAULT_ORIGIN};
 use crate::config::{Config, ConfigError, DEFAULT_PATH};
 use crate::error::Error;
+use crate::output::{out, outln};
 
 pub fn check(path: Option<&Path>) -> Result<(), Error> {
     let shown = path.map_or_else(
@@ -24,10 +25,10 @@ pub fn check(path: Option<&Path>) -> Result<(), Error> {
         .filter(|r| r.origin.starts_with(DEFAULT_ORIGIN))
         .count();
     let manual = cfg.manual.len();
-    println!(
+    outln!(
         "ok: {shown}: {manual} manual entries, {} user rules, {embedded} embedded rules",
         rules.len() - embedded - manual
-    );
+    )?;
     Ok(())
 }
 
@@ -41,10 +42,10 @@ pub fn export_rules(path: Option<&Path>, llm_cache: bool) -> Result<(), Error> {
         };
         let cache =
             crate::llm::load_cache(cache_path).map_err(|e| Error::Runtime(e.to_string()))?;
-        print!("{}", crate::llm::export::export_cache(&cache, cache_path));
+        out!("{}", crate::llm::export::export_cache(&cache, cache_path))?;
         return Ok(());
     }
     let (_, rules) = super::load(path)?;
-    print!("{}", export_toml(&rules.rules));
+    out!("{}", export_toml(&rules.rules))?;
     Ok(())
 }

@@ -12,6 +12,7 @@ use crate::metrics::Metrics;
 use crate::observe::procfs::ProcfsSource;
 use crate::observe::sysfs::SysfsSource;
 use crate::observe::{ObserveError, ProcSource, ScanOptions, SysSource};
+use crate::output::outln;
 
 fn sink(cfg: &Config, backend: Option<BackendArg>) -> Result<Box<dyn HintSink>, Error> {
     let choice = backend.map_or(cfg.daemon.backend, Into::into);
@@ -77,7 +78,7 @@ pub fn set(path: Option<&Path>, args: HintSetArgs) -> Result<(), Error> {
         source: HintSource::Admin,
     };
     one(sink.as_mut(), HintOp::Set { target, hint, tids })?;
-    println!(
+    outln!(
         "pid {}: set class {} node {}{} inherit {} ttl {} (backend {})",
         args.pid,
         hint.class,
@@ -90,7 +91,7 @@ pub fn set(path: Option<&Path>, args: HintSetArgs) -> Result<(), Error> {
             format!("{} ms", hint.ttl_ms)
         },
         sink.kind().as_str()
-    );
+    )?;
     Ok(())
 }
 
@@ -131,7 +132,7 @@ pub fn get(path: Option<&Path>, args: HintTargetArgs) -> Result<(), Error> {
             &serde_json::json!({ "pid": args.pid, "backend": sink.kind(), "hint": h }),
         )
     } else {
-        println!("{}", show(args.pid, h.as_ref()));
+        outln!("{}", show(args.pid, h.as_ref()))?;
         Ok(())
     }
 }
@@ -141,10 +142,10 @@ pub fn clear(path: Option<&Path>, args: HintTargetArgs) -> Result<(), Error> {
     let mut sink = sink(&cfg, args.backend)?;
     let (target, tids) = target(&cfg, args.pid, args.thread)?;
     one(sink.as_mut(), HintOp::Clear { target, tids })?;
-    println!(
+    outln!(
         "pid {}: cleared (backend {})",
         args.pid,
         sink.kind().as_str()
-    );
+    )?;
     Ok(())
 }

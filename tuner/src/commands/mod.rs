@@ -18,6 +18,7 @@ use crate::error::Error;
 use crate::observe::procfs::ProcfsSource;
 use crate::observe::snapshot::Observer;
 use crate::observe::sysfs::SysfsSource;
+use crate::output::{out, outln};
 
 pub fn dispatch(cli: Cli) -> Result<(), Error> {
     let path = cli.config.as_deref();
@@ -30,7 +31,7 @@ pub fn dispatch(cli: Cli) -> Result<(), Error> {
         Command::Hint(HintCommand::Clear(args)) => hint_cmd::clear(path, args),
         Command::Status(args) => status::status(path, args),
         Command::Config(ConfigCommand::Example) => {
-            print!("{}", crate::config::EXAMPLE);
+            out!("{}", crate::config::EXAMPLE)?;
             Ok(())
         }
         Command::Config(ConfigCommand::Check { file }) => {
@@ -68,6 +69,6 @@ pub fn clock() -> Arc<dyn Clock> {
 fn print_json<T: serde::Serialize>(value: &T) -> Result<(), Error> {
     let text = serde_json::to_string_pretty(value)
         .map_err(|e| Error::Runtime(format!("cannot encode json: {e}")))?;
-    println!("{text}");
+    outln!("{text}")?;
     Ok(())
 }

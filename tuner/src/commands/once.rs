@@ -14,6 +14,7 @@ use crate::error::Error;
 use crate::metrics::Metrics;
 use crate::observe::snapshot::{NumaRead, Snapshot};
 use crate::output;
+use crate::output::{out, outln};
 
 /// Two observations `sample_ms` apart, the second with rates (and numa_maps).
 fn sample(cfg: &Arc<Config>, engine: &mut Engine, sample_ms: u64) -> Result<Snapshot, Error> {
@@ -91,8 +92,8 @@ pub fn once(path: Option<&Path>, args: OnceArgs) -> Result<(), Error> {
             .iter()
             .filter(|r| output::listed(r, args.all))
             .collect();
-        print!("{}", output::once_table(&rows));
-        println!("{}", summary(&report, sink.kind().as_str()));
+        out!("{}", output::once_table(&rows))?;
+        outln!("{}", summary(&report, sink.kind().as_str()))?;
     }
     let failed = report.rows.iter().filter(|r| r.action == "failed").count();
     if failed > 0 {
@@ -227,6 +228,6 @@ pub fn explain(path: Option<&Path>, args: ExplainArgs) -> Result<(), Error> {
         }
         None => out.push_str("  hint: none\n"),
     }
-    print!("{out}");
+    out!("{out}")?;
     Ok(())
 }

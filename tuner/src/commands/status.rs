@@ -14,6 +14,7 @@ use crate::config::DEFAULT_PATH;
 use crate::error::Error;
 use crate::observe::sysfs::SysfsSource;
 use crate::observe::{SchedHintSysfs, SysSource, Topology};
+use crate::output::outln;
 
 #[derive(Serialize)]
 struct Status {
@@ -105,14 +106,14 @@ pub fn status(path: Option<&Path>, args: StatusArgs) -> Result<(), Error> {
     if args.json {
         return super::print_json(&st);
     }
-    println!("config      {} ({} rules)", st.config, st.rules);
-    println!(
+    outln!("config      {} ({} rules)", st.config, st.rules)?;
+    outln!(
         "backend     {} (daemon.backend = {})",
         st.backend.as_str(),
         cfg.daemon.backend.as_str()
-    );
+    )?;
     match (&st.device, &st.device_error) {
-        (Some(d), _) => println!(
+        (Some(d), _) => outln!(
             "device      {}: abi {}, {} classes, flags 0x{:x}, {}, nodes {:?}",
             st.device_path,
             d.abi_version,
@@ -124,43 +125,47 @@ pub fn status(path: Option<&Path>, args: StatusArgs) -> Result<(), Error> {
                 "disabled (kill switch)"
             },
             d.online_nodes
-        ),
-        (None, Some(e)) => println!("device      {}: {e}", st.device_path),
-        (None, None) => println!(
+        )?,
+        (None, Some(e)) => outln!("device      {}: {e}", st.device_path)?,
+        (None, None) => outln!(
             "device      {}: absent (stock kernel, or the module is not loaded)",
             st.device_path
-        ),
+        )?,
     }
     match &st.sysfs {
         Some(s) => {
-            println!(
+            outln!(
                 "sysfs       /sys/kernel/sched_hint: enabled {}, abi_version {}",
                 s.enabled.map_or("?".into(), |e| (e as u8).to_string()),
                 s.abi_version.map_or("?".into(), |v| v.to_string())
-            );
+            )?;
             for (class, values) in &s.classes {
                 let kv: Vec<String> = values.iter().map(|(k, v)| format!("{k}={v}")).collect();
-                println!("  class     {class:<12} {}", kv.join(" "));
+                outln!("  class     {class:<12} {}", kv.join(" "))?;
             }
             for (k, v) in &s.stats {
-                println!("  stat      {k} = {v}");
+                outln!("  stat      {k} = {v}")?;
             }
         }
-        None => println!("sysfs       /sys/kernel/sched_hint: absent"),
+        None => outln!("sysfs       /sys/kernel/sched_hint: absent")?,
     }
-    println!(
+    outln!(
         "privileges  {}",
         if st.privileged {
             "root or CAP_SYS_NICE"
         } else {
             "unprivileged (only --dry-run and one's own processes)"
         }
-    );
+    )?;
     for n in &st.nodes {
-        println!(
+        outln!(
             "node{}       cpus {}, {} MiB of {} MiB free, distances {:?}",
-            n.id, n.cpus, n.mem_free_mib, n.mem_total_mib, n.distances
-        );
+            n.id,
+            n.cpus,
+            n.mem_free_mib,
+            n.mem_total_mib,
+            n.distances
+        )?;
     }
     Ok(())
 }

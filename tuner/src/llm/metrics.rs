@@ -57,6 +57,9 @@ pub struct LlmMetricsSnapshot {
     pub dropped: u64,
     /// Processes not asked about because their binary could not be identified.
     pub unidentified: u64,
+    /// Binaries with an answer in the cache: `requests / cached_binaries` is what one binary
+    /// costs in model requests. Filled by the classifier, which owns the cache.
+    pub cached_binaries: u64,
 }
 
 impl LlmMetrics {
@@ -107,6 +110,7 @@ impl LlmMetrics {
             clamped: self.clamped.load(Relaxed),
             dropped: self.dropped.load(Relaxed),
             unidentified: self.unidentified.load(Relaxed),
+            cached_binaries: 0,
         }
     }
 }
@@ -183,6 +187,12 @@ impl LlmMetricsSnapshot {
             "Processes not asked about: binary not identifiable.",
             self.unidentified.to_string(),
         );
+        one(
+            "cached_binaries",
+            "gauge",
+            "Binaries with a model answer in the cache.",
+            self.cached_binaries.to_string(),
+        );
         let mut labelled = |name: &str, help: &str, label: &str, values: &[(&str, u64)]| {
             let _ = writeln!(
                 out,
@@ -239,6 +249,13 @@ mod tests {
         let mut text = String::new();
         s.render(&mut text);
         assert!(text.contains("tuner_llm_cache_hit_ratio 0.750\n"), "{text}");
+        let mut text = String::new();
+        LlmMetricsSnapshot {
+            cached_binaries: 4,
+            ..s
+        }
+        .render(&mut text);
+        assert!(text.contains("tuner_llm_cached_binaries 4\n"), "{text}");
         assert!(
             text.contains("tuner_llm_cache_lookups_total{result=\"hit\"} 3\n"),
             "{text}"

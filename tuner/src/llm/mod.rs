@@ -118,7 +118,10 @@ impl LlmClassifier {
     }
 
     pub fn metrics(&self) -> LlmMetricsSnapshot {
-        self.inner.metrics.snapshot()
+        LlmMetricsSnapshot {
+            cached_binaries: self.cache_len() as u64,
+            ..self.inner.metrics.snapshot()
+        }
     }
 
     /// The response format the server last accepted.

@@ -176,3 +176,14 @@ fn bench_prints_its_figures() {
         .expect("synthetic row");
     assert!(synthetic.contains(" 120 "), "{synthetic}");
 }
+
+#[test]
+fn a_reader_that_left_early_ends_the_command_quietly() {
+    // Both ends are ours, so the read end is closed before the child writes: the write
+    // meets EPIPE every time, not only when the reader wins a race.
+    let (reader, writer) = std::io::pipe().expect("pipe");
+    drop(reader);
+    let o = run(tuner().args(["config", "example"]).stdout(writer));
+    assert!(o.status.success(), "status {:?}: {}", o.status, stderr(&o));
+    assert_eq!(stderr(&o), "", "no panic, no error message");
+}

@@ -53,6 +53,7 @@ async fn every_pid_once_then_served_from_cache() {
     assert_eq!(body["response_format"]["type"], "json_schema");
     let m = c.metrics();
     assert_eq!((m.requests, m.cache_misses, m.decisions_model), (1, 7, 7));
+    assert_eq!(m.cached_binaries, 5, "one answer per distinct binary");
     assert!(m.prompt_tokens > 0 && m.completion_tokens > 0);
     assert!(cache.exists(), "cache written to disk");
 
@@ -73,6 +74,7 @@ async fn every_pid_once_then_served_from_cache() {
     let m2 = c2.metrics();
     assert_eq!((m2.requests, m2.cache_hits, m2.decisions_cache), (0, 7, 7));
     assert_eq!(m2.cache_hit_ratio, 1.0);
+    assert_eq!(m2.cached_binaries, 5, "loaded from disk");
     assert_eq!(
         pids_of(&c2.cached(&facts)),
         all,
