@@ -16,20 +16,26 @@ emit() { echo "$1 $2" | tee -a "$out"; }
 hb_reps=$((quick ? 1 : 5))
 hackbench_s() { hackbench -g 4 -l "$hb_loops" -s 100 2>&1 | sed -n 's/^Time: *//p'; }
 messaging_s() { perf bench sched messaging -g 4 -l "$hb_loops" 2>&1 | sed -n 's/.*Total time: *\([0-9.]*\).*/\1/p'; }
-# The median of hb_reps runs: one run is a fraction of a second, and its spread between boots
-# is larger than the differences this measures.
+# Both ends of a pipe on one CPU: every operation is a wakeup and a context switch on one
+# runqueue, with no cross-CPU interleaving to vary, so under -icount repeated runs agree to
+# a few parts in a thousand (hackbench's spread between runs is several percent): the one
+# load here that can resolve a sub-percent cost. Microseconds per operation.
+pipe_pinned_us() { taskset -c 1 perf bench sched pipe -l 50000 2>&1 | sed -n 's/^ *\([0-9.]*\) usecs\/op.*/\1/p'; }
+# median_of N CMD: the median of N runs; one hackbench run is a fraction of a second, and its
+# spread between runs is larger than the differences this measures.
 median_of() {
 	local i
-	for i in $(seq "$hb_reps"); do "$1"; done | sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'
+	for i in $(seq "$1"); do "$2"; done | sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'
 }
 
-# The hot path: the same two loads with no hint ever set, then with every task hinted. The
+# The hot path: the same three loads with no hint ever set, then with every task hinted. The
 # hinted class has its slice set to 0 (the base slice) so that the run measures the cost of
 # the checks, not a different schedule.
 hot_path() {
 	local tag=$1
-	emit "hackbench_s.$tag" "$(median_of hackbench_s)"
-	emit "messaging_s.$tag" "$(median_of messaging_s)"
+	emit "hackbench_s.$tag" "$(median_of "$hb_reps" hackbench_s)"
+	emit "messaging_s.$tag" "$(median_of "$hb_reps" messaging_s)"
+	emit "pipe_pinned_us.$tag" "$(median_of 5 pipe_pinned_us)"
 }
 
 if [[ $SH_BENCH_KERNEL == baseline ]]; then
