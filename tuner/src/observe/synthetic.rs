@@ -17,13 +17,31 @@ pub struct ScratchDir {
 
 impl ScratchDir {
     pub fn new(tag: &str) -> io::Result<Self> {
+        Self::under(&std::env::temp_dir(), tag)
+    }
+
+    /// In `/dev/shm` where it can be made, else as [`ScratchDir::new`]. For trees that stand
+    /// in for procfs: on a disk file system, rewriting the counters between passes starts
+    /// writeback (ext4 flushes a truncated-and-rewritten file on close) that lands in the
+    /// timed passes, a cost `/proc` never has.
+    pub fn in_memory(tag: &str) -> io::Result<Self> {
+        let shm = Path::new("/dev/shm");
+        if shm.is_dir() {
+            if let Ok(dir) = Self::under(shm, tag) {
+                return Ok(dir);
+            }
+        }
+        Self::new(tag)
+    }
+
+    fn under(parent: &Path, tag: &str) -> io::Result<Self> {
         static SEQ: AtomicU32 = AtomicU32::new(0);
         let name = format!(
             "tuner-{tag}-{}-{}",
             std::process::id(),
             SEQ.fetch_add(1, Ordering::Relaxed)
         );
-        let path = std::env::temp_dir().join(name);
+        let path = parent.join(name);
         fs::create_dir_all(&path)?;
         Ok(Self { path })
     }
@@ -96,7 +114,7 @@ pub struct SyntheticHost {
 impl SyntheticHost {
     /// `nprocs` processes (a sixth of them kernel threads) on `nodes` nodes.
     pub fn build(nprocs: usize, nodes: u32, cpus_per_node: u32) -> io::Result<Self> {
-        let dir = ScratchDir::new("synthetic")?;
+        let dir = ScratchDir::in_memory("synthetic")?;
         let mut host = SyntheticHost {
             dir,
             procs: Vec::with_capacity(nprocs),
