@@ -2,14 +2,19 @@
 # The guest half of `make bench`: runs as root in a guest booted by scripts/bench.sh, on the
 # patched or the baseline kernel (SH_BENCH_KERNEL), and appends "name value" lines to
 # $SH_OUT/bench.txt. Guest time is instruction-counted (-icount), so figures do not depend on
-# host load. Inputs: SH_BENCH_KERNEL, SH_MODULE, SH_SELFTESTS, SH_WAKEBENCH, SH_BENCH_QUICK.
+# host load. Inputs: SH_BENCH_KERNEL, SH_MODULE, SH_SELFTESTS, SH_WAKEBENCH, SH_BENCH_QUICK,
+# SH_BENCH_PHASES (any of hot,lat,numa,ioctl; scripts/bench.sh --phases).
 set -u
 out=$SH_OUT/bench.txt
 : >"$out"
 quick=${SH_BENCH_QUICK:-0}
 hb_loops=$((quick ? 50 : 200))
 lat_s=$((quick ? 3 : 10))
-numa_s=$((quick ? 5 : 20))
+# A guest second of the NUMA phase costs about half a minute of host time (TCG and NUMA
+# hinting faults every 100 ms); the pages have moved within the first seconds.
+numa_s=$((quick ? 5 : 8))
+phases=${SH_BENCH_PHASES:-hot,lat,numa,ioctl}
+has() { [[ ,$phases, == *,$1,* ]]; }
 
 emit() { echo "$1 $2" | tee -a "$out"; }
 
@@ -46,15 +51,17 @@ fi
 insmod "$SH_MODULE" || exit 1
 chmod 0666 /dev/sched_hint
 ctl=$SH_SELFTESTS/sched_hint_ctl
-hot_path hints_off
-echo 0 >/sys/kernel/sched_hint/classes/throughput/slice_us
-# This shell and everything it starts: class throughput, inherited on fork.
-"$ctl" set $$ 3 -1 0 2 >/dev/null || exit 1
-hot_path hints_all
-"$ctl" clear $$ >/dev/null
-echo 6000 >/sys/kernel/sched_hint/classes/throughput/slice_us
-echo 0 >/sys/kernel/sched_hint/enabled
-echo 1 >/sys/kernel/sched_hint/enabled
+if has hot; then
+	hot_path hints_off
+	echo 0 >/sys/kernel/sched_hint/classes/throughput/slice_us
+	# This shell and everything it starts: class throughput, inherited on fork.
+	"$ctl" set $$ 3 -1 0 2 >/dev/null || exit 1
+	hot_path hints_all
+	"$ctl" clear $$ >/dev/null
+	echo 6000 >/sys/kernel/sched_hint/classes/throughput/slice_us
+	echo 0 >/sys/kernel/sched_hint/enabled
+	echo 1 >/sys/kernel/sched_hint/enabled
+fi
 
 # The latency class: request handlers (300 us of work every 20 ms) sharing two CPUs with four
 # CPU-bound background threads; unhinted, then latency-hinted. Then the same with 2 ms of
@@ -71,10 +78,12 @@ lat() {
 	emit "lat_rps.$tag" "$(jq -r .rps <<<"$j")"
 	emit "bg_iters_per_s.$tag" "$(jq -r .background_iters_per_s <<<"$j")"
 }
-lat unhinted none 300
-lat hinted latency 300
-lat unhinted_2ms none 2000
-lat hinted_2ms latency 2000
+if has lat; then
+	lat unhinted none 300
+	lat hinted latency 300
+	lat unhinted_2ms none 2000
+	lat hinted_2ms latency 2000
+fi
 
 # NUMA placement: memory first touched on node 0, the task hinted to node 1.
 numa() {
@@ -89,20 +98,24 @@ numa() {
 # seconds long; scan ten times as often (the same for both runs), so that the memory has
 # time to follow the task.
 nb=/sys/kernel/debug/sched/numa_balancing
-saved=$(cat "$nb/scan_delay_ms" "$nb/scan_period_min_ms" "$nb/scan_period_max_ms") ||
-	{ echo "no $nb"; exit 1; }
-echo 100 >"$nb/scan_delay_ms"
-echo 100 >"$nb/scan_period_min_ms"
-echo 1000 >"$nb/scan_period_max_ms"
-numa unhinted
-numa hinted --hint
-read -r -d '' d pmin pmax <<<"$saved"
-echo "$d" >"$nb/scan_delay_ms"
-echo "$pmin" >"$nb/scan_period_min_ms"
-echo "$pmax" >"$nb/scan_period_max_ms"
+if has numa; then
+	saved=$(cat "$nb/scan_delay_ms" "$nb/scan_period_min_ms" "$nb/scan_period_max_ms") ||
+		{ echo "no $nb"; exit 1; }
+	echo 100 >"$nb/scan_delay_ms"
+	echo 100 >"$nb/scan_period_min_ms"
+	echo 1000 >"$nb/scan_period_max_ms"
+	numa unhinted
+	numa hinted --hint
+	read -r -d '' d pmin pmax <<<"$saved"
+	echo "$d" >"$nb/scan_delay_ms"
+	echo "$pmin" >"$nb/scan_period_min_ms"
+	echo "$pmax" >"$nb/scan_period_max_ms"
+fi
 
 # ioctl cost.
-line=$("$SH_SELFTESTS/sched_hint_bench" 500 | tail -n1)
-for kv in $line; do emit "${kv%%=*}" "${kv#*=}"; done
+if has ioctl; then
+	line=$("$SH_SELFTESTS/sched_hint_bench" 500 | tail -n1)
+	for kv in $line; do emit "${kv%%=*}" "${kv#*=}"; done
+fi
 dmesg | grep -E 'BUG:|WARNING:|Oops' && exit 1
 exit 0

@@ -7,27 +7,38 @@ source "$(dirname "$0")/lib.sh"
 
 usage() {
 	cat <<USAGE
-usage: scripts/bench.sh [--rounds N] [--quick] [--no-build] [--llm-only] [--out DIR]
+usage: scripts/bench.sh [--rounds N] [--quick] [--no-build] [--phases LIST] [--out DIR]
   Each round boots the baseline kernel, then the patched kernel (A B A B ...), both with
   instruction-counted guest time (-icount shift=0): guest figures do not move with host load.
-  --rounds N   rounds (default 5; medians over them, and a ratio per pair)
-  --quick      shorter runs (for a smoke test of the pipeline, not for numbers)
-  --llm-only   only the LLM phase (N idle/busy pairs: the tuner in the guest, the model on
-               this host); with --out of an earlier run, its rows join that run's report
+  --rounds N     rounds (default 5; medians over them, and a ratio per pair)
+  --quick        shorter runs (for a smoke test of the pipeline, not for numbers)
+  --phases LIST  comma-separated, default all: hot (hot path, the only phase that boots the
+                 baseline), lat (latency class), numa, ioctl, llm (N idle/busy pairs: the
+                 tuner in the guest, the model on this host), tuner (its cost on this host)
+  --llm-only     the same as --phases llm,tuner
+  --out DIR      results folder; one that has a raw.csv gets the new rows added to it, so a
+                 later run of some phases joins an earlier run's report
+  A full run takes about two hours on 2 cores: TCG executes the NUMA phase's hinting faults
+  and the latency phase's four busy vCPUs slowly.
 USAGE
 }
-rounds=5 quick=0 build=1 out= llm_only=0
+rounds=5 quick=0 build=1 out= phases=hot,lat,numa,ioctl,llm,tuner
 while (($#)); do
 	case $1 in
 	--rounds) rounds=$2; shift ;;
 	--quick) quick=1 ;;
 	--no-build) build=0 ;;
-	--llm-only) llm_only=1 ;;
+	--phases) phases=$2; shift ;;
+	--llm-only) phases=llm,tuner ;;
 	--out) out=$2; shift ;;
 	-h | --help) usage; exit 0 ;;
 	*) usage >&2; exit 2 ;;
 	esac
 	shift
+done
+has() { [[ ,$phases, == *,$1,* ]]; }
+for p in ${phases//,/ }; do
+	[[ $p =~ ^(hot|lat|numa|ioctl|llm|tuner)$ ]] || { usage >&2; sh_die "unknown phase '$p'"; }
 done
 out=${out:-$SH_ROOT/results/bench/$(date -u +%Y%m%dT%H%M%SZ)}
 mkdir -p "$out"
@@ -43,62 +54,71 @@ patched=$("$SH_ROOT/scripts/kernel.sh" --print-dir)
 baseline=$("$SH_ROOT/scripts/kernel.sh" --baseline --print-dir)
 envs=(--env "SH_MODULE=$("$SH_ROOT/scripts/module.sh" --print-ko)"
 	--env "SH_SELFTESTS=$("$SH_ROOT/scripts/selftests.sh" --print-dir)"
-	--env "SH_WAKEBENCH=$SH_ROOT/target/release/wakebench" --env "SH_BENCH_QUICK=$quick")
+	--env "SH_WAKEBENCH=$SH_ROOT/target/release/wakebench" --env "SH_BENCH_QUICK=$quick"
+	--env "SH_BENCH_PHASES=$phases")
 
-[[ $llm_only == 1 && -s $out/environment.txt ]] || {
-	echo "host: $(uname -r), $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
+[[ -s $out/environment.txt ]] || {
+	echo "host: $(uname -r), $(nproc) cores"
 	echo "qemu: $(qemu-system-x86_64 --version | head -n1)"
 	echo "patched: $(make -s -C "$SH_CACHE/linux" kernelversion) + $(wc -l <"$SH_ROOT/patches/series") patches ($(git -C "$SH_CACHE/linux" rev-parse --short HEAD))"
 	echo "baseline: $(make -s -C "$(sh_ksrc)" kernelversion)"
 	echo "guest: 4 vCPUs (2 sockets x 2 cores), 2 NUMA nodes x 1 GiB, -icount shift=0"
 } >"$out/environment.txt"
+# One line per invocation: a folder may collect the phases of several.
+echo "run $(date -u +%FT%TZ): phases $phases, rounds $rounds, quick $quick, host load $(cut -d' ' -f1-3 /proc/loadavg)" \
+	>>"$out/environment.txt"
 cat "$out/environment.txt"
 
-# --llm-only may add its rows to an earlier run's folder (--out).
-[[ $llm_only == 1 && -s $out/raw.csv ]] || echo "round,kernel,name,value" >"$out/raw.csv"
+[[ -s $out/raw.csv ]] || echo "round,kernel,name,value" >"$out/raw.csv"
+kernels=patched
+has hot && kernels="baseline patched"
 for r in $(seq "$rounds"); do
-	((llm_only)) && break
-	for kernel in baseline patched; do
+	has hot || has lat || has numa || has ioctl || break
+	for kernel in $kernels; do
 		kdir=$patched
 		[[ $kernel == baseline ]] && kdir=$baseline
 		sh_log "round $r/$rounds: $kernel"
 		"$SH_ROOT/scripts/vm-run.sh" --kernel "$kdir" --job "$SH_ROOT/ci/guest-bench.sh" --icount \
-			--out "$out/vm/$kernel-$r" --timeout 1800 "${envs[@]}" --env "SH_BENCH_KERNEL=$kernel" \
+			--out "$out/vm/$kernel-$r" --timeout 3600 "${envs[@]}" --env "SH_BENCH_KERNEL=$kernel" \
 			>/dev/null || sh_die "$kernel guest failed in round $r (see $out/vm/$kernel-$r/console.log)"
 		while read -r name value; do
 			echo "$r,$kernel,$name,$value" >>"$out/raw.csv"
 		done <"$out/vm/$kernel-$r/bench.txt"
 	done
 done
-((llm_only)) || cp "$out/vm/patched-1/qemu.cmdline" "$out/qemu.cmdline"
+[[ ! -f $out/vm/patched-1/qemu.cmdline ]] || cp "$out/vm/patched-1/qemu.cmdline" "$out/qemu.cmdline"
 
 # The LLM off the hot path: one patched boot, the tuner in the guest and the local LLM server
 # on this host (through QEMU's user-mode network), N pairs of idle/busy measurements. Lines
 # are "name@pair". Its failure is reported, but does not throw away the rounds above.
-sh_log "LLM phase: $rounds idle/busy pairs"
 rc=0
-llm_run=$(mktemp -d "${TMPDIR:-/tmp}/sched_hint-bench-llm.XXXXXX")
-trap '"$SH_ROOT/scripts/llm-server.sh" stop --run-dir "$llm_run" >/dev/null 2>&1 || true; rm -rf "$llm_run"' EXIT
-if port=$("$SH_ROOT/scripts/llm-server.sh" start --run-dir "$llm_run") &&
-	"$SH_ROOT/scripts/vm-run.sh" --kernel "$patched" --job "$SH_ROOT/ci/guest-bench-llm.sh" --icount --icount-sleep \
-		--out "$out/vm/llm" --timeout 3600 --llm-port "$port" "${envs[@]}" \
-		--env "SH_BENCH_PAIRS=$rounds" --env "SH_TUNER=$SH_ROOT/target/release/tuner" >/dev/null; then
-	while read -r name value; do
-		# Lines without "@pair" are measured once: round 1.
-		[[ $name == *@* ]] || name+=@1
-		echo "${name##*@},llm,${name%@*},$value" >>"$out/raw.csv"
-	done <"$out/vm/llm/bench.txt"
-else
-	rc=1
-	sh_log "LLM phase failed (see $out/vm/llm/job.log); the report has no row for it"
-	tail -n 5 "$out/vm/llm/job.log" >&2 || true
+if has llm; then
+	sh_log "LLM phase: $rounds idle/busy pairs"
+	llm_run=$(mktemp -d "${TMPDIR:-/tmp}/sched_hint-bench-llm.XXXXXX")
+	trap '"$SH_ROOT/scripts/llm-server.sh" stop --run-dir "$llm_run" >/dev/null 2>&1 || true; rm -rf "$llm_run"' EXIT
+	if port=$("$SH_ROOT/scripts/llm-server.sh" start --run-dir "$llm_run") &&
+		"$SH_ROOT/scripts/vm-run.sh" --kernel "$patched" --job "$SH_ROOT/ci/guest-bench-llm.sh" --icount --icount-sleep \
+			--out "$out/vm/llm" --timeout 3600 --llm-port "$port" "${envs[@]}" \
+			--env "SH_BENCH_PAIRS=$rounds" --env "SH_TUNER=$SH_ROOT/target/release/tuner" >/dev/null; then
+		while read -r name value; do
+			# Lines without "@pair" are measured once: round 1.
+			[[ $name == *@* ]] || name+=@1
+			echo "${name##*@},llm,${name%@*},$value" >>"$out/raw.csv"
+		done <"$out/vm/llm/bench.txt"
+	else
+		rc=1
+		sh_log "LLM phase failed (see $out/vm/llm/job.log); the report has no row for it"
+		tail -n 5 "$out/vm/llm/job.log" >&2 || true
+	fi
+	cp "$llm_run/llm-server.log" "$out/llm-server.log" 2>/dev/null || true
 fi
-cp "$llm_run/llm-server.log" "$out/llm-server.log" 2>/dev/null || true
 
 # The tuner's own cost, on this host.
-sh_log "tuner bench on this host"
-"$SH_ROOT/target/release/tuner" bench --procs 1000 --passes 30 --steady-s 20 \
-	>"$out/tuner-bench.txt" 2>"$out/tuner-bench.log" || sh_die "tuner bench failed (see $out/tuner-bench.log)"
+if has tuner; then
+	sh_log "tuner bench on this host"
+	"$SH_ROOT/target/release/tuner" bench --procs 1000 --passes 30 --steady-s 20 \
+		>"$out/tuner-bench.txt" 2>"$out/tuner-bench.log" || sh_die "tuner bench failed (see $out/tuner-bench.log)"
+fi
 
 "$SH_VENV/bin/python" "$SH_ROOT/scripts/bench_report.py" "$out"
 exit "$rc"

@@ -84,7 +84,12 @@ def main():
     result = {"rounds": len({r for v in data.values() for r in v}), "metrics": {}}
 
     def add(label, goal, value, ok, detail):
-        verdict = "met" if ok else ("not met" if ok is not None else ("n/a" if goal == "report" or value is None else "inconclusive"))
+        if goal == "report":
+            verdict = "n/a"
+        elif value is None:
+            verdict = "no data"
+        else:
+            verdict = "met" if ok else ("not met" if ok is not None else "inconclusive")
         rows.append((label, goal, value, verdict, detail))
         result["metrics"][label] = {"goal": goal, "value": value, "met": ok, "detail": detail}
 
@@ -200,7 +205,8 @@ def plots(data, out):
         ax.bar([x + i * 0.4 for x in range(3)], vals, width=0.4, label=tag)
     ax.set_xticks([x + 0.2 for x in range(3)], ["p50", "p99", "p99.9"])
     ax.set_ylabel("wakeup latency, us (median over rounds)")
-    ax.set_yscale("log")
+    if series(data, "patched", "lat_p99_us.unhinted"):
+        ax.set_yscale("log")
     ax.legend()
     ax.set_title("latency class vs unhinted (300 us requests, 4 CPU hogs)")
     ax = axes[2]
