@@ -169,16 +169,7 @@ def main():
     print(f"\nfull results: {out}")
 
 
-def plots(data, out):
-    try:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        print("matplotlib missing: no plots", file=sys.stderr)
-        return
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4.5))
-    ax = axes[0]
+def plot_hot(ax, data):
     labels, values, lo, hi = [], [], [], []
     for bench in ("hackbench_s", "messaging_s", "pipe_pinned_us"):
         base = series(data, "baseline", f"{bench}.baseline")
@@ -198,18 +189,21 @@ def plots(data, out):
     ax.set_ylabel("patched / baseline (median of rounds, bars: min-max)")
     ax.legend(fontsize=7)
     ax.set_title("hot path: baseline vs patched")
-    ax = axes[1]
+
+
+def plot_lat(ax, data):
     for i, tag in enumerate(("unhinted", "hinted")):
         vals = [median(series(data, "patched", f"lat_{p}_us.{tag}").values()) or 0
                 for p in ("p50", "p99", "p999")]
         ax.bar([x + i * 0.4 for x in range(3)], vals, width=0.4, label=tag)
     ax.set_xticks([x + 0.2 for x in range(3)], ["p50", "p99", "p99.9"])
     ax.set_ylabel("wakeup latency, us (median over rounds)")
-    if series(data, "patched", "lat_p99_us.unhinted"):
-        ax.set_yscale("log")
+    ax.set_yscale("log")
     ax.legend()
     ax.set_title("latency class vs unhinted (300 us requests, 4 CPU hogs)")
-    ax = axes[2]
+
+
+def plot_numa(ax, data):
     for i, tag in enumerate(("unhinted", "hinted")):
         vals = [median(series(data, "patched", f"{n}.{tag}").values()) or 0
                 for n in ("numa_cpu_share_node1", "numa_page_share_node1")]
@@ -218,6 +212,26 @@ def plots(data, out):
     ax.set_ylim(0, 1.05)
     ax.legend()
     ax.set_title("NUMA: task hinted to node 1")
+
+
+def plots(data, out):
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("matplotlib missing: no plots", file=sys.stderr)
+        return
+    # One panel per phase that has data: a run of some phases (--phases) plots only those.
+    panels = [(f, key) for f, key in ((plot_hot, "hackbench_s.baseline"),
+                                      (plot_lat, "lat_p99_us.unhinted"),
+                                      (plot_numa, "numa_cpu_share_node1.hinted"))
+              if any(name == key for _, name in data)]
+    if not panels:
+        return
+    fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 4.5), squeeze=False)
+    for ax, (f, _) in zip(axes[0], panels):
+        f(ax, data)
     fig.tight_layout()
     fig.savefig(out / "bench.png", dpi=100)
 
