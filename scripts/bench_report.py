@@ -96,7 +96,7 @@ def main():
     for bench in ("hackbench_s", "messaging_s", "pipe_pinned_us"):
         unit = bench.rsplit("_", 1)[1]
         base = series(data, "baseline", f"{bench}.baseline")
-        for tag, goal in (("hints_off", 1.005), ("hints_all", 1.01)):
+        for tag, goal in (("hints_off", 1.005), ("hints_all", 1.01), ("hints_cleared", 1.005)):
             pat = series(data, "patched", f"{bench}.{tag}")
             r, rs = paired_ratio(pat, {k: v for k, v in base.items()})
             if r is None:
@@ -173,10 +173,10 @@ def plot_hot(ax, data):
     labels, values, lo, hi = [], [], [], []
     for bench in ("hackbench_s", "messaging_s", "pipe_pinned_us"):
         base = series(data, "baseline", f"{bench}.baseline")
-        for tag in ("hints_off", "hints_all"):
+        for tag in ("hints_off", "hints_all", "hints_cleared"):
             r, rs = paired_ratio(series(data, "patched", f"{bench}.{tag}"), base)
             if r is not None:
-                labels.append(f"{bench.split('_')[0]}\n{tag}")
+                labels.append(f"{bench.split('_')[0]}\n{tag.removeprefix('hints_')}")
                 values.append(r)
                 lo.append(r - min(rs))
                 hi.append(max(rs) - r)
@@ -188,7 +188,7 @@ def plot_hot(ax, data):
     ax.set_xticks(range(len(labels)), labels, fontsize=7)
     ax.set_ylabel("patched / baseline (median of rounds, bars: min-max)")
     ax.legend(fontsize=7)
-    ax.set_title("hot path: baseline vs patched")
+    ax.set_title("hot path: patched (hints off, all, cleared) / baseline")
 
 
 def plot_lat(ax, data):
@@ -223,13 +223,15 @@ def plots(data, out):
         print("matplotlib missing: no plots", file=sys.stderr)
         return
     # One panel per phase that has data: a run of some phases (--phases) plots only those.
-    panels = [(f, key) for f, key in ((plot_hot, "hackbench_s.baseline"),
-                                      (plot_lat, "lat_p99_us.unhinted"),
-                                      (plot_numa, "numa_cpu_share_node1.hinted"))
+    panels = [(f, width) for f, key, width in ((plot_hot, "hackbench_s.baseline", 7),
+                                               (plot_lat, "lat_p99_us.unhinted", 5),
+                                               (plot_numa, "numa_cpu_share_node1.hinted", 5))
               if any(name == key for _, name in data)]
     if not panels:
         return
-    fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 4.5), squeeze=False)
+    widths = [w for _, w in panels]
+    fig, axes = plt.subplots(1, len(panels), figsize=(sum(widths), 4.5), squeeze=False,
+                             gridspec_kw={"width_ratios": widths})
     for ax, (f, _) in zip(axes[0], panels):
         f(ax, data)
     fig.tight_layout()
