@@ -23,7 +23,21 @@ insmod "$SH_MODULE" || die "insmod failed"
 
 url=http://10.0.2.100:8080
 curl -fsS --retry 5 --max-time 300 "$url/health" | grep -q '"ok"' || die "no LLM server at $url"
-metric() { curl -fsS --max-time 5 "$1" 2>/dev/null | awk -v m="$2" '$1 == m { print $2 }'; }
+pick() { awk -v m="$1" '$1 == m { print $2 }'; }	# pick NAME: its value from metrics on stdin
+metric() { curl -fsS --max-time 5 "$1" 2>/dev/null | pick "$2"; }
+tuner_metrics=http://127.0.0.1:9464/metrics
+# await_metric NAME MIN TRIES: polls the tuner's NAME every 0.5 s until it reaches MIN and
+# prints the last value; fails when TRIES polls did not get there.
+await_metric() {
+	local v i
+	for ((i = 0; i < $3; i++)); do
+		v=$(metric "$tuner_metrics" "$1")
+		((${v:-0} >= $2)) && break
+		sleep 0.5
+	done
+	echo "${v:-0}"
+	((${v:-0} >= $2))
+}
 llm_tokens() {
 	local p d
 	p=$(metric "$url/metrics" llamacpp:prompt_tokens_total)
@@ -85,12 +99,8 @@ measure() {
 	if [[ $mode == busy ]]; then
 		"$SH_TUNER" run -c "$work/tuner.toml" >"$work/tuner-$pair.log" 2>&1 &
 		tuner=$!
-		for _ in $(seq 600); do
-			reqs=$(metric http://127.0.0.1:9464/metrics tuner_external_requests_total)
-			((${reqs:-0} > 0)) && break
-			sleep 0.5
-		done
-		((${reqs:-0} > 0)) || die "the tuner sent no request to the model (log: $(tail -n3 "$work/tuner-$pair.log"))"
+		await_metric tuner_external_requests_total 1 600 >/dev/null ||
+			die "the tuner sent no request to the model (log: $(tail -n3 "$work/tuner-$pair.log"))"
 	fi
 	t0=$(llm_tokens)
 	b0=$(metric "$url/metrics" llamacpp:requests_processing)
@@ -98,7 +108,7 @@ measure() {
 	b1=$(metric "$url/metrics" llamacpp:requests_processing)
 	t1=$(llm_tokens)
 	if [[ -n $tuner ]]; then
-		reqs=$(metric http://127.0.0.1:9464/metrics tuner_external_requests_total)
+		reqs=$(metric "$tuner_metrics" tuner_external_requests_total)
 		kill -TERM "$tuner"
 		wait "$tuner"
 	fi
@@ -128,20 +138,15 @@ sed '/^cache_ttl_ms/d' "$work/tuner.toml" >"$work/tuner-cached.toml"
 passes=$((quick ? 10 : 20))
 "$SH_TUNER" run -c "$work/tuner-cached.toml" >"$work/tuner-cached.log" 2>&1 &
 tuner=$!
-scans=0
-for _ in $(seq 1200); do
-	scans=$(metric http://127.0.0.1:9464/metrics tuner_scans_total)
-	((${scans:-0} >= passes)) && break
-	sleep 0.5
-done
-m=$(curl -fsS --max-time 5 http://127.0.0.1:9464/metrics)
+scans=$(await_metric tuner_scans_total "$passes" 1200)
+reached=$?
+m=$(curl -fsS --max-time 5 "$tuner_metrics")
 kill -TERM "$tuner"
 wait "$tuner"
-((${scans:-0} >= passes)) || die "the tuner made ${scans:-0} of $passes passes (log: $(tail -n3 "$work/tuner-cached.log"))"
-val() { awk -v m="$1" '$1 == m { print $2 }' <<<"$m"; }
+((reached == 0)) || die "the tuner made $scans of $passes passes (log: $(tail -n3 "$work/tuner-cached.log"))"
 emit llm_cache_passes "$scans"
-emit llm_cache_requests "$(val tuner_llm_requests_total)"
-emit llm_cache_binaries "$(val tuner_llm_cached_binaries)"
-emit llm_cache_dropped "$(val tuner_llm_dropped_total)"
+emit llm_cache_requests "$(pick tuner_llm_requests_total <<<"$m")"
+emit llm_cache_binaries "$(pick tuner_llm_cached_binaries <<<"$m")"
+emit llm_cache_dropped "$(pick tuner_llm_dropped_total <<<"$m")"
 kill $(jobs -p) 2>/dev/null
 exit 0
