@@ -7,10 +7,13 @@ source "$(dirname "$0")/lib.sh"
 
 usage() {
 	cat <<USAGE
-usage: scripts/bench.sh [--rounds N] [--quick] [--no-build] [--phases LIST] [--out DIR]
-  Each round boots the baseline kernel, then the patched kernel (A B A B ...), both with
-  instruction-counted guest time (-icount shift=0): guest figures do not move with host load.
+usage: scripts/bench.sh [--rounds N] [--jobs N] [--quick] [--no-build] [--phases LIST] [--out DIR]
+  Each round boots the baseline kernel and the patched kernel, both with instruction-counted
+  guest time (-icount shift=0): guest figures do not move with host load, so guests can run
+  side by side.
   --rounds N     rounds (default 5; medians over them, and a ratio per pair)
+  --jobs N       guests at a time (default: the number of cores; an -icount guest runs on
+                 one host thread)
   --quick        shorter runs (for a smoke test of the pipeline, not for numbers)
   --phases LIST  comma-separated, default all: hot (hot path, the only phase that boots the
                  baseline), lat (latency class), numa, ioctl, llm (N idle/busy pairs: the
@@ -18,14 +21,15 @@ usage: scripts/bench.sh [--rounds N] [--quick] [--no-build] [--phases LIST] [--o
   --llm-only     the same as --phases llm,tuner
   --out DIR      results folder; one that has a raw.csv gets the new rows added to it, so a
                  later run of some phases joins an earlier run's report
-  A full run should take about two hours on 2 cores (an estimate from the phases run so far):
-  TCG executes the NUMA phase's hinting faults and the latency phase's four busy vCPUs slowly.
+  A full run takes about an hour and a half on 2 cores: TCG executes the NUMA phase's hinting
+  faults and the latency phase's four busy vCPUs slowly.
 USAGE
 }
-rounds=5 quick=0 build=1 out= phases=hot,lat,numa,ioctl,llm,tuner
+rounds=5 jobs=$(nproc) quick=0 build=1 out= phases=hot,lat,numa,ioctl,llm,tuner
 while (($#)); do
 	case $1 in
 	--rounds) rounds=$2; shift ;;
+	--jobs) jobs=$2; shift ;;
 	--quick) quick=1 ;;
 	--no-build) build=0 ;;
 	--phases) phases=$2; shift ;;
@@ -65,26 +69,45 @@ envs=(--env "SH_MODULE=$("$SH_ROOT/scripts/module.sh" --print-ko)"
 	echo "guest: 4 vCPUs (2 sockets x 2 cores), 2 NUMA nodes x 1 GiB, -icount shift=0"
 } >"$out/environment.txt"
 # One line per invocation: a folder may collect the phases of several.
-echo "run $(date -u +%FT%TZ): phases $phases, rounds $rounds, quick $quick, host load $(cut -d' ' -f1-3 /proc/loadavg)" \
+echo "run $(date -u +%FT%TZ): phases $phases, rounds $rounds, jobs $jobs, quick $quick, host load $(cut -d' ' -f1-3 /proc/loadavg)" \
 	>>"$out/environment.txt"
 cat "$out/environment.txt"
 
 [[ -s $out/raw.csv ]] || echo "round,kernel,name,value" >"$out/raw.csv"
 kernels=patched
 has hot && kernels="baseline patched"
-for r in $(seq "$rounds"); do
-	has hot || has lat || has numa || has ioctl || break
-	for kernel in $kernels; do
-		kdir=$patched
-		[[ $kernel == baseline ]] && kdir=$baseline
-		sh_log "round $r/$rounds: $kernel"
-		"$SH_ROOT/scripts/vm-run.sh" --kernel "$kdir" --job "$SH_ROOT/ci/guest-bench.sh" --icount \
-			--out "$out/vm/$kernel-$r" --timeout 3600 "${envs[@]}" --env "SH_BENCH_KERNEL=$kernel" \
-			>/dev/null || sh_die "$kernel guest failed in round $r (see $out/vm/$kernel-$r/console.log)"
-		while read -r name value; do
-			echo "$r,$kernel,$name,$value" >>"$out/raw.csv"
-		done <"$out/vm/$kernel-$r/bench.txt"
+guests=()
+if has hot || has lat || has numa || has ioctl; then
+	for r in $(seq "$rounds"); do
+		for kernel in $kernels; do guests+=("$kernel-$r"); done
 	done
+fi
+# One guest: "kernel-round".
+bench_guest() {
+	local kernel=${1%-*} kdir=$patched
+	[[ $kernel == baseline ]] && kdir=$baseline
+	"$SH_ROOT/scripts/vm-run.sh" --kernel "$kdir" --job "$SH_ROOT/ci/guest-bench.sh" --icount \
+		--out "$out/vm/$1" --timeout 3600 "${envs[@]}" --env "SH_BENCH_KERNEL=$kernel" >/dev/null
+}
+# Up to $jobs guests at once, each leaving its exit status beside its folder; the rows go
+# into raw.csv in round order afterwards.
+mkdir -p "$out/vm"
+for i in "${!guests[@]}"; do
+	while (($(jobs -rp | wc -l) >= jobs)); do wait -n || true; done
+	g=${guests[$i]}
+	sh_log "guest $g ($((i + 1)) of ${#guests[@]})"
+	{
+		rc=0
+		bench_guest "$g" || rc=$?
+		echo "$rc" >"$out/vm/$g.rc"
+	} &
+done
+wait
+for g in "${guests[@]}"; do
+	[[ $(cat "$out/vm/$g.rc" 2>/dev/null) == 0 ]] || sh_die "guest $g failed (see $out/vm/$g/console.log)"
+	while read -r name value; do
+		echo "${g##*-},${g%-*},$name,$value" >>"$out/raw.csv"
+	done <"$out/vm/$g/bench.txt"
 done
 [[ ! -f $out/vm/patched-1/qemu.cmdline ]] || cp "$out/vm/patched-1/qemu.cmdline" "$out/qemu.cmdline"
 
