@@ -2,6 +2,7 @@
 //! production and a fixture directory in tests; on the live `/proc` the EEVDF slice of each
 //! thread comes from `sched_getattr`, elsewhere from the tree's `sched` files.
 
+use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
@@ -77,17 +78,91 @@ impl StatusLite {
 
 impl FromRead for StatusLite {
     fn from_read<R: std::io::Read>(r: R) -> procfs::ProcResult<Self> {
-        let buf = read_all(r)?;
-        Ok(StatusLite::parse(&String::from_utf8_lossy(&buf)))
+        Ok(with_contents(r, |buf| {
+            StatusLite::parse(&String::from_utf8_lossy(buf))
+        })?)
     }
 }
 
-/// Reads to the end with plain `read` calls. `File::read_to_end` first asks for the file's
-/// size and position (statx, lseek), two wasted syscalls per procfs file, whose size is 0.
-/// A read that leaves room in the buffer has returned the whole file: the kernel produces
-/// these small procfs files in one go, so no extra call waits for end-of-file.
-fn read_all<R: std::io::Read>(mut r: R) -> std::io::Result<Vec<u8>> {
-    let mut buf = vec![0u8; 4096];
+/// The three fields of a thread's `stat` that its attributes need, parsed without the other
+/// 49: the `procfs` crate's full `Stat` parses (and allocates) all of them, once per thread.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct StatSched {
+    policy: u32,
+    nice: i32,
+    rt_priority: u32,
+}
+
+impl StatSched {
+    fn of(stat: &Stat) -> Self {
+        StatSched {
+            policy: stat.policy.unwrap_or(0),
+            nice: stat.nice as i32,
+            rt_priority: stat.rt_priority.unwrap_or(0),
+        }
+    }
+
+    /// `None` where the fields are missing or malformed. Missing RT priority and policy (they
+    /// came in 2.5.19) read as 0, as through [`StatSched::of`].
+    fn parse(text: &str) -> Option<Self> {
+        // `comm` may hold spaces and parentheses: the fields after it start past the last `)`.
+        let text = text.trim();
+        let rest = text.get(text.rfind(')')? + 2..)?;
+        // Field 3 (state) comes first; nice is field 19, RT priority and policy 40 and 41.
+        let mut fields = rest.split(' ');
+        let nice = fields.nth(16)?.parse::<i64>().ok()? as i32;
+        let mut optional = |n: usize| match fields.nth(n) {
+            None => Some(0),
+            Some(v) => v.parse::<u32>().ok(),
+        };
+        let rt_priority = optional(20)?;
+        let policy = optional(0)?;
+        Some(StatSched {
+            policy,
+            nice,
+            rt_priority,
+        })
+    }
+}
+
+impl FromRead for StatSched {
+    fn from_read<R: std::io::Read>(r: R) -> procfs::ProcResult<Self> {
+        with_contents(r, |buf| StatSched::parse(&String::from_utf8_lossy(buf)))?
+            .ok_or_else(|| ProcError::Other("malformed stat".into()))
+    }
+}
+
+/// Reads to the end with plain `read` calls and hands the bytes to `parse`.
+///
+/// `File::read_to_end` first asks for the file's size and position (statx, lseek), two wasted
+/// syscalls per procfs file, whose size is 0. A read that leaves room in the buffer has
+/// returned the whole file: the kernel produces these small procfs files in one go, so no
+/// extra call waits for end-of-file. The buffer is kept per thread and reused: a scan with
+/// threads reads several thousand of these files, and a fresh zeroed 4 KiB for each was a
+/// visible share of its CPU time.
+fn with_contents<R: std::io::Read, T>(r: R, parse: impl FnOnce(&[u8]) -> T) -> std::io::Result<T> {
+    thread_local! {
+        static BUF: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+    }
+    BUF.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut buf) => {
+            let len = fill(r, &mut buf)?;
+            Ok(parse(&buf[..len]))
+        }
+        // Taken by an outer call (a `parse` that reads a file itself): use a buffer of its own.
+        Err(_) => {
+            let mut buf = Vec::new();
+            let len = fill(r, &mut buf)?;
+            Ok(parse(&buf[..len]))
+        }
+    })
+}
+
+/// Reads `r` to the end into `buf` (grown as needed, never shrunk); returns the length read.
+fn fill<R: std::io::Read>(mut r: R, buf: &mut Vec<u8>) -> std::io::Result<usize> {
+    if buf.is_empty() {
+        buf.resize(4096, 0);
+    }
     let mut len = 0;
     loop {
         if len == buf.len() {
@@ -105,17 +180,15 @@ fn read_all<R: std::io::Read>(mut r: R) -> std::io::Result<Vec<u8>> {
             Err(e) => return Err(e),
         }
     }
-    buf.truncate(len);
-    Ok(buf)
+    Ok(len)
 }
 
-/// A `procfs` type read through [`read_all`] and parsed from memory.
+/// A `procfs` type read through [`with_contents`] and parsed from memory.
 struct Fast<T>(T);
 
 impl<T: FromRead> FromRead for Fast<T> {
     fn from_read<R: std::io::Read>(r: R) -> procfs::ProcResult<Self> {
-        let buf = read_all(r)?;
-        T::from_read(&buf[..]).map(Fast)
+        with_contents(r, |buf| T::from_read(buf))?.map(Fast)
     }
 }
 
@@ -267,7 +340,9 @@ impl ProcfsSource {
                 .filter_map(|e| e.file_name().to_str().and_then(|n| n.parse::<i32>().ok()));
             for tid in tids {
                 let base = format!("task/{tid}");
-                let Some(attrs) = self.attrs(p, tid, &base, || proc_dir.join(&base)) else {
+                let leader_stat = (tid == pid).then_some(stat);
+                let Some(attrs) = self.attrs(p, tid, leader_stat, &base, || proc_dir.join(&base))
+                else {
                     continue;
                 };
                 let Ok(tstatus) = p.read::<_, StatusLite>(format!("{base}/status")) else {
@@ -280,7 +355,7 @@ impl ProcfsSource {
                     .read::<_, Fast<Schedstat>>(format!("{base}/schedstat"))
                     .map(|Fast(s)| s.run_delay)
                     .unwrap_or(0);
-                obs.tasks.push(task_obs(tid, attrs, &tstatus, run_delay));
+                obs.tasks.push(task_obs(tid, attrs, tstatus, run_delay));
             }
         }
         if obs.tasks.is_empty() {
@@ -303,16 +378,18 @@ impl ProcfsSource {
                 rt_priority: stat.rt_priority.unwrap_or(0),
                 slice_ns: slice_ns.filter(|_| is_fair(policy)),
             };
-            obs.tasks.push(task_obs(pid, attrs, &status, run_delay));
+            obs.tasks.push(task_obs(pid, attrs, status, run_delay));
         }
         Ok(())
     }
 
-    /// A thread's attributes; `None` when it is gone.
+    /// A thread's attributes; `None` when it is gone. `leader_stat` is the process's `stat`
+    /// when `tid` is the thread-group leader.
     fn attrs(
         &self,
         p: &Process,
         tid: i32,
+        leader_stat: Option<&Stat>,
         base: &str,
         dir: impl FnOnce() -> PathBuf,
     ) -> Option<Attrs> {
@@ -327,12 +404,18 @@ impl ProcfsSource {
                 })
             }
             AttrProbe::Files { slice } => {
-                let Fast(st) = p.read::<_, Fast<Stat>>(format!("{base}/stat")).ok()?;
-                let policy = st.policy.unwrap_or(0);
+                // The kernel fills policy, nice and RT priority of `<pid>/stat` and of
+                // `task/<pid>/stat` from the same task, the leader: the process's `stat`,
+                // already parsed, saves the leader's file.
+                let st = match leader_stat {
+                    Some(st) => StatSched::of(st),
+                    None => p.read::<_, StatSched>(format!("{base}/stat")).ok()?,
+                };
+                let policy = st.policy;
                 Some(Attrs {
                     policy,
-                    nice: st.nice as i32,
-                    rt_priority: st.rt_priority.unwrap_or(0),
+                    nice: st.nice,
+                    rt_priority: st.rt_priority,
                     slice_ns: if slice && is_fair(policy) {
                         slice_from_sched_file(&dir())
                     } else {
@@ -371,13 +454,13 @@ impl ProcfsSource {
     }
 }
 
-fn task_obs(tid: i32, a: Attrs, status: &StatusLite, run_delay_ns: u64) -> TaskObs {
+fn task_obs(tid: i32, a: Attrs, status: StatusLite, run_delay_ns: u64) -> TaskObs {
     TaskObs {
         tid,
         policy: a.policy,
         nice: a.nice,
         rt_priority: a.rt_priority,
-        cpus_allowed: status.cpus_allowed.clone(),
+        cpus_allowed: status.cpus_allowed,
         slice_ns: a.slice_ns,
         nvcsw: status.nvcsw,
         nivcsw: status.nivcsw,
@@ -498,6 +581,34 @@ mod tests {
         );
         assert_eq!(s.cpus_allowed.unwrap().to_string(), "0-3,6");
         assert_eq!(StatusLite::parse("Name:\tkthread\n"), StatusLite::default());
+    }
+
+    #[test]
+    fn stat_sched_agrees_with_the_full_stat() {
+        let full = crate::observe::synthetic::stat_line(7, "a) (b c", 0x40_0100, 50, -5, 3, 9);
+        let rt = full.replace(" 17 0 0 0 ", " 17 0 42 1 ");
+        // A kernel before 2.5.19: no RT priority or policy.
+        let old = full.split(' ').take(41).collect::<Vec<_>>().join(" ") + "\n";
+        for text in [&full, &rt, &old] {
+            let stat = Stat::from_read(text.as_bytes()).expect("procfs parses it");
+            assert_eq!(StatSched::parse(text), Some(StatSched::of(&stat)), "{text}");
+        }
+        assert_eq!(
+            StatSched::parse(&rt).map(|s| (s.policy, s.nice, s.rt_priority)),
+            Some((1, -5, 42))
+        );
+        assert_eq!(StatSched::parse("7 (x) S 1 2"), None);
+        assert_eq!(StatSched::parse(&full.replace(" -5 ", " x ")), None);
+    }
+
+    #[test]
+    fn reused_read_buffer_gives_each_read_its_own_bytes() {
+        let long = "x".repeat(10_000);
+        let read = |t: &str| with_contents(t.as_bytes(), |b| b.to_vec()).unwrap();
+        assert_eq!(read(&long), long.as_bytes());
+        assert_eq!(read("short"), b"short");
+        let nested = with_contents("outer".as_bytes(), |b| (b.to_vec(), read("inner")));
+        assert_eq!(nested.unwrap(), (b"outer".to_vec(), b"inner".to_vec()));
     }
 
     #[test]
