@@ -28,6 +28,13 @@ if ((print_ko)); then
 fi
 [[ -f $kdir/Module.symvers ]] || sh_die "no kernel build in $kdir: run 'make kernel'"
 mkdir -p "$out"
+# kbuild does not rebuild an external Rust module when the kernel's config changes, and a
+# module built for another struct module fails to load: start over when the kernel differs.
+stamp=$(cat "$kdir/include/config/auto.conf" "$kdir/Module.symvers" | sha256sum | cut -d' ' -f1)
+if [[ $(cat "$out/.kernel-stamp" 2>/dev/null) != "$stamp" ]]; then
+	find "$out" -mindepth 1 -delete
+	echo "$stamp" >"$out/.kernel-stamp"
+fi
 mapfile -t kargs < <(sh_kmake_args)
 sh_log "module: building against $kdir"
 make -s -C "$kdir" M="$SH_ROOT/kernel-rust/sched_hint" MO="$out" "${kargs[@]}" modules
