@@ -61,6 +61,11 @@ cp "$job" "$out/job.sh"
 half=$((mem_mib / 2))
 accel=(-accel "${SCHED_HINT_ACCEL:-tcg}")
 ((icount)) && accel=(-accel tcg,thread=single -icount "shift=0,sleep=$icount_sleep,align=off")
+# One thread per vCPU on an old QEMU kills a guest whose kernel patches its static keys.
+if [[ -z ${SH_ALLOW_OLD_QEMU:-} && ${accel[*]} == *tcg* && ${accel[*]} != *thread=single* ]] &&
+	grep -qx CONFIG_JUMP_LABEL=y "$kdir/.config" 2>/dev/null && (($(sh_qemu_major) < SH_QEMU_MIN_MAJOR)); then
+	sh_die "$(qemu-system-x86_64 --version | head -n1): multi-threaded TCG breaks this kernel's jump labels (lib.sh); run 'make setup' for QEMU $SH_QEMU_MIN_MAJOR or set SCHED_HINT_ACCEL=tcg,thread=single"
+fi
 qemu=(qemu-system-x86_64 "${accel[@]}" -cpu max -m "$mem_mib" -smp 4,sockets=2,cores=2,threads=1
 	-object "memory-backend-ram,id=m0,size=${half}M" -object "memory-backend-ram,id=m1,size=${half}M"
 	-numa node,nodeid=0,cpus=0-1,memdev=m0 -numa node,nodeid=1,cpus=2-3,memdev=m1
