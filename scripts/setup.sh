@@ -47,40 +47,6 @@ install_debs() {
 	DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
 }
 
-# QEMU older than SH_QEMU_MIN_MAJOR (lib.sh says why) gets replaced. On bookworm, 10.0 comes
-# from bookworm-backports, added with a sources file of its own; backports are pinned low, so
-# only the packages named here move.
-install_qemu() {
-	local have
-	have=$(sh_qemu_major)
-	if ((have >= SH_QEMU_MIN_MAJOR)); then
-		sh_log "qemu: $(qemu-system-x86_64 --version | head -n1)"
-		return
-	fi
-	local codename
-	codename=$(. /etc/os-release && echo "${VERSION_CODENAME:-}")
-	[[ $codename == bookworm ]] ||
-		sh_die "qemu: version $have found, $SH_QEMU_MIN_MAJOR or later needed; install it from your distribution"
-	local list=/etc/apt/sources.list.d/sched-hint-bookworm-backports.sources
-	if [[ ! -f $list ]]; then
-		sh_log "qemu: adding bookworm-backports ($list)"
-		$SUDO tee "$list" >/dev/null <<SRC
-Types: deb
-URIs: http://deb.debian.org/debian
-Suites: bookworm-backports
-Components: main
-Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
-SRC
-	fi
-	sh_log "qemu: installing qemu-system-x86 from bookworm-backports (have $have)"
-	$SUDO apt-get update -qq
-	DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends \
-		-t bookworm-backports qemu-system-x86
-	have=$(sh_qemu_major)
-	((have >= SH_QEMU_MIN_MAJOR)) || sh_die "qemu: still version $have after the install"
-	sh_log "qemu: $(qemu-system-x86_64 --version | head -n1)"
-}
-
 # linux-source-7.3 lives in trixie-backports. A private apt state directory fetches just that
 # one .deb, so the system's own sources and upgrades are never touched.
 KERNEL_DEB_PKG=${KERNEL_DEB_PKG:-linux-source-7.3}
@@ -197,7 +163,6 @@ install_py_tools() {
 }
 
 install_debs
-install_qemu
 install_py_tools
 if ((want_kernel)); then
 	fetch_kernel_source

@@ -61,10 +61,9 @@ cp "$job" "$out/job.sh"
 half=$((mem_mib / 2))
 accel=(-accel "${SCHED_HINT_ACCEL:-tcg}")
 ((icount)) && accel=(-accel tcg,thread=single -icount "shift=0,sleep=$icount_sleep,align=off")
-# One thread per vCPU on an old QEMU kills a guest whose kernel patches its static keys.
-if [[ -z ${SH_ALLOW_OLD_QEMU:-} && ${accel[*]} == *tcg* && ${accel[*]} != *thread=single* ]] &&
-	grep -qx CONFIG_JUMP_LABEL=y "$kdir/.config" 2>/dev/null && (($(sh_qemu_major) < SH_QEMU_MIN_MAJOR)); then
-	sh_die "$(qemu-system-x86_64 --version | head -n1): multi-threaded TCG breaks this kernel's jump labels (lib.sh); run 'make setup' for QEMU $SH_QEMU_MIN_MAJOR or set SCHED_HINT_ACCEL=tcg,thread=single"
+# A thread per vCPU kills a guest whose kernel patches its static keys (lib.sh).
+if [[ -z ${SH_ALLOW_JUMP_LABEL_MTTCG:-} ]] && ! sh_jump_label_accel_ok "$kdir" "${accel[@]}"; then
+	sh_die "$kdir has CONFIG_JUMP_LABEL=y, which multi-threaded TCG breaks (scripts/lib.sh): set SCHED_HINT_ACCEL=tcg,thread=single"
 fi
 qemu=(qemu-system-x86_64 "${accel[@]}" -cpu max -m "$mem_mib" -smp 4,sockets=2,cores=2,threads=1
 	-object "memory-backend-ram,id=m0,size=${half}M" -object "memory-backend-ram,id=m1,size=${half}M"
