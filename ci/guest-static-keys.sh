@@ -2,8 +2,8 @@
 # Guest job of scripts/qemu-check.sh: toggle an upstream static key that sits on every
 # enqueue and dequeue (sched_schedstats) while hackbench and a pipe ping-pong keep all vCPUs
 # scheduling. Each toggle is a text_poke batch: int3 in, new bytes, old first byte out, with
-# an IPI to every CPU in between. A QEMU that lets a vCPU run stale code panics the guest
-# ("Oops: int3"), and the job never prints its verdict.
+# an IPI to every CPU in between. Where QEMU gets this wrong, the guest panics with
+# "Oops: int3" and the job never prints its verdict.
 set -u
 f=/proc/sys/kernel/sched_schedstats
 [[ -w $f ]] || { echo "qemu-check: no $f (needs CONFIG_SCHEDSTATS and CONFIG_SYSCTL)"; exit 2; }
