@@ -21,9 +21,9 @@ usage: scripts/bench.sh [--rounds N] [--jobs N] [--quick] [--no-build] [--phases
   --llm-only     the same as --phases llm,tuner
   --out DIR      results folder; one that has a raw.csv gets the new rows added to it, so a
                  later run of some phases joins an earlier run's report
-  A full run should take about an hour and a half on 2 cores (an estimate from the phases'
-  lengths): TCG executes the NUMA phase's hinting faults and the latency phase's four busy
-  vCPUs slowly.
+  A full run took just under two hours on 2 cores (other work shared them for part of it):
+  TCG executes the NUMA phase's hinting faults and the latency phase's four busy vCPUs
+  slowly.
 USAGE
 }
 rounds=5 jobs=$(nproc) quick=0 build=1 out= phases=hot,lat,numa,ioctl,llm,tuner
