@@ -9,9 +9,9 @@ usage: scripts/qemu-check.sh [--kernel BUILD_DIR] [--seconds N] [--out DIR]
   Boots BUILD_DIR (default: the patched kernel) on the qemu-system-x86_64 in PATH, one host
   thread per vCPU unless SCHED_HINT_ACCEL says otherwise, and toggles sched_schedstats for N
   seconds (default 120) under load (ci/guest-static-keys.sh). Exit 0: the guest survived.
-  Exit 1: it died, with the console's Oops printed. The kernel needs CONFIG_JUMP_LABEL=y,
-  or there is nothing to patch; configs/ does not set it, so build one that does and pass
-  it. vm-run.sh refuses such a kernel with a thread per vCPU everywhere else (lib.sh).
+  Exit 1: it died, with the console's Oops printed. The kernel needs CONFIG_JUMP_LABEL=y
+  (configs/ sets it), or there is nothing to patch. Everywhere else vm-run.sh gives such a
+  kernel one host thread for all vCPUs and refuses a thread per vCPU (lib.sh).
 USAGE
 }
 
@@ -33,7 +33,7 @@ for opt in CONFIG_JUMP_LABEL=y CONFIG_SCHEDSTATS=y CONFIG_SYSCTL=y; do
 done
 sh_log "qemu-check: $(qemu-system-x86_64 --version | head -n1), accel ${SCHED_HINT_ACCEL:-tcg}, $seconds s"
 rc=0
-SH_ALLOW_JUMP_LABEL_MTTCG=1 "$SH_ROOT/scripts/vm-run.sh" --kernel "$kdir" --job "$SH_ROOT/ci/guest-static-keys.sh" \
+SCHED_HINT_ACCEL=${SCHED_HINT_ACCEL:-tcg} SH_ALLOW_JUMP_LABEL_MTTCG=1 "$SH_ROOT/scripts/vm-run.sh" --kernel "$kdir" --job "$SH_ROOT/ci/guest-static-keys.sh" \
 	--out "$out" --timeout $((seconds + 300)) --env "QEMU_CHECK_S=$seconds" || rc=$?
 if ((rc == 0)); then
 	grep -a 'qemu-check: survived' "$out/job.log"

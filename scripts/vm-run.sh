@@ -22,8 +22,9 @@ usage: scripts/vm-run.sh --kernel BUILD_DIR --job SCRIPT [--out DIR] [--timeout 
   --icount-sleep (with --icount) lets guest time follow the host clock while every vCPU is
   idle, instead of jumping to the next timer: needed when the guest waits on the host (the
   LLM server), whose answer would otherwise arrive after the guest's timeouts.
-  SCHED_HINT_ACCEL (default tcg) picks the QEMU accelerator: /dev/kvm here is a nested
-  hypervisor that hangs ordinary guests.
+  SCHED_HINT_ACCEL picks the QEMU accelerator: /dev/kvm here is a nested hypervisor that
+  hangs ordinary guests. Default: tcg, or tcg,thread=single (one host thread for all vCPUs)
+  for a kernel with CONFIG_JUMP_LABEL=y, which multi-threaded TCG breaks (scripts/lib.sh).
 USAGE
 }
 
@@ -59,9 +60,12 @@ cp "$job" "$out/job.sh"
 } >"$out/env"
 
 half=$((mem_mib / 2))
-accel=(-accel "${SCHED_HINT_ACCEL:-tcg}")
+# A thread per vCPU kills a guest whose kernel patches its static keys (lib.sh), so such a
+# kernel gets one host thread for all vCPUs unless the user picked an accelerator.
+default_accel=tcg
+grep -qx CONFIG_JUMP_LABEL=y "$kdir/.config" 2>/dev/null && default_accel=tcg,thread=single
+accel=(-accel "${SCHED_HINT_ACCEL:-$default_accel}")
 ((icount)) && accel=(-accel tcg,thread=single -icount "shift=0,sleep=$icount_sleep,align=off")
-# A thread per vCPU kills a guest whose kernel patches its static keys (lib.sh).
 if [[ -z ${SH_ALLOW_JUMP_LABEL_MTTCG:-} ]] && ! sh_jump_label_accel_ok "$kdir" "${accel[@]}"; then
 	sh_die "$kdir has CONFIG_JUMP_LABEL=y, which multi-threaded TCG breaks (scripts/lib.sh): set SCHED_HINT_ACCEL=tcg,thread=single"
 fi

@@ -7,9 +7,10 @@ source "$(dirname "$0")/lib.sh"
 usage() {
 	cat <<USAGE
 usage: scripts/vm-test.sh [--debug] [--baseline] [--no-build] [--inject-failure] [--out DIR]
-  Boots the guest twice: once for the ABI, module, fuzz and tuner checks (multi-threaded TCG),
-  once for the scheduling-behaviour tests with instruction-counted guest time (-icount), whose
-  timings do not depend on host load.
+  Boots the guest twice: once for the ABI, module, fuzz and tuner checks (TCG, one host
+  thread for all vCPUs as the jump-label kernel needs, see vm-run.sh), once for the
+  scheduling-behaviour tests with instruction-counted guest time (-icount), whose timings
+  do not depend on host load.
   --debug           use the debug kernel (KASAN, lockdep) and fuzz 100,000 ioctls
   --baseline        run the scheduling tests on the unpatched kernel instead (hinted cases skip)
   --no-build        use what is already built
