@@ -42,6 +42,23 @@ placement() {
 	awk -v a="$on" -v b="$n" 'BEGIN { printf "%.0f%%", b ? 100 * a / b : 0 }'
 }
 
+# hint_field PID NAME: the hint's NAME (class, source...) from PID's /proc sched read-back.
+hint_field() {
+	awk -v k="hint.$2" '$1 == k { print $3 }' "/proc/$1/sched" 2>/dev/null
+}
+
+# unhinted_threads PID N: the threads of PID without a hint, or "starting" while it has
+# fewer than N; prints nothing once all N carry one.
+unhinted_threads() {
+	local tids=(/proc/"$1"/task/*) t c out=
+	((${#tids[@]} >= $2)) || { echo starting; return; }
+	for t in "${tids[@]}"; do
+		c=$(awk '$1 == "hint.class" { print $3 }' "$t/sched" 2>/dev/null)
+		[[ -z $c || $c == none ]] && out+=" ${t##*/}"
+	done
+	echo $out
+}
+
 # frame-render: a bursty latency-sensitive loop (300 us of work every 20 ms per worker).
 frame() {
 	"$demo/frame-render" --message-threads 1 --workers 2 --work-us 300 --interval-us 20000 \
@@ -59,7 +76,8 @@ probe=$!
 sleep 2
 "$SH_TUNER" once -c "$SH_DEMO_CONFIG" >"$demo/once.txt" 2>"$demo/once.log"
 rc=$?
-grep -iE 'warn|error' "$demo/once.log" | head -5
+# What the model was asked and answered, and any trouble on the way.
+grep -iE 'warn|error|llm classifier:' "$demo/once.log" | head -5
 ((rc == 0)) || { echo "tuner once failed ($rc)"; cat "$demo/once.log"; exit 1; }
 kill "$probe" 2>/dev/null
 # Each hint with its provenance: the class, the node, who decided and by which rule or model.
@@ -68,8 +86,30 @@ grep -E '^PID|llama-server|frame-render|updatedb|ffmpeg|metrics-agent|processes:
 say "after: the tuner daemon keeps the hints (the model's answers come from its cache)"
 "$SH_TUNER" run -c "$SH_DEMO_CONFIG" >"$demo/run.log" 2>&1 &
 tuner=$!
-sleep 3
-after_json=$(frame 3)
+# A new frame-render, which the daemon has to find and classify by its behaviour: its
+# measured window opens only once every one of its threads carries a hint.
+"$demo/frame-render" --message-threads 1 --workers 2 --work-us 300 --interval-us 20000 \
+	--duration-s 6 --warmup-s 1 --start-on-sigusr1 --json >"$demo/after.json" 2>/dev/null &
+fr=$!
+started=$(date +%s)
+frame_threads=4	# main, message thread, 2 workers
+unhinted=
+for _ in $(seq 600); do
+	unhinted=$(unhinted_threads "$fr" "$frame_threads")
+	[[ -z $unhinted ]] && break
+	sleep 0.1
+done
+if [[ -n $unhinted ]]; then
+	echo "the daemon did not hint frame-render (pid $fr) within 60 s; unhinted: $unhinted"
+	sed -n '1,40p' "$demo/run.log"
+	kill "$fr" "$tuner" $mix 2>/dev/null
+	exit 1
+fi
+echo "frame-render pid $fr: every thread hinted $(($(date +%s) - started)) s after it started;" \
+	"/proc/$fr/sched: class $(hint_field "$fr" class), source $(hint_field "$fr" source) (2 rule, 3 heuristic, 4 model)"
+kill -USR1 "$fr"
+wait "$fr"
+after_json=$(cat "$demo/after.json")
 after_place=$(placement 6)
 "$SH_SELFTESTS/sched_hint_ctl" get "$llama" | sed 's/^/llama-server hint: /'
 kill -TERM "$tuner"

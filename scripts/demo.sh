@@ -10,7 +10,9 @@ usage() {
 usage: scripts/demo.sh [--no-build] [--out DIR]
   Starts the local LLM server (scripts/llm-server.sh) on the host's loopback, boots the VM
   with a restricted user-mode NIC whose only way out is that server, and runs
-  ci/guest-demo.sh inside. Output and logs: DIR (default results/demo).
+  ci/guest-demo.sh inside. Guest time is instruction-counted (vm-run.sh --icount
+  --icount-sleep), so the before/after latencies do not move with host load, while the
+  guest still waits for the model in host time. Output and logs: DIR (default results/demo).
 USAGE
 }
 build=1 out=$SH_ROOT/results/demo
@@ -36,7 +38,7 @@ sh_log "local LLM server on 127.0.0.1:$port"
 mkdir -p "$out"
 set +e
 "$SH_ROOT/scripts/vm-run.sh" --kernel "$("$SH_ROOT/scripts/kernel.sh" --print-dir)" \
-	--job "$SH_ROOT/ci/guest-demo.sh" --out "$out" --timeout 1500 --llm-port "$port" \
+	--job "$SH_ROOT/ci/guest-demo.sh" --out "$out" --timeout 1800 --llm-port "$port" --icount --icount-sleep \
 	--env "SH_MODULE=$("$SH_ROOT/scripts/module.sh" --print-ko)" \
 	--env "SH_SELFTESTS=$("$SH_ROOT/scripts/selftests.sh" --print-dir)" \
 	--env "SH_TUNER=$SH_ROOT/target/release/tuner" \

@@ -278,6 +278,10 @@ fn snapshot(counters: &[Counter]) -> Vec<u64> {
 /// Runs the benchmark of `cfg`, setting classes through `setter`.
 pub fn run_with(cfg: &Config, setter: &mut dyn ClassSetter) -> Result<Report, Error> {
     check_cpus(cfg.cpus.as_ref())?;
+    // Before any thread starts, so that none of them inherits a mask that lets the signal in.
+    if cfg.start_on_sigusr1 {
+        sys::block_sigusr1().map_err(Error::Signal)?;
+    }
     let units_per_us = spin::calibrate_units_per_us(CALIBRATION_TRIALS);
     let work_units = spin::units_for_us(cfg.work_us, units_per_us);
 
@@ -303,6 +307,13 @@ pub fn run_with(cfg: &Config, setter: &mut dyn ClassSetter) -> Result<Report, Er
     }
 
     thread::sleep(cfg.warmup());
+    if cfg.start_on_sigusr1 {
+        if let Err(errno) = sys::wait_sigusr1() {
+            phase.shutdown.store(true, Ordering::Relaxed);
+            let _ = threads.join_all();
+            return Err(Error::Signal(errno));
+        }
+    }
     let bg_before = snapshot(&counters);
     let t0_ns = sys::monotonic_ns();
     phase.measuring.store(true, Ordering::Relaxed);
@@ -416,6 +427,34 @@ mod tests {
         assert!(matches!(e, Error::Hint(HintError::Set { .. })), "{e}");
         assert!(e.to_string().contains("refused by the test"));
         assert!(t0.elapsed() < Duration::from_secs(4), "the run went on");
+    }
+
+    #[test]
+    fn measuring_starts_on_sigusr1() {
+        use std::os::unix::thread::JoinHandleExt;
+        let cfg = config(&[
+            "--message-threads=1",
+            "--workers=1",
+            "--work-us=1",
+            "--duration-s=0.2",
+            "--warmup-s=0",
+            "--start-on-sigusr1",
+        ]);
+        let (done_tx, done_rx) = mpsc::channel();
+        let runner = thread::spawn(move || {
+            let r = run_with(&cfg, &mut NoDevice);
+            done_tx.send(()).unwrap();
+            r
+        });
+        // run_with blocks the signal first thing; until it comes, the warmup goes on.
+        let waited = done_rx.recv_timeout(Duration::from_millis(1500));
+        assert!(waited.is_err(), "measured without the signal");
+        nix::sys::pthread::pthread_kill(runner.as_pthread_t(), nix::sys::signal::SIGUSR1).unwrap();
+        done_rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("the signal did not start the measured window");
+        let r = runner.join().unwrap().unwrap();
+        assert!(r.samples > 0, "no samples after the signal");
     }
 
     #[test]

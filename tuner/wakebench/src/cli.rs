@@ -55,6 +55,10 @@ pub struct Args {
     /// Time before measuring, in seconds; its samples are discarded.
     #[arg(long, default_value_t = 1.0)]
     pub warmup_s: f64,
+    /// After the warmup, keep warming up until the process gets SIGUSR1, then measure: lets
+    /// a script start measuring once something outside (the tuner) has acted on the threads.
+    #[arg(long)]
+    pub start_on_sigusr1: bool,
     /// Print one JSON object on stdout (the summary line goes to stderr).
     #[arg(long)]
     pub json: bool,
@@ -103,6 +107,7 @@ pub struct Config {
     pub device: PathBuf,
     pub duration_s: f64,
     pub warmup_s: f64,
+    pub start_on_sigusr1: bool,
     #[serde(skip)]
     pub json: bool,
 }
@@ -174,6 +179,7 @@ impl TryFrom<Args> for Config {
             device: a.device,
             duration_s: a.duration_s,
             warmup_s: a.warmup_s,
+            start_on_sigusr1: a.start_on_sigusr1,
             json: a.json,
         })
     }
@@ -214,6 +220,7 @@ mod tests {
             (HintClass::None, HintClass::None)
         );
         assert_eq!(c.cpus, None);
+        assert!(!c.start_on_sigusr1);
         assert_eq!(c.nr_threads(), 10);
     }
 

@@ -37,6 +37,8 @@ pub enum Error {
     StartupTimeout(u64),
     #[error("futex call failed in thread {thread}: {source}")]
     Futex { thread: String, source: io::Error },
+    #[error("cannot wait for SIGUSR1: {0}")]
+    Signal(Errno),
     #[error("thread {0} panicked")]
     Panicked(String),
 }

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use nix::errno::Errno;
 use nix::sched::CpuSet;
+use nix::sys::signal::{SigSet, Signal};
 use nix::time::{clock_gettime, ClockId};
 use nix::unistd::Pid;
 
@@ -31,6 +32,23 @@ pub fn pin_current_thread(set: &CpuSet) -> Result<(), Errno> {
 /// The CPUs the calling thread may run on.
 pub fn current_affinity() -> Result<CpuSet, Errno> {
     nix::sched::sched_getaffinity(Pid::from_raw(0))
+}
+
+fn sigusr1() -> SigSet {
+    let mut set = SigSet::empty();
+    set.add(Signal::SIGUSR1);
+    set
+}
+
+/// Blocks SIGUSR1 in the calling thread and in every thread it starts afterwards, so that the
+/// signal waits for [`wait_sigusr1`] instead of ending the process.
+pub fn block_sigusr1() -> Result<(), Errno> {
+    sigusr1().thread_block()
+}
+
+/// Waits until SIGUSR1 is pending for this thread or the process, and takes it.
+pub fn wait_sigusr1() -> Result<(), Errno> {
+    sigusr1().wait().map(drop)
 }
 
 /// `struct sched_attr` as of SCHED_ATTR_SIZE_VER0 (48 bytes), the part a fair slice needs.
