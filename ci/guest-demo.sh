@@ -30,16 +30,32 @@ sleep 2
 node1_cpus=$(cat /sys/devices/system/node/node1/cpulist)
 echo "llama-server pid $llama: 192 MiB first touched on node 1 (CPUs $node1_cpus); 2 x updatedb, 1 x ffmpeg busy-looping; metrics-agent waking 5 times a second"
 
-# Share of samples in which llama-server's main thread ran on node 1, over N seconds.
+# Where llama-server's main thread ran, sampled every 0.1 s for N seconds: "samples on
+# node 0, samples on node 1".
 placement() {
-	local on=0 n=0 cpu
+	local n0=0 n1=0 cpu
 	for _ in $(seq $(($1 * 10))); do
 		cpu=$(awk '{print $39}' "/proc/$llama/stat" 2>/dev/null) || break
-		n=$((n + 1))
-		[[ $(cat "/sys/devices/system/cpu/cpu$cpu/topology/physical_package_id") == 1 ]] && on=$((on + 1))
+		if [[ -e /sys/devices/system/cpu/cpu$cpu/node1 ]]; then
+			n1=$((n1 + 1))
+		else
+			n0=$((n0 + 1))
+		fi
 		sleep 0.1
 	done
-	awk -v a="$on" -v b="$n" 'BEGIN { printf "%.0f%%", b ? 100 * a / b : 0 }'
+	echo "$n0 $n1"
+}
+
+# llama-server's resident pages per node, from numa_maps: "pages on node 0, on node 1".
+pages() {
+	awk '{ for (i = 1; i <= NF; i++) if ($i ~ /^N[01]=/) { split($i, kv, "="); p[substr(kv[1], 2)] += kv[2] } }
+		END { printf "%d %d\n", p[0], p[1] }' "/proc/$llama/numa_maps"
+}
+
+# share NODE "A0 A1": node NODE's share of a pair of per-node counts, in percent.
+share() {
+	awk -v n="$1" -v pair="$2" 'BEGIN { split(pair, c, " "); t = c[1] + c[2]
+		printf "%.0f%%", t ? 100 * c[n + 1] / t : 0 }'
 }
 
 # hint_field PID NAME: the hint's NAME (class, source...) from PID's /proc sched read-back.
@@ -68,6 +84,7 @@ frame() {
 say "before: no hints"
 before_json=$(frame 1)
 before_place=$(placement 6)
+before_pages=$(pages)
 
 say "the tuner, one pass, with the local LLM for what the rules leave open"
 "$demo/frame-render" --message-threads 1 --workers 2 --work-us 300 --interval-us 20000 \
@@ -111,7 +128,12 @@ kill -USR1 "$fr"
 wait "$fr"
 after_json=$(cat "$demo/after.json")
 after_place=$(placement 6)
+after_pages=$(pages)
 "$SH_SELFTESTS/sched_hint_ctl" get "$llama" | sed 's/^/llama-server hint: /'
+# The tuner picks the node that holds most of the process's memory; NUMA balancing may have
+# moved some of it since the first touch, so compare on the node it picked.
+node=$(hint_field "$llama" node)
+[[ $node == [01] ]] || { echo "llama-server has no node hint (node '$node')"; kill "$tuner" $mix 2>/dev/null; exit 1; }
 kill -TERM "$tuner"
 wait "$tuner" 2>/dev/null
 
@@ -121,7 +143,10 @@ for k in p50_us p99_us p999_us; do
 	printf '%-36s %12s %12s\n' "frame-render wakeup latency $k" \
 		"$(jq -r ".$k | floor" <<<"$before_json")" "$(jq -r ".$k | floor" <<<"$after_json")"
 done
-printf '%-36s %12s %12s\n' "llama-server samples on node 1" "$before_place" "$after_place"
+printf '%-36s %12s %12s\n' "llama-server samples on node $node (hint)" \
+	"$(share "$node" "$before_place")" "$(share "$node" "$after_place")"
+printf '%-36s %12s %12s\n' "llama-server pages on node $node" \
+	"$(share "$node" "$before_pages")" "$(share "$node" "$after_pages")"
 echo "hints set through the device: $(cat /sys/kernel/sched_hint/stats/set)"
 # The mix shares this script's output; it must not outlive it.
 kill $mix 2>/dev/null
