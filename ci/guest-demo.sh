@@ -6,6 +6,8 @@
 set -u
 demo=/tmp/sched_hint-demo
 mkdir -p "$demo"
+# The tuner's own output and logs go back to the host with the job folder, whatever the end.
+trap 'cp "$demo"/once.txt "$demo"/once.log "$demo"/run.log "$SH_OUT"/ 2>/dev/null' EXIT
 say() { printf '\n== %s\n' "$*"; }
 
 insmod "$SH_MODULE" || exit 1
@@ -91,7 +93,7 @@ say "the tuner, one pass, with the local LLM for what the rules leave open"
 	--duration-s 600 --warmup-s 0 >/dev/null 2>&1 &
 probe=$!
 sleep 2
-"$SH_TUNER" once -c "$SH_DEMO_CONFIG" >"$demo/once.txt" 2>"$demo/once.log"
+"$SH_TUNER" once --all -c "$SH_DEMO_CONFIG" >"$demo/once.txt" 2>"$demo/once.log"
 rc=$?
 # What the model was asked and answered, and any trouble on the way.
 grep -iE 'warn|error|llm classifier:' "$demo/once.log" | head -5
