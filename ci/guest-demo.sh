@@ -71,7 +71,7 @@ unhinted_threads() {
 	local tids=(/proc/"$1"/task/*) t c out=
 	((${#tids[@]} >= $2)) || { echo starting; return; }
 	for t in "${tids[@]}"; do
-		c=$(awk '$1 == "hint.class" { print $3 }' "$t/sched" 2>/dev/null)
+		c=$(hint_field "${t##*/}" class)
 		[[ -z $c || $c == none ]] && out+=" ${t##*/}"
 	done
 	echo $out
