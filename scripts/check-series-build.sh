@@ -32,7 +32,7 @@ for c in $commits; do
 	# not added yet is dropped, and comes back (with its fragment value) once it exists.
 	sh_kconfig "$scratch" "$build" "$SH_ROOT/configs/sched_hint.config"
 	if grep -q "^config SCHED_HINT$" "$scratch/init/Kconfig" &&
-		! grep -qx 'CONFIG_SCHED_HINT=y' "$build/.config"; then
+		! sh_config_has "$build" CONFIG_SCHED_HINT=y; then
 		sh_die "patch $n: CONFIG_SCHED_HINT exists but is not enabled"
 	fi
 	make -s -C "$scratch" O="$build" "${kargs[@]}" all ||

@@ -121,7 +121,7 @@ if [[ ! -f $build/.config || $(cat "$build/.sched_hint-config" 2>/dev/null) != "
 	while IFS= read -r line; do
 		[[ $line =~ ^CONFIG_[A-Z0-9_]+= ]] || continue
 		[[ $flavour == baseline* && $line == CONFIG_SCHED_HINT* ]] && continue
-		grep -qxF "$line" "$build/.config" || { sh_log "config: '$line' did not stick"; missing=1; }
+		sh_config_has "$build" "$line" || { sh_log "config: '$line' did not stick"; missing=1; }
 	done < <(cat "${fragments[@]}")
 	((missing == 0)) || sh_die "config fragment not satisfied (see above)"
 	echo "$cfg_want" >"$build/.sched_hint-config"

@@ -47,6 +47,11 @@ sh_kconfig() {
 	make -s -C "$src" O="$build" "${kargs[@]}" olddefconfig >/dev/null
 }
 
+# sh_config_has BUILD_DIR LINE: BUILD_DIR/.config has LINE (e.g. CONFIG_JUMP_LABEL=y) verbatim.
+sh_config_has() {
+	grep -qxF "$2" "$1/.config" 2>/dev/null
+}
+
 # Multi-threaded TCG runs a guest that patches its own code (static keys with
 # CONFIG_JUMP_LABEL) unsafely: a vCPU traps on an int3 that text_poke put in, the kernel's
 # handler does not take it for part of a patch, and the guest dies with "Oops: int3".
@@ -58,5 +63,5 @@ sh_kconfig() {
 sh_jump_label_accel_ok() {	# sh_jump_label_accel_ok KERNEL_BUILD_DIR ACCEL_ARGS...
 	local kdir=$1
 	shift
-	[[ $* != *tcg* || $* == *thread=single* ]] || ! grep -qx CONFIG_JUMP_LABEL=y "$kdir/.config" 2>/dev/null
+	[[ $* != *tcg* || $* == *thread=single* ]] || ! sh_config_has "$kdir" CONFIG_JUMP_LABEL=y
 }

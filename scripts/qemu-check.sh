@@ -29,7 +29,7 @@ done
 kdir=${kdir:-$("$SH_ROOT/scripts/kernel.sh" --print-dir)}
 out=${out:-$SH_ROOT/results/qemu-check}
 for opt in CONFIG_JUMP_LABEL=y CONFIG_SCHEDSTATS=y CONFIG_SYSCTL=y; do
-	grep -qx "$opt" "$kdir/.config" 2>/dev/null || sh_die "$kdir/.config lacks $opt: nothing to check"
+	sh_config_has "$kdir" "$opt" || sh_die "$kdir/.config lacks $opt: nothing to check"
 done
 sh_log "qemu-check: $(qemu-system-x86_64 --version | head -n1), accel ${SCHED_HINT_ACCEL:-tcg}, $seconds s"
 rc=0

@@ -63,7 +63,7 @@ half=$((mem_mib / 2))
 # A thread per vCPU kills a guest whose kernel patches its static keys (lib.sh), so such a
 # kernel gets one host thread for all vCPUs unless the user picked an accelerator.
 default_accel=tcg
-grep -qx CONFIG_JUMP_LABEL=y "$kdir/.config" 2>/dev/null && default_accel=tcg,thread=single
+sh_config_has "$kdir" CONFIG_JUMP_LABEL=y && default_accel=tcg,thread=single
 accel=(-accel "${SCHED_HINT_ACCEL:-$default_accel}")
 ((icount)) && accel=(-accel tcg,thread=single -icount "shift=0,sleep=$icount_sleep,align=off")
 if [[ -z ${SH_ALLOW_JUMP_LABEL_MTTCG:-} ]] && ! sh_jump_label_accel_ok "$kdir" "${accel[@]}"; then
