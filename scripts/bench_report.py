@@ -43,6 +43,19 @@ def paired_ratio(a, b):
     return median(ratios), ratios
 
 
+PHASES = ("hot", "lat", "numa", "ioctl", "llm", "tuner")
+
+
+def phases_run(env_text):
+    """The phases of every `run` line bench.sh wrote: a folder may collect several runs."""
+    ran = set()
+    for line in (env_text or "").splitlines():
+        if line.startswith("run ") and ": phases " in line:
+            ran.update(line.split(": phases ", 1)[1].split(", ", 1)[0].split(","))
+    # A folder from before bench.sh recorded its phases: every row, as then.
+    return ran or set(PHASES)
+
+
 def llm_rows(data, add):
     """The LLM off the hot path: paired busy/idle wakeup p99, within the idle runs' own noise."""
     idle = series(data, "llm", "llm_lat_p99_us.idle")
@@ -85,6 +98,11 @@ def llm_rows(data, add):
 def main():
     out = Path(sys.argv[1])
     data = load(out / "raw.csv")
+    env = out / "environment.txt"
+    env_text = env.read_text() if env.exists() else None
+    # Rows of a phase that was not run are left out; a phase that ran and left no
+    # figures keeps its rows, marked "no data".
+    ran = phases_run(env_text)
     rows = []
     result = {"rounds": len({r for v in data.values() for r in v}), "metrics": {}}
 
@@ -98,7 +116,7 @@ def main():
         rows.append((label, goal, value, verdict, detail))
         result["metrics"][label] = {"goal": goal, "value": value, "met": ok, "detail": detail}
 
-    for bench in HOT_BENCHES:
+    for bench in HOT_BENCHES if "hot" in ran else ():
         unit = bench.rsplit("_", 1)[1]
         base = series(data, "baseline", f"{bench}.baseline")
         for tag, goal in HOT_CASES:
@@ -116,6 +134,38 @@ def main():
                 + ", ".join(f"{x:.4f}" for x in rs)
                 + ("" if ok is not None else f"; rounds spread +/-{spread:.3f}, wider than the goal's margin: inconclusive"))
 
+    if "lat" in ran:
+        lat_rows(data, add)
+    if "numa" in ran:
+        numa_rows(data, add)
+    if "llm" in ran:
+        llm_rows(data, add)
+    if "ioctl" in ran:
+        for name in ("ioctl_get_info_us", "ioctl_set_us", "ioctl_batch1000_us"):
+            m = median(series(data, "patched", name).values())
+            add(name, "report", m, None, "median over rounds")
+
+    tuner = out / "tuner-bench.txt"
+    result["tuner_bench"] = tuner.read_text() if tuner.exists() else None
+    result["environment"] = env_text
+    result["phases"] = [p for p in PHASES if p in ran]
+
+    lines = ["| metric | goal | value | verdict | detail |", "| --- | --- | --- | --- | --- |"]
+    lines += [f"| {a} | {b} | {c} | {d} | {e} |" for a, b, c, d, e in rows]
+    table = "\n".join(lines)
+    tuner_md = f"## tuner cost (host)\n\n```\n{result['tuner_bench']}```\n" if result["tuner_bench"] else ""
+    (out / "summary.md").write_text(
+        f"# sched_hint benchmark\n\n```\n{result['environment'] or ''}```\n\n{table}\n\n{tuner_md}")
+    (out / "results.json").write_text(json.dumps(result, indent=2))
+    plots(data, out)
+    print(table)
+    if result["tuner_bench"]:
+        print("\ntuner cost (host):\n" + result["tuner_bench"])
+    print(f"\nfull results: {out}")
+
+
+def lat_rows(data, add):
+    """The latency class: hinted vs unhinted wakeup latency, and the background's throughput."""
     p99_u = series(data, "patched", "lat_p99_us.unhinted")
     p99_h = series(data, "patched", "lat_p99_us.hinted")
     r, rs = paired_ratio(p99_u, p99_h)
@@ -142,36 +192,15 @@ def main():
     add("background throughput hinted / unhinted", ">= 0.95", r and round(r, 3),
         r is not None and r >= 0.95, "per round " + ", ".join(f"{x:.3f}" for x in rs) if r else "no data")
 
+
+def numa_rows(data, add):
+    """NUMA placement: share of a node-1-hinted task's CPU samples and pages on node 1."""
     for name, goal in (("numa_cpu_share_node1", 0.99), ("numa_page_share_node1", 0.95)):
         h = series(data, "patched", f"{name}.hinted")
         u = series(data, "patched", f"{name}.unhinted")
         m = median(h.values())
         add(f"{name} (hinted to node 1)", f">= {goal}", m and round(m, 4), m is not None and m >= goal,
             f"unhinted {median(u.values())}" if u else "")
-
-    llm_rows(data, add)
-
-    for name in ("ioctl_get_info_us", "ioctl_set_us", "ioctl_batch1000_us"):
-        m = median(series(data, "patched", name).values())
-        add(name, "report", m, None, "median over rounds")
-
-    tuner = out / "tuner-bench.txt"
-    result["tuner_bench"] = tuner.read_text() if tuner.exists() else None
-    env = out / "environment.txt"
-    result["environment"] = env.read_text() if env.exists() else None
-
-    lines = ["| metric | goal | value | verdict | detail |", "| --- | --- | --- | --- | --- |"]
-    lines += [f"| {a} | {b} | {c} | {d} | {e} |" for a, b, c, d, e in rows]
-    table = "\n".join(lines)
-    (out / "summary.md").write_text(
-        f"# sched_hint benchmark\n\n```\n{result['environment'] or ''}```\n\n{table}\n\n"
-        f"## tuner cost (host)\n\n```\n{result['tuner_bench'] or ''}```\n")
-    (out / "results.json").write_text(json.dumps(result, indent=2))
-    plots(data, out)
-    print(table)
-    if result["tuner_bench"]:
-        print("\ntuner cost (host):\n" + result["tuner_bench"])
-    print(f"\nfull results: {out}")
 
 
 def plot_hot(ax, data):

@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # Host tests: everything that needs no VM. The tuner's unit and integration tests (with the real
-# local LLM server when it is installed), and the shell scripts' syntax.
+# local LLM server when it is installed), the shell scripts' syntax, and the bench report.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
 usage() {
-	echo "usage: scripts/test-host.sh   (cargo test for the workspace, bash -n for the scripts)"
+	echo "usage: scripts/test-host.sh   (cargo test for the workspace, bash -n for the scripts, the bench report's tests)"
 }
 [[ ${1:-} == -h || ${1:-} == --help ]] && { usage; exit 0; }
 
@@ -13,6 +13,8 @@ for s in "$SH_ROOT"/scripts/*.sh "$SH_ROOT"/ci/*.sh "$SH_ROOT"/.ci/run; do
 	bash -n "$s"
 done
 sh_log "scripts: syntax ok"
+"$SH_VENV/bin/python" "$SH_ROOT/scripts/bench_report_test.py" 2>&1
+sh_log "bench report: tests ok"
 cd "$SH_ROOT"
 # make setup installed the model and server: their tests must run, not skip.
 SCHED_HINT_REQUIRE_LLM=1 cargo test --workspace --release 2>&1

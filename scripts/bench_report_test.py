@@ -1,0 +1,86 @@
+#!/usr/bin/env python3
+"""Tests for bench_report.py: verdicts, and which phases' rows a summary holds.
+
+Run: python3 scripts/bench_report_test.py   (scripts/test-host.sh runs it)
+"""
+import contextlib
+import io
+import json
+import sys
+import tempfile
+import unittest
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import bench_report  # noqa: E402
+
+ENV_HEAD = "host: test\n"
+
+
+def run_line(phases):
+    return f"run 2026-11-22T10:00:00Z: phases {phases}, rounds 2, jobs 2, quick 0, host load 0.1 0.1 0.1\n"
+
+
+def report(env, rows):
+    """Runs the report over a folder with ENV and raw.csv ROWS; returns results.json."""
+    with tempfile.TemporaryDirectory() as d:
+        out = Path(d)
+        (out / "environment.txt").write_text(env)
+        (out / "raw.csv").write_text(
+            "round,kernel,name,value\n" + "".join(f"{r},{k},{n},{v}\n" for r, k, n, v in rows))
+        argv, sys.argv = sys.argv, ["bench_report.py", str(out)]
+        try:
+            with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+                bench_report.main()
+        finally:
+            sys.argv = argv
+        return json.loads((out / "results.json").read_text())
+
+
+def hot_rows(base, patched):
+    rows = []
+    for r, (b, p) in enumerate(zip(base, patched), 1):
+        rows.append((r, "baseline", "pipe_pinned_us.baseline", b))
+        rows += [(r, "patched", f"pipe_pinned_us.{tag}", p) for tag, _ in bench_report.HOT_CASES]
+    return rows
+
+
+class PhasesRun(unittest.TestCase):
+    def test_union_of_every_run_line(self):
+        env = ENV_HEAD + run_line("hot") + run_line("llm,tuner")
+        self.assertEqual(bench_report.phases_run(env), {"hot", "llm", "tuner"})
+
+    def test_folder_without_run_lines_means_every_phase(self):
+        self.assertEqual(bench_report.phases_run(ENV_HEAD), set(bench_report.PHASES))
+        self.assertEqual(bench_report.phases_run(None), set(bench_report.PHASES))
+
+
+class Summary(unittest.TestCase):
+    def test_rows_of_phases_not_run_are_left_out(self):
+        res = report(ENV_HEAD + run_line("hot"), hot_rows([10.0, 10.0], [10.01, 10.01]))
+        labels = list(res["metrics"])
+        self.assertEqual(res["phases"], ["hot"])
+        self.assertIn("pipe_pinned_us hints_off / baseline", labels)
+        self.assertFalse([x for x in labels if x.startswith(("latency", "numa", "ioctl", "model"))], labels)
+
+    def test_a_phase_that_ran_without_figures_says_no_data(self):
+        res = report(ENV_HEAD + run_line("hot,lat"), hot_rows([10.0, 10.0], [10.01, 10.01]))
+        row = res["metrics"]["latency p99 unhinted / hinted"]
+        self.assertIsNone(row["value"])
+        self.assertEqual(row["detail"], "no data")
+
+    def test_hot_verdicts(self):
+        # Tight rounds: the goal decides. 0.1 % over passes 1.005, 2 % over fails it.
+        met = report(ENV_HEAD + run_line("hot"), hot_rows([10.0, 10.0], [10.01, 10.01]))
+        self.assertIs(met["metrics"]["pipe_pinned_us hints_off / baseline"]["met"], True)
+        over = report(ENV_HEAD + run_line("hot"), hot_rows([10.0, 10.0], [10.2, 10.2]))
+        self.assertIs(over["metrics"]["pipe_pinned_us hints_off / baseline"]["met"], False)
+        # Rounds that scatter wider than the margin: neither met nor missed.
+        wide = report(ENV_HEAD + run_line("hot"), hot_rows([10.0, 10.0], [9.7, 10.3]))
+        row = wide["metrics"]["pipe_pinned_us hints_off / baseline"]
+        self.assertIsNone(row["met"])
+        self.assertIn("inconclusive", row["detail"])
+
+
+if __name__ == "__main__":
+    unittest.main()
