@@ -7,6 +7,7 @@
 
 pub mod cpuset;
 pub mod numa_maps;
+pub mod procfile;
 pub mod procfs;
 pub mod rates;
 pub mod snapshot;

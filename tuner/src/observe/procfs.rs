@@ -2,14 +2,14 @@
 //! production and a fixture directory in tests; on the live `/proc` the EEVDF slice of each
 //! thread comes from `sched_getattr`, elsewhere from the tree's `sched` files.
 
-use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
-use procfs::process::{FDTarget, Process, Schedstat, Stat};
-use procfs::{FromRead, FromReadSI, ProcError};
+use procfs::process::{FDTarget, Process};
+use procfs::{FromReadSI, ProcError};
 
-use super::{CpuSet, CpuTime, ObserveError, ProcObs, ProcSource, ScanOptions, TaskObs, PF_KTHREAD};
+use super::procfile::{RunDelay, StatLite, StatusLite};
+use super::{CpuTime, ObserveError, ProcObs, ProcSource, ScanOptions, TaskObs, PF_KTHREAD};
 use crate::observe::numa_maps;
 
 /// What [`ProcfsSource`] keeps of a process's threads between scans.
@@ -31,165 +31,6 @@ struct StaticFacts {
     cmdline: Vec<String>,
     cgroup: String,
     cpuset_cgroup: Option<String>,
-}
-
-/// The five fields of `/proc/<pid>/status` the tuner uses, parsed in one pass without a
-/// map of every line (the `procfs` crate's full `Status` costs most of a scan).
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct StatusLite {
-    pub euid: u32,
-    pub vmrss_kib: u64,
-    pub cpus_allowed: Option<CpuSet>,
-    pub nvcsw: u64,
-    pub nivcsw: u64,
-}
-
-impl StatusLite {
-    pub fn parse(text: &str) -> Self {
-        let mut s = StatusLite::default();
-        let num = |v: &str| {
-            v.split_ascii_whitespace()
-                .next()
-                .and_then(|n| n.parse().ok())
-                .unwrap_or(0)
-        };
-        for line in text.lines() {
-            let Some((key, value)) = line.split_once(':') else {
-                continue;
-            };
-            match key {
-                "Uid" => {
-                    s.euid = value
-                        .split_ascii_whitespace()
-                        .nth(1)
-                        .and_then(|v| v.parse().ok())
-                        .unwrap_or(0)
-                }
-                "VmRSS" => s.vmrss_kib = num(value),
-                "Cpus_allowed_list" => s.cpus_allowed = CpuSet::from_list(value).ok(),
-                "voluntary_ctxt_switches" => s.nvcsw = num(value),
-                "nonvoluntary_ctxt_switches" => s.nivcsw = num(value),
-                _ => {}
-            }
-        }
-        s
-    }
-}
-
-impl FromRead for StatusLite {
-    fn from_read<R: std::io::Read>(r: R) -> procfs::ProcResult<Self> {
-        Ok(with_contents(r, |buf| {
-            StatusLite::parse(&String::from_utf8_lossy(buf))
-        })?)
-    }
-}
-
-/// The three fields of a thread's `stat` that its attributes need, parsed without the other
-/// 49: the `procfs` crate's full `Stat` parses (and allocates) all of them, once per thread.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct StatSched {
-    policy: u32,
-    nice: i32,
-    rt_priority: u32,
-}
-
-impl StatSched {
-    fn of(stat: &Stat) -> Self {
-        StatSched {
-            policy: stat.policy.unwrap_or(0),
-            nice: stat.nice as i32,
-            rt_priority: stat.rt_priority.unwrap_or(0),
-        }
-    }
-
-    /// `None` where the fields are missing or malformed. Missing RT priority and policy (they
-    /// came in 2.5.19) read as 0, as through [`StatSched::of`].
-    fn parse(text: &str) -> Option<Self> {
-        // `comm` may hold spaces and parentheses: the fields after it start past the last `)`.
-        let text = text.trim();
-        let rest = text.get(text.rfind(')')? + 2..)?;
-        // Field 3 (state) comes first; nice is field 19, RT priority and policy 40 and 41.
-        let mut fields = rest.split(' ');
-        let nice = fields.nth(16)?.parse::<i64>().ok()? as i32;
-        let mut optional = |n: usize| match fields.nth(n) {
-            None => Some(0),
-            Some(v) => v.parse::<u32>().ok(),
-        };
-        let rt_priority = optional(20)?;
-        let policy = optional(0)?;
-        Some(StatSched {
-            policy,
-            nice,
-            rt_priority,
-        })
-    }
-}
-
-impl FromRead for StatSched {
-    fn from_read<R: std::io::Read>(r: R) -> procfs::ProcResult<Self> {
-        with_contents(r, |buf| StatSched::parse(&String::from_utf8_lossy(buf)))?
-            .ok_or_else(|| ProcError::Other("malformed stat".into()))
-    }
-}
-
-/// Reads to the end with plain `read` calls and hands the bytes to `parse`.
-///
-/// `File::read_to_end` first asks for the file's size and position (statx, lseek), two wasted
-/// syscalls per procfs file, whose size is 0. A read that leaves room in the buffer has
-/// returned the whole file: the kernel produces these small procfs files in one go, so no
-/// extra call waits for end-of-file. The buffer is kept per thread and reused: a scan with
-/// threads reads several thousand of these files, and a fresh zeroed 4 KiB for each was a
-/// visible share of its CPU time.
-fn with_contents<R: std::io::Read, T>(r: R, parse: impl FnOnce(&[u8]) -> T) -> std::io::Result<T> {
-    thread_local! {
-        static BUF: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
-    }
-    BUF.with(|cell| match cell.try_borrow_mut() {
-        Ok(mut buf) => {
-            let len = fill(r, &mut buf)?;
-            Ok(parse(&buf[..len]))
-        }
-        // Taken by an outer call (a `parse` that reads a file itself): use a buffer of its own.
-        Err(_) => {
-            let mut buf = Vec::new();
-            let len = fill(r, &mut buf)?;
-            Ok(parse(&buf[..len]))
-        }
-    })
-}
-
-/// Reads `r` to the end into `buf` (grown as needed, never shrunk); returns the length read.
-fn fill<R: std::io::Read>(mut r: R, buf: &mut Vec<u8>) -> std::io::Result<usize> {
-    if buf.is_empty() {
-        buf.resize(4096, 0);
-    }
-    let mut len = 0;
-    loop {
-        if len == buf.len() {
-            buf.resize(len * 2, 0);
-        }
-        match r.read(&mut buf[len..]) {
-            Ok(0) => break,
-            Ok(n) => {
-                len += n;
-                if len < buf.len() {
-                    break;
-                }
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(len)
-}
-
-/// A `procfs` type read through [`with_contents`] and parsed from memory.
-struct Fast<T>(T);
-
-impl<T: FromRead> FromRead for Fast<T> {
-    fn from_read<R: std::io::Read>(r: R) -> procfs::ProcResult<Self> {
-        with_contents(r, |buf| T::from_read(buf))?.map(Fast)
-    }
 }
 
 /// Where a thread's policy, nice and EEVDF slice come from.
@@ -255,7 +96,7 @@ impl ProcfsSource {
     }
 
     fn read_process(&mut self, p: &Process, opts: &ScanOptions) -> Result<ProcObs, ProcError> {
-        let Fast(stat) = p.read::<_, Fast<Stat>>("stat")?;
+        let stat: StatLite = p.read("stat")?;
         let pid = p.pid();
         let mut obs = ProcObs {
             pid,
@@ -263,7 +104,7 @@ impl ProcfsSource {
             ppid: stat.ppid,
             comm: stat.comm.clone(),
             kthread: stat.flags & PF_KTHREAD != 0,
-            nr_threads: stat.num_threads.max(1) as u32,
+            nr_threads: stat.num_threads.clamp(1, i64::from(u32::MAX)) as u32,
             cpu_ns: (stat.utime + stat.stime) * self.ns_per_tick,
             ..Default::default()
         };
@@ -326,7 +167,7 @@ impl ProcfsSource {
     fn read_threads(
         &self,
         p: &Process,
-        stat: &Stat,
+        stat: &StatLite,
         proc_dir: &Path,
         opts: &ScanOptions,
         obs: &mut ProcObs,
@@ -352,20 +193,16 @@ impl ProcfsSource {
                     obs.uid = tstatus.euid;
                 }
                 let run_delay = p
-                    .read::<_, Fast<Schedstat>>(format!("{base}/schedstat"))
-                    .map(|Fast(s)| s.run_delay)
-                    .unwrap_or(0);
+                    .read::<_, RunDelay>(format!("{base}/schedstat"))
+                    .map_or(0, |d| d.0);
                 obs.tasks.push(task_obs(tid, attrs, tstatus, run_delay));
             }
         }
         if obs.tasks.is_empty() {
             let status: StatusLite = p.read("status")?;
             obs.uid = status.euid;
-            let run_delay = p
-                .read::<_, Fast<Schedstat>>("schedstat")
-                .map(|Fast(s)| s.run_delay)
-                .unwrap_or(0);
-            let policy = stat.policy.unwrap_or(0);
+            let run_delay = p.read::<_, RunDelay>("schedstat").map_or(0, |d| d.0);
+            let policy = stat.sched.policy;
             let slice_ns = match self.probe {
                 AttrProbe::Syscall => crate::sys::sched_getattr(pid).ok().map(|a| a.sched_runtime),
                 AttrProbe::Files { slice } => {
@@ -374,8 +211,8 @@ impl ProcfsSource {
             };
             let attrs = Attrs {
                 policy,
-                nice: stat.nice as i32,
-                rt_priority: stat.rt_priority.unwrap_or(0),
+                nice: stat.sched.nice,
+                rt_priority: stat.sched.rt_priority,
                 slice_ns: slice_ns.filter(|_| is_fair(policy)),
             };
             obs.tasks.push(task_obs(pid, attrs, status, run_delay));
@@ -389,7 +226,7 @@ impl ProcfsSource {
         &self,
         p: &Process,
         tid: i32,
-        leader_stat: Option<&Stat>,
+        leader_stat: Option<&StatLite>,
         base: &str,
         dir: impl FnOnce() -> PathBuf,
     ) -> Option<Attrs> {
@@ -408,8 +245,8 @@ impl ProcfsSource {
                 // `task/<pid>/stat` from the same task, the leader: the process's `stat`,
                 // already parsed, saves the leader's file.
                 let st = match leader_stat {
-                    Some(st) => StatSched::of(st),
-                    None => p.read::<_, StatSched>(format!("{base}/stat")).ok()?,
+                    Some(st) => st.sched,
+                    None => p.read::<_, StatLite>(format!("{base}/stat")).ok()?.sched,
                 };
                 let policy = st.policy;
                 Some(Attrs {
@@ -569,47 +406,6 @@ pub fn parse_cpu_times(text: &str) -> Vec<CpuTime> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn status_lite_reads_the_fields_it_needs() {
-        let text = "Name:\tx\nUid:\t1000\t1001\t1000\t1000\nVmRSS:\t  4242 kB\nCpus_allowed_list:\t0-3,6\n\
-                    voluntary_ctxt_switches:\t77\nnonvoluntary_ctxt_switches:\t5\n";
-        let s = StatusLite::parse(text);
-        assert_eq!(
-            (s.euid, s.vmrss_kib, s.nvcsw, s.nivcsw),
-            (1001, 4242, 77, 5)
-        );
-        assert_eq!(s.cpus_allowed.unwrap().to_string(), "0-3,6");
-        assert_eq!(StatusLite::parse("Name:\tkthread\n"), StatusLite::default());
-    }
-
-    #[test]
-    fn stat_sched_agrees_with_the_full_stat() {
-        let full = crate::observe::synthetic::stat_line(7, "a) (b c", 0x40_0100, 50, -5, 3, 9);
-        let rt = full.replace(" 17 0 0 0 ", " 17 0 42 1 ");
-        // A kernel before 2.5.19: no RT priority or policy.
-        let old = full.split(' ').take(41).collect::<Vec<_>>().join(" ") + "\n";
-        for text in [&full, &rt, &old] {
-            let stat = Stat::from_read(text.as_bytes()).expect("procfs parses it");
-            assert_eq!(StatSched::parse(text), Some(StatSched::of(&stat)), "{text}");
-        }
-        assert_eq!(
-            StatSched::parse(&rt).map(|s| (s.policy, s.nice, s.rt_priority)),
-            Some((1, -5, 42))
-        );
-        assert_eq!(StatSched::parse("7 (x) S 1 2"), None);
-        assert_eq!(StatSched::parse(&full.replace(" -5 ", " x ")), None);
-    }
-
-    #[test]
-    fn reused_read_buffer_gives_each_read_its_own_bytes() {
-        let long = "x".repeat(10_000);
-        let read = |t: &str| with_contents(t.as_bytes(), |b| b.to_vec()).unwrap();
-        assert_eq!(read(&long), long.as_bytes());
-        assert_eq!(read("short"), b"short");
-        let nested = with_contents("outer".as_bytes(), |b| (b.to_vec(), read("inner")));
-        assert_eq!(nested.unwrap(), (b"outer".to_vec(), b"inner".to_vec()));
-    }
 
     #[test]
     fn cpu_times_skip_the_total_line() {

@@ -1,0 +1,341 @@
+//! Parsers for the per-process and per-thread procfs files a scan reads on every pass
+//! (`stat`, `status`, `schedstat`), working on the raw bytes.
+//!
+//! A pass with threads reads a few thousand of these files. The `procfs` crate parses every
+//! field of each (52 for `stat`, a map of every `status` line), checks the whole file is
+//! UTF-8 first, and allocates on the way: that was close to half of a pass's user time. These
+//! take only the fields the tuner uses, and only numbers are decoded.
+
+use std::cell::RefCell;
+use std::io::Read;
+use std::str::FromStr;
+
+use procfs::{FromRead, ProcError, ProcResult};
+
+use super::CpuSet;
+
+/// Reads to the end with plain `read` calls and hands the bytes to `parse`.
+///
+/// `File::read_to_end` first asks for the file's size and position (statx, lseek), two wasted
+/// syscalls per procfs file, whose size is 0. A read that leaves room in the buffer has
+/// returned the whole file: the kernel produces these small procfs files in one go, so no
+/// extra call waits for end-of-file. The buffer is kept per thread and reused: a fresh
+/// zeroed 4 KiB for each file was a visible share of a pass's CPU time.
+pub(crate) fn with_contents<R: Read, T>(
+    r: R,
+    parse: impl FnOnce(&[u8]) -> T,
+) -> std::io::Result<T> {
+    thread_local! {
+        static BUF: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+    }
+    BUF.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut buf) => {
+            let len = fill(r, &mut buf)?;
+            Ok(parse(&buf[..len]))
+        }
+        // Taken by an outer call (a `parse` that reads a file itself): use a buffer of its own.
+        Err(_) => {
+            let mut buf = Vec::new();
+            let len = fill(r, &mut buf)?;
+            Ok(parse(&buf[..len]))
+        }
+    })
+}
+
+/// Reads `r` to the end into `buf` (grown as needed, never shrunk); returns the length read.
+fn fill<R: Read>(mut r: R, buf: &mut Vec<u8>) -> std::io::Result<usize> {
+    if buf.is_empty() {
+        buf.resize(4096, 0);
+    }
+    let mut len = 0;
+    loop {
+        if len == buf.len() {
+            buf.resize(len * 2, 0);
+        }
+        match r.read(&mut buf[len..]) {
+            Ok(0) => break,
+            Ok(n) => {
+                len += n;
+                if len < buf.len() {
+                    break;
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(len)
+}
+
+/// A decimal number from ASCII bytes; `None` for anything else.
+fn num<T: FromStr>(bytes: &[u8]) -> Option<T> {
+    std::str::from_utf8(bytes).ok()?.parse().ok()
+}
+
+/// The first whitespace-separated word of `bytes`.
+fn first_word(bytes: &[u8]) -> &[u8] {
+    let mut words = bytes
+        .split(|b| b.is_ascii_whitespace())
+        .filter(|w| !w.is_empty());
+    words.next().unwrap_or_default()
+}
+
+/// The five fields of `/proc/<pid>/status` the tuner uses.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct StatusLite {
+    pub euid: u32,
+    pub vmrss_kib: u64,
+    pub cpus_allowed: Option<CpuSet>,
+    pub nvcsw: u64,
+    pub nivcsw: u64,
+}
+
+impl StatusLite {
+    /// Lines it does not use, or cannot decode, are skipped: `Name:` may hold any bytes.
+    pub fn parse(text: &[u8]) -> Self {
+        let mut s = StatusLite::default();
+        for line in text.split(|&b| b == b'\n') {
+            let Some(colon) = line.iter().position(|&b| b == b':') else {
+                continue;
+            };
+            let (key, value) = (&line[..colon], &line[colon + 1..]);
+            match key {
+                b"Uid" => {
+                    let mut ids = value
+                        .split(|b| b.is_ascii_whitespace())
+                        .filter(|w| !w.is_empty());
+                    s.euid = ids.nth(1).and_then(num).unwrap_or(0);
+                }
+                b"VmRSS" => s.vmrss_kib = num(first_word(value)).unwrap_or(0),
+                b"Cpus_allowed_list" => {
+                    s.cpus_allowed = std::str::from_utf8(value)
+                        .ok()
+                        .and_then(|v| CpuSet::from_list(v).ok())
+                }
+                b"voluntary_ctxt_switches" => s.nvcsw = num(first_word(value)).unwrap_or(0),
+                b"nonvoluntary_ctxt_switches" => s.nivcsw = num(first_word(value)).unwrap_or(0),
+                _ => {}
+            }
+        }
+        s
+    }
+}
+
+impl FromRead for StatusLite {
+    fn from_read<R: Read>(r: R) -> ProcResult<Self> {
+        Ok(with_contents(r, StatusLite::parse)?)
+    }
+}
+
+/// Policy, nice and RT priority from a `stat` line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StatSched {
+    pub policy: u32,
+    pub nice: i32,
+    pub rt_priority: u32,
+}
+
+/// The fields of `/proc/<pid>/stat` (or a thread's) the tuner uses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatLite {
+    pub comm: String,
+    pub ppid: i32,
+    pub flags: u32,
+    pub utime: u64,
+    pub stime: u64,
+    pub num_threads: i64,
+    pub starttime: u64,
+    /// Resident pages.
+    pub rss: u64,
+    pub sched: StatSched,
+}
+
+impl StatLite {
+    /// `None` where a field it needs is missing or malformed. RT priority and policy came in
+    /// 2.5.19: where they are missing they read as 0, as the `procfs` crate's `Stat` has it.
+    pub fn parse(text: &[u8]) -> Option<Self> {
+        // `comm` may hold spaces, parentheses, any bytes: it runs from the first `(` to the
+        // last `)`, and the fields after it start with field 3 (state).
+        let open = text.iter().position(|&b| b == b'(')?;
+        let close = text.iter().rposition(|&b| b == b')')?;
+        let comm = String::from_utf8_lossy(text.get(open + 1..close)?).into_owned();
+        let rest = text.get(close + 2..)?;
+        let mut fields = rest.split(|&b| b == b' ' || b == b'\n');
+        // field(n) consumes up to field n (1-based, as proc(5) numbers them).
+        let mut at = 3;
+        let mut field = |n: usize| {
+            let f = fields.nth(n - at);
+            at = n + 1;
+            f
+        };
+        let ppid = num(field(4)?)?;
+        let flags = num(field(9)?)?;
+        let utime = num(field(14)?)?;
+        let stime = num(field(15)?)?;
+        let nice = num::<i64>(field(19)?)? as i32;
+        let num_threads = num(field(20)?)?;
+        let starttime = num(field(22)?)?;
+        let rss = num(field(24)?)?;
+        let mut optional = |n: usize| match field(n) {
+            None | Some(b"") => Some(0),
+            Some(v) => num::<u32>(v),
+        };
+        let rt_priority = optional(40)?;
+        let policy = optional(41)?;
+        Some(StatLite {
+            comm,
+            ppid,
+            flags,
+            utime,
+            stime,
+            num_threads,
+            starttime,
+            rss,
+            sched: StatSched {
+                policy,
+                nice,
+                rt_priority,
+            },
+        })
+    }
+}
+
+impl FromRead for StatLite {
+    fn from_read<R: Read>(r: R) -> ProcResult<Self> {
+        with_contents(r, StatLite::parse)?.ok_or_else(|| ProcError::Other("malformed stat".into()))
+    }
+}
+
+/// The run delay (time spent runnable, waiting for a CPU), in ns, from a `schedstat` file:
+/// its second field.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RunDelay(pub u64);
+
+impl RunDelay {
+    pub fn parse(text: &[u8]) -> Option<Self> {
+        let mut fields = text
+            .split(|b| b.is_ascii_whitespace())
+            .filter(|w| !w.is_empty());
+        num(fields.nth(1)?).map(RunDelay)
+    }
+}
+
+impl FromRead for RunDelay {
+    fn from_read<R: Read>(r: R) -> ProcResult<Self> {
+        with_contents(r, RunDelay::parse)?
+            .ok_or_else(|| ProcError::Other("malformed schedstat".into()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use procfs::process::{Schedstat, Stat};
+
+    #[test]
+    fn status_lite_reads_the_fields_it_needs() {
+        let text = "Name:\tx\nUid:\t1000\t1001\t1000\t1000\nVmRSS:\t  4242 kB\nCpus_allowed_list:\t0-3,6\n\
+                    voluntary_ctxt_switches:\t77\nnonvoluntary_ctxt_switches:\t5\n";
+        let s = StatusLite::parse(text.as_bytes());
+        assert_eq!(
+            (s.euid, s.vmrss_kib, s.nvcsw, s.nivcsw),
+            (1001, 4242, 77, 5)
+        );
+        assert_eq!(s.cpus_allowed.as_ref().unwrap().to_string(), "0-3,6");
+        assert_eq!(
+            StatusLite::parse(b"Name:\tkthread\n"),
+            StatusLite::default()
+        );
+        // A name that is not UTF-8 costs nothing else.
+        let odd = [b"Name:\t\xff\xfe:x\n".as_slice(), text.as_bytes()].concat();
+        assert_eq!(StatusLite::parse(&odd), s);
+    }
+
+    fn stat_of(text: &str) -> StatLite {
+        let s = Stat::from_read(text.as_bytes()).expect("procfs parses it");
+        StatLite {
+            comm: s.comm,
+            ppid: s.ppid,
+            flags: s.flags,
+            utime: s.utime,
+            stime: s.stime,
+            num_threads: s.num_threads,
+            starttime: s.starttime,
+            rss: s.rss,
+            sched: StatSched {
+                policy: s.policy.unwrap_or(0),
+                nice: s.nice as i32,
+                rt_priority: s.rt_priority.unwrap_or(0),
+            },
+        }
+    }
+
+    #[test]
+    fn stat_lite_agrees_with_the_full_stat() {
+        let full = crate::observe::synthetic::stat_line(7, "a) (b c", 0x40_0100, 50, -5, 3, 9);
+        let rt = full.replace(" 17 0 0 0 ", " 17 0 42 1 ");
+        // A kernel before 2.5.19: no RT priority or policy.
+        let old = full.split(' ').take(41).collect::<Vec<_>>().join(" ") + "\n";
+        for text in [&full, &rt, &old] {
+            assert_eq!(
+                StatLite::parse(text.as_bytes()),
+                Some(stat_of(text)),
+                "{text}"
+            );
+        }
+        let rt = StatLite::parse(rt.as_bytes()).unwrap();
+        assert_eq!(
+            (rt.sched.policy, rt.sched.nice, rt.sched.rt_priority),
+            (1, -5, 42)
+        );
+        assert_eq!((rt.utime, rt.stime, rt.num_threads, rt.rss), (45, 5, 3, 9));
+    }
+
+    #[test]
+    fn stat_lite_refuses_what_it_cannot_read() {
+        let full = crate::observe::synthetic::stat_line(7, "x", 0x40_0100, 50, 0, 1, 9);
+        assert_eq!(StatLite::parse(b"7 (x) S 1 2"), None);
+        assert_eq!(StatLite::parse(b"no parentheses"), None);
+        assert_eq!(
+            StatLite::parse(
+                full.replace(" 20 0 1 0 1007 ", " 20 0 x 0 1007 ")
+                    .as_bytes()
+            ),
+            None
+        );
+        assert!(StatLite::parse(full.as_bytes()).is_some());
+        // Field 41, the policy ("x" is one word here, so fields and words line up).
+        let mut words: Vec<&str> = full.split(' ').collect();
+        words[40] = "x";
+        assert_eq!(StatLite::parse(words.join(" ").as_bytes()), None);
+        // A comm that is not UTF-8 still gives the numbers.
+        let odd = [
+            b"7 (\xff) ".as_slice(),
+            full.split_once(") ").unwrap().1.as_bytes(),
+        ]
+        .concat();
+        assert_eq!(StatLite::parse(&odd).map(|s| s.starttime), Some(1007));
+    }
+
+    #[test]
+    fn run_delay_is_the_second_schedstat_field() {
+        let text = "123456 7890 12\n";
+        let full = Schedstat::from_read(text.as_bytes()).unwrap();
+        assert_eq!(
+            RunDelay::parse(text.as_bytes()),
+            Some(RunDelay(full.run_delay))
+        );
+        assert_eq!(RunDelay::parse(b"123456\n"), None);
+        assert_eq!(RunDelay::parse(b"1 x 3\n"), None);
+    }
+
+    #[test]
+    fn reused_read_buffer_gives_each_read_its_own_bytes() {
+        let long = "x".repeat(10_000);
+        let read = |t: &str| with_contents(t.as_bytes(), |b| b.to_vec()).unwrap();
+        assert_eq!(read(&long), long.as_bytes());
+        assert_eq!(read("short"), b"short");
+        let nested = with_contents("outer".as_bytes(), |b| (b.to_vec(), read("inner")));
+        assert_eq!(nested.unwrap(), (b"outer".to_vec(), b"inner".to_vec()));
+    }
+}
