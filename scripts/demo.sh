@@ -38,7 +38,7 @@ sh_log "local LLM server on 127.0.0.1:$port"
 mkdir -p "$out"
 set +e
 "$SH_ROOT/scripts/vm-run.sh" --kernel "$("$SH_ROOT/scripts/kernel.sh" --print-dir)" \
-	--job "$SH_ROOT/ci/guest-demo.sh" --out "$out" --timeout 1800 --llm-port "$port" --icount --icount-sleep \
+	--job "$SH_ROOT/ci/guest-demo.sh" --out "$out" --timeout 3600 --llm-port "$port" --icount --icount-sleep \
 	--env "SH_MODULE=$("$SH_ROOT/scripts/module.sh" --print-ko)" \
 	--env "SH_SELFTESTS=$("$SH_ROOT/scripts/selftests.sh" --print-dir)" \
 	--env "SH_TUNER=$SH_ROOT/target/release/tuner" \
