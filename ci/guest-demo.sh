@@ -87,10 +87,9 @@ unhinted_threads() {
 # window of 4 s has about 400 wakeups: enough for p50 and p99, not for p99.9. Four busy
 # vCPUs on one host thread make each guest second cost about ten on the host.
 windows=3
-frame() {
-	"$demo/frame-render" --message-threads 1 --workers 2 --work-us 300 --interval-us 20000 \
-		--duration-s 4 --warmup-s 1 --json "$@" 2>/dev/null
-}
+# Arguments, not a function: started in the background, frame-render itself must be `$!`.
+frame=(--message-threads 1 --workers 2 --work-us 300 --interval-us 20000 --duration-s 4
+	--warmup-s 1 --json)
 
 # check_window FILE: FILE holds a wakebench report with the latency percentiles.
 check_window() {
@@ -103,7 +102,7 @@ check_window() {
 
 say "before: no hints ($windows windows of 4 s, each a new frame-render)"
 for i in $(seq "$windows"); do
-	frame >"$demo/before.$i.json"
+	"$demo/frame-render" "${frame[@]}" >"$demo/before.$i.json" 2>/dev/null
 	check_window "$demo/before.$i.json"
 done
 before_place=$(placement 6)
@@ -132,7 +131,7 @@ tuner=$!
 # behaviour: its measured window opens only once every one of its threads carries a hint.
 frame_threads=4	# main, message thread, 2 workers
 for i in $(seq "$windows"); do
-	frame --start-on-sigusr1 >"$demo/after.$i.json" &
+	"$demo/frame-render" "${frame[@]}" --start-on-sigusr1 >"$demo/after.$i.json" 2>/dev/null &
 	fr=$!
 	started=$(date +%s)
 	unhinted=
