@@ -69,8 +69,11 @@ envs=(--env "SH_MODULE=$("$SH_ROOT/scripts/module.sh" --print-ko)"
 	echo "baseline: $(make -s -C "$(sh_ksrc)" kernelversion)"
 	echo "guest: 4 vCPUs (2 sockets x 2 cores), 2 NUMA nodes x 1 GiB, -icount shift=0"
 } >"$out/environment.txt"
-# One line per invocation: a folder may collect the phases of several.
-echo "run $(date -u +%FT%TZ): phases $phases, rounds $rounds, jobs $jobs, quick $quick, host load $(cut -d' ' -f1-3 /proc/loadavg)" \
+# One line per invocation: a folder may collect the phases of several, and each may come
+# from a different commit of this tree (the tuner and wakebench are built from it).
+tree=$(git -C "$SH_ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
+git -C "$SH_ROOT" diff --quiet HEAD 2>/dev/null || tree+=-dirty
+echo "run $(date -u +%FT%TZ) at $tree: phases $phases, rounds $rounds, jobs $jobs, quick $quick, host load $(cut -d' ' -f1-3 /proc/loadavg)" \
 	>>"$out/environment.txt"
 cat "$out/environment.txt"
 

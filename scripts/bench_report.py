@@ -152,7 +152,8 @@ def main():
 
     lines = ["| metric | goal | value | verdict | detail |", "| --- | --- | --- | --- | --- |"]
     lines += [f"| {a} | {b} | {c} | {d} | {e} |" for a, b, c, d, e in rows]
-    table = "\n".join(lines)
+    # A run of the tuner phase alone has no rows: no empty table.
+    table = "\n".join(lines) if rows else ""
     tuner_md = f"## tuner cost (host)\n\n```\n{result['tuner_bench']}```\n" if result["tuner_bench"] else ""
     (out / "summary.md").write_text(
         f"# sched_hint benchmark\n\n```\n{result['environment'] or ''}```\n\n{table}\n\n{tuner_md}")

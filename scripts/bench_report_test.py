@@ -17,8 +17,9 @@ import bench_report  # noqa: E402
 ENV_HEAD = "host: test\n"
 
 
-def run_line(phases):
-    return f"run 2026-11-22T10:00:00Z: phases {phases}, rounds 2, jobs 2, quick 0, host load 0.1 0.1 0.1\n"
+def run_line(phases, tree=""):
+    at = f" at {tree}" if tree else ""
+    return f"run 2026-11-22T10:00:00Z{at}: phases {phases}, rounds 2, jobs 2, quick 0, host load 0.1 0.1 0.1\n"
 
 
 def report(env, rows):
@@ -47,7 +48,7 @@ def hot_rows(base, patched):
 
 class PhasesRun(unittest.TestCase):
     def test_union_of_every_run_line(self):
-        env = ENV_HEAD + run_line("hot") + run_line("llm,tuner")
+        env = ENV_HEAD + run_line("hot") + run_line("llm,tuner", tree="7bbc156-dirty")
         self.assertEqual(bench_report.phases_run(env), {"hot", "llm", "tuner"})
 
     def test_folder_without_run_lines_means_every_phase(self):
