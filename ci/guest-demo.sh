@@ -85,7 +85,7 @@ unhinted_threads() {
 # Each window is a process of its own: where its threads land moves its latency in this
 # guest more than anything else, so each side of the table is the median of several. A
 # window of 4 s has about 400 wakeups: enough for p50 and p99, not for p99.9. Four busy
-# vCPUs on one host thread make each guest second cost about ten on the host.
+# vCPUs on one host thread make each busy guest second cost several on the host.
 windows=3
 # Arguments, not a function: started in the background, frame-render itself must be `$!`.
 frame=(--message-threads 1 --workers 2 --work-us 300 --interval-us 20000 --duration-s 4
