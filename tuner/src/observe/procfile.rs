@@ -127,7 +127,63 @@ impl FromRead for StatusLite {
     }
 }
 
-/// Policy, nice and RT priority from a `stat` line.
+/// A `stat` line cut after `comm`, whose fields are then read in increasing order.
+struct StatFields<'a> {
+    comm: &'a [u8],
+    rest: std::slice::Split<'a, u8, fn(&u8) -> bool>,
+    /// The number (1-based, as proc(5) has it) of the next field `rest` yields.
+    next: usize,
+}
+
+impl<'a> StatFields<'a> {
+    fn new(text: &'a [u8]) -> Option<Self> {
+        // `comm` may hold spaces, parentheses, any bytes: it runs from the first `(` to the
+        // last `)`, and the fields after it start with field 3 (state).
+        let open = text.iter().position(|&b| b == b'(')?;
+        let close = text.iter().rposition(|&b| b == b')')?;
+        let sep: fn(&u8) -> bool = |&b| b == b' ' || b == b'\n';
+        Some(StatFields {
+            comm: text.get(open + 1..close)?,
+            rest: text.get(close + 2..)?.split(sep),
+            next: 3,
+        })
+    }
+
+    /// Field `n`, which must come after the last one asked for.
+    fn field(&mut self, n: usize) -> Option<&'a [u8]> {
+        let f = self.rest.nth(n.checked_sub(self.next)?);
+        self.next = n + 1;
+        f
+    }
+
+    /// A required numeric field.
+    fn num<T: FromStr>(&mut self, n: usize) -> Option<T> {
+        num(self.field(n)?)
+    }
+
+    /// RT priority and policy came in 2.5.19: where missing they read as 0, as the `procfs`
+    /// crate's `Stat` has it; present and malformed is `None`.
+    fn optional_u32(&mut self, n: usize) -> Option<u32> {
+        match self.field(n) {
+            None | Some(b"") => Some(0),
+            Some(v) => num(v),
+        }
+    }
+
+    /// Nice (field 19), then RT priority and policy (40, 41).
+    fn sched(&mut self) -> Option<StatSched> {
+        let nice = self.num::<i64>(19)? as i32;
+        let rt_priority = self.optional_u32(40)?;
+        let policy = self.optional_u32(41)?;
+        Some(StatSched {
+            policy,
+            nice,
+            rt_priority,
+        })
+    }
+}
+
+/// Policy, nice and RT priority from a `stat` line: all a thread's attributes need.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct StatSched {
     pub policy: u32,
@@ -135,7 +191,20 @@ pub struct StatSched {
     pub rt_priority: u32,
 }
 
-/// The fields of `/proc/<pid>/stat` (or a thread's) the tuner uses.
+impl StatSched {
+    /// `None` where a field it needs is missing or malformed.
+    pub fn parse(text: &[u8]) -> Option<Self> {
+        StatFields::new(text)?.sched()
+    }
+}
+
+impl FromRead for StatSched {
+    fn from_read<R: Read>(r: R) -> ProcResult<Self> {
+        with_contents(r, StatSched::parse)?.ok_or_else(|| ProcError::Other("malformed stat".into()))
+    }
+}
+
+/// The fields of `/proc/<pid>/stat` the tuner uses.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StatLite {
     pub comm: String,
@@ -151,39 +220,22 @@ pub struct StatLite {
 }
 
 impl StatLite {
-    /// `None` where a field it needs is missing or malformed. RT priority and policy came in
-    /// 2.5.19: where they are missing they read as 0, as the `procfs` crate's `Stat` has it.
+    /// `None` where a field it needs is missing or malformed.
     pub fn parse(text: &[u8]) -> Option<Self> {
-        // `comm` may hold spaces, parentheses, any bytes: it runs from the first `(` to the
-        // last `)`, and the fields after it start with field 3 (state).
-        let open = text.iter().position(|&b| b == b'(')?;
-        let close = text.iter().rposition(|&b| b == b')')?;
-        let comm = String::from_utf8_lossy(text.get(open + 1..close)?).into_owned();
-        let rest = text.get(close + 2..)?;
-        let mut fields = rest.split(|&b| b == b' ' || b == b'\n');
-        // field(n) consumes up to field n (1-based, as proc(5) numbers them).
-        let mut at = 3;
-        let mut field = |n: usize| {
-            let f = fields.nth(n - at);
-            at = n + 1;
-            f
-        };
-        let ppid = num(field(4)?)?;
-        let flags = num(field(9)?)?;
-        let utime = num(field(14)?)?;
-        let stime = num(field(15)?)?;
-        let nice = num::<i64>(field(19)?)? as i32;
-        let num_threads = num(field(20)?)?;
-        let starttime = num(field(22)?)?;
-        let rss = num(field(24)?)?;
-        let mut optional = |n: usize| match field(n) {
-            None | Some(b"") => Some(0),
-            Some(v) => num::<u32>(v),
-        };
-        let rt_priority = optional(40)?;
-        let policy = optional(41)?;
+        let mut f = StatFields::new(text)?;
+        let ppid = f.num(4)?;
+        let flags = f.num(9)?;
+        let utime = f.num(14)?;
+        let stime = f.num(15)?;
+        // Nice (19) sits between stime and num_threads: read in order.
+        let nice = f.num::<i64>(19)? as i32;
+        let num_threads = f.num(20)?;
+        let starttime = f.num(22)?;
+        let rss = f.num(24)?;
+        let rt_priority = f.optional_u32(40)?;
+        let policy = f.optional_u32(41)?;
         Some(StatLite {
-            comm,
+            comm: String::from_utf8_lossy(f.comm).into_owned(),
             ppid,
             flags,
             utime,
@@ -283,6 +335,11 @@ mod tests {
                 "{text}"
             );
         }
+        // A thread's attributes read the same three fields alone.
+        for text in [&full, &rt, &old] {
+            let lite = StatLite::parse(text.as_bytes()).map(|s| s.sched);
+            assert_eq!(StatSched::parse(text.as_bytes()), lite, "{text}");
+        }
         let rt = StatLite::parse(rt.as_bytes()).unwrap();
         assert_eq!(
             (rt.sched.policy, rt.sched.nice, rt.sched.rt_priority),
@@ -308,6 +365,11 @@ mod tests {
         let mut words: Vec<&str> = full.split(' ').collect();
         words[40] = "x";
         assert_eq!(StatLite::parse(words.join(" ").as_bytes()), None);
+        assert_eq!(StatSched::parse(words.join(" ").as_bytes()), None);
+        assert_eq!(
+            StatSched::parse(full.replace(" 20 0 1 ", " 20 x 1 ").as_bytes()),
+            None
+        );
         // A comm that is not UTF-8 still gives the numbers.
         let odd = [
             b"7 (\xff) ".as_slice(),

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use procfs::process::{FDTarget, Process};
 use procfs::{FromReadSI, ProcError};
 
-use super::procfile::{RunDelay, StatLite, StatusLite};
+use super::procfile::{RunDelay, StatLite, StatSched, StatusLite};
 use super::{CpuTime, ObserveError, ProcObs, ProcSource, ScanOptions, TaskObs, PF_KTHREAD};
 use crate::observe::numa_maps;
 
@@ -246,7 +246,7 @@ impl ProcfsSource {
                 // already parsed, saves the leader's file.
                 let st = match leader_stat {
                     Some(st) => st.sched,
-                    None => p.read::<_, StatLite>(format!("{base}/stat")).ok()?.sched,
+                    None => p.read::<_, StatSched>(format!("{base}/stat")).ok()?,
                 };
                 let policy = st.policy;
                 Some(Attrs {
