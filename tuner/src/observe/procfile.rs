@@ -72,12 +72,16 @@ fn num<T: FromStr>(bytes: &[u8]) -> Option<T> {
     std::str::from_utf8(bytes).ok()?.parse().ok()
 }
 
+/// The whitespace-separated words of `bytes`.
+fn words(bytes: &[u8]) -> impl Iterator<Item = &[u8]> {
+    bytes
+        .split(|b| b.is_ascii_whitespace())
+        .filter(|w| !w.is_empty())
+}
+
 /// The first whitespace-separated word of `bytes`.
 fn first_word(bytes: &[u8]) -> &[u8] {
-    let mut words = bytes
-        .split(|b| b.is_ascii_whitespace())
-        .filter(|w| !w.is_empty());
-    words.next().unwrap_or_default()
+    words(bytes).next().unwrap_or_default()
 }
 
 /// The five fields of `/proc/<pid>/status` the tuner uses.
@@ -100,12 +104,7 @@ impl StatusLite {
             };
             let (key, value) = (&line[..colon], &line[colon + 1..]);
             match key {
-                b"Uid" => {
-                    let mut ids = value
-                        .split(|b| b.is_ascii_whitespace())
-                        .filter(|w| !w.is_empty());
-                    s.euid = ids.nth(1).and_then(num).unwrap_or(0);
-                }
+                b"Uid" => s.euid = words(value).nth(1).and_then(num).unwrap_or(0),
                 b"VmRSS" => s.vmrss_kib = num(first_word(value)).unwrap_or(0),
                 b"Cpus_allowed_list" => {
                     s.cpus_allowed = std::str::from_utf8(value)
@@ -170,9 +169,13 @@ impl<'a> StatFields<'a> {
         }
     }
 
-    /// Nice (field 19), then RT priority and policy (40, 41).
-    fn sched(&mut self) -> Option<StatSched> {
-        let nice = self.num::<i64>(19)? as i32;
+    /// Nice, field 19.
+    fn nice(&mut self) -> Option<i32> {
+        Some(self.num::<i64>(19)? as i32)
+    }
+
+    /// RT priority and policy (fields 40, 41), with `nice` read before them.
+    fn sched(&mut self, nice: i32) -> Option<StatSched> {
         let rt_priority = self.optional_u32(40)?;
         let policy = self.optional_u32(41)?;
         Some(StatSched {
@@ -194,7 +197,9 @@ pub struct StatSched {
 impl StatSched {
     /// `None` where a field it needs is missing or malformed.
     pub fn parse(text: &[u8]) -> Option<Self> {
-        StatFields::new(text)?.sched()
+        let mut f = StatFields::new(text)?;
+        let nice = f.nice()?;
+        f.sched(nice)
     }
 }
 
@@ -227,13 +232,13 @@ impl StatLite {
         let flags = f.num(9)?;
         let utime = f.num(14)?;
         let stime = f.num(15)?;
-        // Nice (19) sits between stime and num_threads: read in order.
-        let nice = f.num::<i64>(19)? as i32;
+        // Fields are read in order: nice (19) comes before num_threads, the rest of the
+        // scheduling fields (40, 41) after rss.
+        let nice = f.nice()?;
         let num_threads = f.num(20)?;
         let starttime = f.num(22)?;
         let rss = f.num(24)?;
-        let rt_priority = f.optional_u32(40)?;
-        let policy = f.optional_u32(41)?;
+        let sched = f.sched(nice)?;
         Some(StatLite {
             comm: String::from_utf8_lossy(f.comm).into_owned(),
             ppid,
@@ -243,11 +248,7 @@ impl StatLite {
             num_threads,
             starttime,
             rss,
-            sched: StatSched {
-                policy,
-                nice,
-                rt_priority,
-            },
+            sched,
         })
     }
 }
@@ -265,10 +266,7 @@ pub struct RunDelay(pub u64);
 
 impl RunDelay {
     pub fn parse(text: &[u8]) -> Option<Self> {
-        let mut fields = text
-            .split(|b| b.is_ascii_whitespace())
-            .filter(|w| !w.is_empty());
-        num(fields.nth(1)?).map(RunDelay)
+        num(words(text).nth(1)?).map(RunDelay)
     }
 }
 
