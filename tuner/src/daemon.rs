@@ -18,16 +18,23 @@ use tokio::time::MissedTickBehavior;
 
 use crate::apply::{describe, HintSink};
 use crate::classify::external::{ExternalClassifier, ExternalError, ExternalVerdict};
-use crate::classify::rules::RuleSet;
 use crate::clock::Clock;
+use crate::config::rules::RuleSet;
 use crate::config::{Config, OnExit};
 use crate::engine::Engine;
 use crate::error::Error;
 use crate::metrics::{self, Metrics};
-use crate::observe::snapshot::{NumaRead, Observer, Snapshot};
+use crate::observe::snapshot::{NumaRead, ObserveOptions, Observer, Snapshot};
 use crate::observe::{ObserveError, ProcKey};
 
-pub type Reloader = Box<dyn FnMut() -> Result<(Arc<Config>, RuleSet), Error> + Send>;
+/// A re-read configuration: what the engine and the observer take of it.
+pub struct Reload {
+    pub cfg: Arc<Config>,
+    pub rules: RuleSet,
+    pub observe: ObserveOptions,
+}
+
+pub type Reloader = Box<dyn FnMut() -> Result<Reload, Error> + Send>;
 
 type Answer = (Vec<ProcKey>, Result<Vec<ExternalVerdict>, ExternalError>);
 type ScanResult = (Observer, Result<Snapshot, ObserveError>, u64);
@@ -93,7 +100,7 @@ impl Daemon {
         let mut tick = interval(cfg.daemon.interval_ms);
         let mut observer = Some(self.observer);
         let mut scan: Option<JoinHandle<ScanResult>> = None;
-        let mut pending_cfg: Option<Arc<Config>> = None;
+        let mut pending_opts: Option<ObserveOptions> = None;
         tokio::pin!(shutdown);
 
         loop {
@@ -103,7 +110,7 @@ impl Daemon {
                 Some(()) = hup.recv() => {
                     let Some(reload) = self.reload.as_mut() else { continue };
                     match reload() {
-                        Ok((new_cfg, rules)) => {
+                        Ok(Reload { cfg: new_cfg, rules, observe: opts }) => {
                             let old = self.engine.config().clone();
                             if new_cfg.daemon.backend != old.daemon.backend || new_cfg.metrics != old.metrics || new_cfg.daemon.device != old.daemon.device {
                                 tracing::warn!("backend, device and metrics settings take effect after a restart");
@@ -111,10 +118,10 @@ impl Daemon {
                             if new_cfg.daemon.interval_ms != old.daemon.interval_ms {
                                 tick = interval(new_cfg.daemon.interval_ms);
                             }
-                            self.engine.set_config(new_cfg.clone(), rules);
+                            self.engine.set_config(new_cfg, rules);
                             match observer.as_mut() {
-                                Some(o) => o.set_config(new_cfg),
-                                None => pending_cfg = Some(new_cfg),
+                                Some(o) => o.set_options(opts),
+                                None => pending_opts = Some(opts),
                             }
                             self.metrics.reloads.fetch_add(1, Ordering::Relaxed);
                             tracing::info!("configuration reloaded");
@@ -132,8 +139,8 @@ impl Daemon {
                 joined = async { scan.as_mut().expect("guarded").await }, if scan.is_some() => {
                     scan = None;
                     let (mut obs, result, observe_us) = joined.map_err(|e| Error::Runtime(format!("scan task failed: {e}")))?;
-                    if let Some(c) = pending_cfg.take() {
-                        obs.set_config(c);
+                    if let Some(o) = pending_opts.take() {
+                        obs.set_options(o);
                     }
                     observer = Some(obs);
                     match result {
@@ -236,13 +243,10 @@ mod tests {
     use std::sync::Mutex;
 
     use super::*;
+    use crate::app::{self, App};
     use crate::apply::recording::RecordingSink;
     use crate::apply::HintOp;
     use crate::classify::external::{ExternalFuture, ProcFacts};
-    use crate::clock::MonotonicClock;
-    use crate::engine::Mode;
-    use crate::observe::procfs::ProcfsSource;
-    use crate::observe::sysfs::SysfsSource;
 
     struct Stalled;
 
@@ -271,28 +275,9 @@ mod tests {
         external: Option<Arc<dyn ExternalClassifier>>,
         reload: Option<Reloader>,
     ) -> (Daemon, Arc<Metrics>) {
-        let cfg = Arc::new(cfg);
-        let rules = cfg.load_rules().unwrap();
-        let metrics = Metrics::new();
-        let clock: Arc<dyn Clock> = Arc::new(MonotonicClock::new());
-        let observer = Observer::new(
-            Box::new(ProcfsSource::new(&cfg.observe.proc_root)),
-            Box::new(SysfsSource::new(&cfg.observe.sys_root)),
-            clock.clone(),
-            cfg.clone(),
-        );
-        let engine = Engine::new(cfg, rules, metrics.clone(), Mode::Daemon);
-        let d = Daemon {
-            engine,
-            observer,
-            sink: Box::new(sink),
-            external,
-            metrics: metrics.clone(),
-            clock,
-            reload,
-            metrics_bound: None,
-        };
-        (d, metrics)
+        let app = App::from_config(cfg).unwrap();
+        let metrics = app.metrics.clone();
+        (app.daemon(Box::new(sink), external, reload), metrics)
     }
 
     async fn until(what: &str, mut cond: impl FnMut() -> bool) {
@@ -366,11 +351,13 @@ mod tests {
             if *n == 1 {
                 let mut c = fixture_config();
                 c.daemon.on_exit = OnExit::Keep;
-                c.exclude
-                    .comm
-                    .push(crate::classify::glob::Glob::new("sshd"));
+                c.exclude.comm.push(crate::glob::Glob::new("sshd"));
                 let rules = c.load_rules()?;
-                Ok((Arc::new(c), rules))
+                Ok(Reload {
+                    observe: app::observe_options(&c),
+                    cfg: Arc::new(c),
+                    rules,
+                })
             } else {
                 Err(Error::Config(
                     crate::config::Config::parse("[daemon]\ninterval_ms = 1\n", "t").unwrap_err(),

@@ -68,6 +68,15 @@ impl HintClass {
     pub fn index(self) -> usize {
         self as usize
     }
+
+    /// How favoured the class is: latency highest, background lowest, `None` below
+    /// everything (the order of [`HintClass::ALL`], reversed).
+    pub fn rank(self) -> u8 {
+        match self {
+            HintClass::None => 0,
+            c => (HintClass::ALL.len() - c.index()) as u8,
+        }
+    }
 }
 
 impl fmt::Display for HintClass {
@@ -171,6 +180,48 @@ impl Hint {
             && self.strict == other.strict
             && self.inherit == other.inherit
             && self.source == other.source
+    }
+}
+
+/// Which step decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, PartialOrd, Ord)]
+#[serde(rename_all = "lowercase")]
+pub enum Step {
+    Exclusion,
+    Manual,
+    Rule,
+    Heuristic,
+    External,
+}
+
+impl Step {
+    pub const ALL: [Step; 5] = [
+        Step::Exclusion,
+        Step::Manual,
+        Step::Rule,
+        Step::Heuristic,
+        Step::External,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Step::Exclusion => "exclusion",
+            Step::Manual => "manual",
+            Step::Rule => "rule",
+            Step::Heuristic => "heuristic",
+            Step::External => "external",
+        }
+    }
+
+    /// The source recorded with a hint this step decided.
+    pub fn hint_source(self) -> Option<HintSource> {
+        match self {
+            Step::Exclusion => None,
+            Step::Manual => Some(HintSource::Admin),
+            Step::Rule => Some(HintSource::Rule),
+            Step::Heuristic => Some(HintSource::Heuristic),
+            Step::External => Some(HintSource::Model),
+        }
     }
 }
 

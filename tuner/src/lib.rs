@@ -20,8 +20,12 @@
 //!
 //! Layout: [`observe`] (what runs, where), [`classify`] (what it is for), [`plan`] (which
 //! node), [`apply`] (how the kernel hears it), [`engine`] (one pass and the state between
-//! passes), [`daemon`] (the event loop), [`metrics`], [`config`], [`commands`] (the CLI).
+//! passes), [`daemon`] (the event loop), [`app`] (wiring the configuration into all of
+//! them), [`metrics`], [`config`], [`commands`] (the CLI). Imports point one way, down that
+//! list's layers: `commands` → `app` → `daemon` → `engine` → `observe`/`classify`/`plan`/
+//! `apply` → `config`, `hint`, `uapi` (a test in `tests/it/layers.rs` checks it).
 
+pub mod app;
 pub mod apply;
 pub mod classify;
 pub mod cli;
@@ -31,6 +35,7 @@ pub mod config;
 pub mod daemon;
 pub mod engine;
 pub mod error;
+pub mod glob;
 pub mod hint;
 pub mod llm;
 pub mod metrics;

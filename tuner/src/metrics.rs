@@ -11,8 +11,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
-use crate::classify::Step;
-use crate::hint::HintClass;
+use crate::hint::{HintClass, Step};
 
 /// Why a write failed, for the error counters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

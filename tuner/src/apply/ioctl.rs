@@ -8,9 +8,8 @@ use std::path::Path;
 use nix::errno::Errno;
 
 use super::{ApplyError, BackendKind, HintOp, HintSink, KernelHint, Scope, Target};
-use crate::classify::exclude::OwnWrite;
 use crate::hint::{Hint, HintClass, HintSource};
-use crate::observe::Topology;
+use crate::observe::{OwnWrite, Topology};
 use crate::sys::Device;
 use crate::uapi::{self, sched_hint, sched_hint_info};
 

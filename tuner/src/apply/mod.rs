@@ -21,11 +21,10 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
-use crate::classify::exclude::OwnWrite;
 use crate::config::{BackendChoice, Config};
 use crate::hint::{Hint, HintClass, HintSource};
 use crate::metrics::Metrics;
-use crate::observe::Topology;
+use crate::observe::{OwnWrite, Topology};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "lowercase")]

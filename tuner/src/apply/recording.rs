@@ -4,9 +4,8 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
 use super::{ApplyError, BackendKind, HintOp, HintSink, KernelHint, Target};
-use crate::classify::exclude::OwnWrite;
 use crate::hint::Hint;
-use crate::observe::Topology;
+use crate::observe::{OwnWrite, Topology};
 
 #[derive(Clone, Default)]
 pub struct RecordingSink {

@@ -13,11 +13,10 @@ use nix::errno::Errno;
 use nix::unistd::Pid;
 
 use super::{ApplyError, BackendKind, HintOp, HintSink, KernelHint, Target};
-use crate::classify::exclude::OwnWrite;
 use crate::config::{MigrateMode, StockClass, StockConfig, StockPolicy};
 use crate::hint::{Hint, HintClass};
 use crate::metrics::Metrics;
-use crate::observe::{CpuSet, Topology};
+use crate::observe::{CpuSet, OwnWrite, Topology};
 use crate::sys;
 use crate::uapi::{self, sched_attr};
 

@@ -8,22 +8,7 @@
 use std::collections::HashMap;
 
 use crate::config::ExcludeConfig;
-use crate::observe::{CpuSet, ProcObs, TaskObs, SCHED_OTHER};
-
-/// What the tuner itself wrote to a thread, so its own settings are not taken for an admin's.
-#[derive(Debug, Clone, PartialEq)]
-pub enum OwnWrite {
-    /// Stock backend: these attributes. `slice_ns: None` is the kernel's base slice; `cpus`
-    /// is the affinity written for a strict hint.
-    Stock {
-        policy: u32,
-        nice: i32,
-        slice_ns: Option<u64>,
-        cpus: Option<CpuSet>,
-    },
-    /// Kernel hint through the device: the kernel may adjust slice and placement itself.
-    Kernel,
-}
+use crate::observe::{CpuSet, OwnWrite, ProcObs, TaskObs, SCHED_OTHER};
 
 /// What is known about the machine when checking threads.
 #[derive(Debug, Clone, Default)]
@@ -167,8 +152,8 @@ pub fn infer_base_slice<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::classify::glob::Glob;
     use crate::config::Config;
+    use crate::glob::Glob;
     use crate::observe::test_proc;
 
     fn task(tid: i32) -> TaskObs {

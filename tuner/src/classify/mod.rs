@@ -8,65 +8,19 @@
 //! [`decide`] is a pure function of one observation and its inputs; the engine keeps the
 //! state (stability of heuristic classes, the external classifier's cache).
 
-pub mod builder;
 pub mod exclude;
 pub mod external;
-pub mod glob;
 pub mod heuristics;
 pub mod rules;
 
 use std::collections::HashSet;
 
-use serde::Serialize;
-
+use crate::config::rules::RuleSet;
 use crate::config::Config;
-use crate::hint::{HintClass, HintSource};
+use crate::hint::{HintClass, HintSource, Step};
 use crate::observe::{CpuSet, ProcObs};
 use exclude::ThreadContext;
 use external::ExternalVerdict;
-use rules::RuleSet;
-
-/// Which step decided.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, PartialOrd, Ord)]
-#[serde(rename_all = "lowercase")]
-pub enum Step {
-    Exclusion,
-    Manual,
-    Rule,
-    Heuristic,
-    External,
-}
-
-impl Step {
-    pub const ALL: [Step; 5] = [
-        Step::Exclusion,
-        Step::Manual,
-        Step::Rule,
-        Step::Heuristic,
-        Step::External,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Step::Exclusion => "exclusion",
-            Step::Manual => "manual",
-            Step::Rule => "rule",
-            Step::Heuristic => "heuristic",
-            Step::External => "external",
-        }
-    }
-
-    /// The source recorded with a hint this step decided.
-    pub fn hint_source(self) -> Option<HintSource> {
-        match self {
-            Step::Exclusion => None,
-            Step::Manual => Some(HintSource::Admin),
-            Step::Rule => Some(HintSource::Rule),
-            Step::Heuristic => Some(HintSource::Heuristic),
-            Step::External => Some(HintSource::Model),
-        }
-    }
-}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verdict {
@@ -306,7 +260,7 @@ mod tests {
         fn new() -> Self {
             let cfg = Config::default();
             let rules = RuleSet {
-                rules: rules::default_rules().unwrap(),
+                rules: crate::config::rules::default_rules().unwrap(),
             };
             Fixture {
                 cfg,

@@ -7,6 +7,7 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::app;
 use crate::apply::dry_run::DryRunSink;
 use crate::cli::BenchArgs;
 use crate::clock::{Clock, ManualClock};
@@ -72,7 +73,7 @@ fn time_passes(
         )),
         Box::new(SysfsSource::new(sys_root)),
         clock_dyn,
-        cfg.clone(),
+        app::observe_options(&cfg),
     );
     let mut engine = Engine::new(cfg, rules, Metrics::new(), Mode::Daemon);
     let mut sink = DryRunSink::silent(true);

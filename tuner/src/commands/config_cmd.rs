@@ -2,7 +2,8 @@
 
 use std::path::Path;
 
-use crate::classify::rules::{export_toml, DEFAULT_ORIGIN};
+use crate::app;
+use crate::config::rules::{export_toml, DEFAULT_ORIGIN};
 use crate::config::{Config, ConfigError, DEFAULT_PATH};
 use crate::error::Error;
 use crate::output::{out, outln};
@@ -45,7 +46,7 @@ pub fn export_rules(path: Option<&Path>, llm_cache: bool) -> Result<(), Error> {
         out!("{}", crate::llm::export::export_cache(&cache, cache_path))?;
         return Ok(());
     }
-    let (_, rules) = super::load(path)?;
+    let (_, rules) = app::load(path)?;
     out!("{}", export_toml(&rules.rules))?;
     Ok(())
 }

@@ -3,6 +3,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
+use crate::app;
 use crate::apply::{self, HintOp, HintSink, KernelHint, Scope, Target};
 use crate::cli::{BackendArg, HintSetArgs, HintTargetArgs};
 use crate::config::Config;
@@ -66,7 +67,7 @@ fn one(sink: &mut dyn HintSink, op: HintOp) -> Result<(), Error> {
 }
 
 pub fn set(path: Option<&Path>, args: HintSetArgs) -> Result<(), Error> {
-    let (cfg, _) = super::load(path)?;
+    let (cfg, _) = app::load(path)?;
     let mut sink = sink(&cfg, args.backend)?;
     let (target, tids) = target(&cfg, args.pid, args.thread)?;
     let hint = Hint {
@@ -116,7 +117,7 @@ fn show(pid: i32, h: Option<&KernelHint>) -> String {
 }
 
 pub fn get(path: Option<&Path>, args: HintTargetArgs) -> Result<(), Error> {
-    let (cfg, _) = super::load(path)?;
+    let (cfg, _) = app::load(path)?;
     let mut sink = sink(&cfg, args.backend)?;
     let scope = if args.thread {
         Scope::Thread
@@ -138,7 +139,7 @@ pub fn get(path: Option<&Path>, args: HintTargetArgs) -> Result<(), Error> {
 }
 
 pub fn clear(path: Option<&Path>, args: HintTargetArgs) -> Result<(), Error> {
-    let (cfg, _): (Arc<Config>, _) = super::load(path)?;
+    let (cfg, _): (Arc<Config>, _) = app::load(path)?;
     let mut sink = sink(&cfg, args.backend)?;
     let (target, tids) = target(&cfg, args.pid, args.thread)?;
     one(sink.as_mut(), HintOp::Clear { target, tids })?;

@@ -7,17 +7,8 @@ mod once;
 mod run;
 mod status;
 
-use std::path::Path;
-use std::sync::Arc;
-
-use crate::classify::rules::RuleSet;
 use crate::cli::{Cli, Command, ConfigCommand, HintCommand, RulesCommand};
-use crate::clock::{Clock, MonotonicClock};
-use crate::config::Config;
 use crate::error::Error;
-use crate::observe::procfs::ProcfsSource;
-use crate::observe::snapshot::Observer;
-use crate::observe::sysfs::SysfsSource;
 use crate::output::{out, outln};
 
 pub fn dispatch(cli: Cli) -> Result<(), Error> {
@@ -43,27 +34,6 @@ pub fn dispatch(cli: Cli) -> Result<(), Error> {
         Command::Bench(args) => bench::bench(args),
         Command::BenchChild { threads } => bench::child(threads),
     }
-}
-
-/// The configuration and the effective rules.
-pub fn load(path: Option<&Path>) -> Result<(Arc<Config>, RuleSet), Error> {
-    let cfg = Config::load(path)?;
-    let rules = cfg.load_rules()?;
-    Ok((Arc::new(cfg), rules))
-}
-
-/// An observer over the configured procfs and sysfs roots.
-pub fn observer(cfg: &Arc<Config>, clock: Arc<dyn Clock>) -> Observer {
-    Observer::new(
-        Box::new(ProcfsSource::new(&cfg.observe.proc_root)),
-        Box::new(SysfsSource::new(&cfg.observe.sys_root)),
-        clock,
-        cfg.clone(),
-    )
-}
-
-pub fn clock() -> Arc<dyn Clock> {
-    Arc::new(MonotonicClock::new())
 }
 
 fn print_json<T: serde::Serialize>(value: &T) -> Result<(), Error> {

@@ -2,23 +2,22 @@
 
 use std::fmt::Write as _;
 use std::path::Path;
-use std::sync::Arc;
 use std::time::Duration;
 
+use crate::app::App;
 use crate::apply::{self, dry_run::DryRunSink};
-use crate::classify::builder;
+use crate::classify::external::ExternalError;
 use crate::cli::{ExplainArgs, OnceArgs};
-use crate::config::{BackendChoice, Config};
+use crate::config::BackendChoice;
 use crate::engine::{Engine, Mode, PassReport};
 use crate::error::Error;
-use crate::metrics::Metrics;
 use crate::observe::snapshot::{NumaRead, Snapshot};
 use crate::output;
 use crate::output::{out, outln};
 
 /// Two observations `sample_ms` apart, the second with rates (and numa_maps).
-fn sample(cfg: &Arc<Config>, engine: &mut Engine, sample_ms: u64) -> Result<Snapshot, Error> {
-    let mut observer = super::observer(cfg, super::clock());
+fn sample(app: &App, engine: &mut Engine, sample_ms: u64) -> Result<Snapshot, Error> {
+    let mut observer = app.observer();
     let mut first = observer.observe(NumaRead::Skip)?;
     engine.prepare(&mut first);
     std::thread::sleep(Duration::from_millis(sample_ms.max(1)));
@@ -28,15 +27,11 @@ fn sample(cfg: &Arc<Config>, engine: &mut Engine, sample_ms: u64) -> Result<Snap
 }
 
 /// Asks the external classifier about what is open, waiting at most its timeout.
-fn ask_external(
-    cfg: &Arc<Config>,
-    engine: &mut Engine,
-    snap: &Snapshot,
-    metrics: &Metrics,
-) -> Result<(), Error> {
-    let Some(ext) = builder::build(cfg, metrics)? else {
+fn ask_external(app: &App, engine: &mut Engine, snap: &Snapshot) -> Result<(), Error> {
+    let Some(ext) = app.external()? else {
         return Ok(());
     };
+    let cfg = &app.cfg;
     let mut open = engine.open_facts(snap);
     open.truncate(cfg.external.max_batch);
     if open.is_empty() {
@@ -51,33 +46,30 @@ fn ask_external(
     let answer = rt.block_on(async {
         tokio::time::timeout(Duration::from_millis(timeout_ms), ext.classify(facts))
             .await
-            .unwrap_or(Err(crate::classify::external::ExternalError::Timeout(
-                timeout_ms,
-            )))
+            .unwrap_or(Err(ExternalError::Timeout(timeout_ms)))
     });
     engine.on_external(&keys, answer, snap.at_ms);
     Ok(())
 }
 
 pub fn once(path: Option<&Path>, args: OnceArgs) -> Result<(), Error> {
-    let (cfg, rules) = super::load(path)?;
+    let app = App::load(path)?;
     let choice = if args.dry_run {
         BackendChoice::DryRun
     } else {
-        args.backend.map_or(cfg.daemon.backend, Into::into)
+        args.backend.map_or(app.cfg.daemon.backend, Into::into)
     };
-    let metrics = Metrics::new();
     // Opening the backend checks the device and privileges before anything is observed.
     let mut sink: Box<dyn apply::HintSink> = if choice == BackendChoice::DryRun {
         // The table says what would be written; no log line per op.
-        Box::new(DryRunSink::silent(cfg.daemon.device.exists()))
+        Box::new(DryRunSink::silent(app.cfg.daemon.device.exists()))
     } else {
-        apply::open(choice, &cfg, metrics.clone())?
+        app.sink(choice)?
     };
-    let mut engine = Engine::new(cfg.clone(), rules, metrics.clone(), Mode::Once);
+    let mut engine = app.engine(Mode::Once);
     engine.set_ttl_ms(args.ttl_ms);
-    let snap = sample(&cfg, &mut engine, args.sample_ms)?;
-    ask_external(&cfg, &mut engine, &snap, &metrics)?;
+    let snap = sample(&app, &mut engine, args.sample_ms)?;
+    ask_external(&app, &mut engine, &snap)?;
     let report = engine.pass(&snap, sink.as_mut());
     if args.json {
         let rows: Vec<_> = report
@@ -119,14 +111,17 @@ fn summary(report: &PassReport, backend: &str) -> String {
 }
 
 pub fn explain(path: Option<&Path>, args: ExplainArgs) -> Result<(), Error> {
-    let (cfg, rules) = super::load(path)?;
-    let mut engine = Engine::new(cfg.clone(), rules, Metrics::new(), Mode::Once);
-    let snap = sample(&cfg, &mut engine, args.sample_ms)?;
+    let app = App::load(path)?;
+    let mut engine = app.engine(Mode::Once);
+    let snap = sample(&app, &mut engine, args.sample_ms)?;
     let Some(p) = snap.procs.iter().find(|p| p.pid == args.pid) else {
         return Err(Error::Runtime(format!("no such process: {}", args.pid)));
     };
     let trace = engine.trace(&snap, args.pid).unwrap_or_default();
-    let report = engine.pass(&snap, &mut DryRunSink::silent(cfg.daemon.device.exists()));
+    let report = engine.pass(
+        &snap,
+        &mut DryRunSink::silent(app.cfg.daemon.device.exists()),
+    );
     let row = report
         .rows
         .iter()

@@ -4,6 +4,7 @@ use std::path::Path;
 
 use serde::Serialize;
 
+use crate::app;
 use crate::apply::{
     self,
     ioctl::{DeviceInfo, IoctlSink},
@@ -70,7 +71,7 @@ fn sysfs_view(s: SchedHintSysfs) -> SysfsView {
 }
 
 pub fn status(path: Option<&Path>, args: StatusArgs) -> Result<(), Error> {
-    let (cfg, rules) = super::load(path)?;
+    let (cfg, rules) = app::load(path)?;
     let device = &cfg.daemon.device;
     let (device_info, device_error) = if device.exists() {
         match IoctlSink::open(device) {

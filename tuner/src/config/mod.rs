@@ -5,17 +5,20 @@
 //! `configs/tuner.toml` is the annotated default: `tuner config example` prints it, and a
 //! test checks that it parses to exactly [`Config::default`].
 
+pub mod ceiling;
+pub mod llm;
 mod raw;
+pub mod rules;
 mod validate;
 
 use std::net::SocketAddr;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
-use crate::classify::glob::Glob;
-use crate::classify::rules::{self, Rule, RuleSet};
+use crate::glob::Glob;
 use crate::hint::HintClass;
-use crate::llm::LlmSection;
+use llm::LlmSection;
+use rules::{Rule, RuleSet};
 
 /// The annotated example, also the documentation of every key.
 pub const EXAMPLE: &str = include_str!("../../../configs/tuner.toml");

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 use toml::Spanned;
 
-use crate::classify::rules::RawRule;
+use super::rules::RawRule;
 
 pub type Opt<T> = Option<Spanned<T>>;
 

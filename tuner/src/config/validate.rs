@@ -5,13 +5,13 @@ use std::path::{Path, PathBuf};
 
 use toml::Spanned;
 
+use super::ceiling::{parse_ceiling, Ceilings};
+use super::llm::LlmSection;
 use super::raw::{Opt, RawConfig, RawLlm, RawStockClass};
+use super::rules::validate_rule;
 use super::{BackendChoice, Config, ConfigError, MigrateMode, OnExit, StockClass, StockPolicy};
-use crate::classify::glob::Glob;
-use crate::classify::rules::validate_rule;
+use crate::glob::Glob;
 use crate::hint::{HintClass, HintSource};
-use crate::llm::ceiling::{parse_ceiling, Ceilings};
-use crate::llm::LlmSection;
 
 struct Checker<'a> {
     src: &'a str,

@@ -12,16 +12,16 @@ use std::time::Instant;
 use serde::Serialize;
 
 use crate::apply::{ApplyError, HintOp, HintSink, Scope, Target};
-use crate::classify::exclude::{infer_base_slice, OwnWrite, ThreadContext};
+use crate::classify::exclude::{infer_base_slice, ThreadContext};
 use crate::classify::external::{ExternalError, ExternalVerdict, ProcFacts};
-use crate::classify::rules::RuleSet;
-use crate::classify::{self, Decision, Inputs, Step, Verdict};
+use crate::classify::{self, Decision, Inputs, Verdict};
+use crate::config::rules::RuleSet;
 use crate::config::Config;
-use crate::hint::{Hint, HintClass, HintSource};
+use crate::hint::{Hint, HintClass, HintSource, Step};
 use crate::metrics::{Metrics, WriteError};
 use crate::observe::rates::RateTracker;
 use crate::observe::snapshot::Snapshot;
-use crate::observe::{CpuTime, ProcKey, ProcObs, Rates};
+use crate::observe::{CpuTime, OwnWrite, ProcKey, ProcObs, Rates};
 use crate::plan::{Candidate, Capacity, NodePlan, Planner};
 use crate::ratelimit::TokenBucket;
 

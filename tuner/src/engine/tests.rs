@@ -6,12 +6,11 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use super::*;
+use crate::app::App;
 use crate::apply::recording::RecordingSink;
 use crate::clock::ManualClock;
-use crate::observe::procfs::ProcfsSource;
 use crate::observe::snapshot::{NumaRead, Observer};
 use crate::observe::synthetic::{Profile, SyntheticHost};
-use crate::observe::sysfs::SysfsSource;
 
 fn fixture() -> PathBuf {
     PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/host2"))
@@ -37,28 +36,21 @@ impl Rig {
         tweak: impl FnOnce(&mut Config),
     ) -> Self {
         let mut cfg = Config::default();
-        cfg.observe.proc_root = proc_root.clone();
-        cfg.observe.sys_root = sys_root.clone();
+        cfg.observe.proc_root = proc_root;
+        cfg.observe.sys_root = sys_root;
         cfg.external.enabled = true;
         tweak(&mut cfg);
-        let cfg = Arc::new(cfg);
-        let rules = cfg.load_rules().unwrap();
+        let mut app = App::from_config(cfg).unwrap();
         let clock = Arc::new(ManualClock::new(1_000));
-        let observer = Observer::new(
-            Box::new(ProcfsSource::new(proc_root)),
-            Box::new(SysfsSource::new(sys_root)),
-            clock.clone(),
-            cfg.clone(),
-        );
-        let metrics = Metrics::new();
-        let mut engine = Engine::new(cfg, rules, metrics.clone(), mode);
+        app.clock = clock.clone();
+        let mut engine = app.engine(mode);
         engine.set_self_pid(1000);
         Rig {
             engine,
-            observer,
+            observer: app.observer(),
             clock,
             sink: RecordingSink::new(),
-            metrics,
+            metrics: app.metrics.clone(),
         }
     }
 

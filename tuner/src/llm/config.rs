@@ -1,56 +1,15 @@
-//! What the classifier is configured with: the validated `[llm]` section (keys only the LLM
-//! needs; parsed and range-checked by the config module) and, built from it and `[external]`
-//! (switch, endpoint, timeout, batch size), the runtime [`LlmConfig`].
+//! What the classifier runs with: [`LlmConfig`], built from the validated `[llm]` section
+//! ([`LlmSection`], parsed and range-checked by the config module) and `[external]` (switch,
+//! endpoint, timeout, batch size).
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 use reqwest::Url;
 
-use super::ceiling::Ceilings;
 use super::client::{ApiKey, ClientConfig};
-
-/// The validated `[llm]` section.
-#[derive(Debug, Clone, PartialEq)]
-pub struct LlmSection {
-    /// Sent as `model`; llama-server ignores it, Ollama and vLLM route by it.
-    pub model: String,
-    /// Name of an environment variable holding the API key.
-    pub api_key_env: Option<String>,
-    /// A file whose first line is the API key; wins over `api_key_env`.
-    pub api_key_file: Option<PathBuf>,
-    pub connect_timeout_ms: u64,
-    /// Retries after a 429 or 503.
-    pub max_retries: u32,
-    /// First retry delay; doubles each time.
-    pub backoff_ms: u64,
-    /// Where answers persist; `None` keeps them in memory.
-    pub cache_path: Option<PathBuf>,
-    /// How long to wait for a server whose `/health` says it is still loading.
-    pub health_wait_ms: u64,
-    /// After a failure, how long to leave the server alone.
-    pub retry_down_ms: u64,
-    pub ceilings: Ceilings,
-}
-
-pub const DEFAULT_CACHE_PATH: &str = "/var/lib/sched_hint/llm-cache.json";
-
-impl Default for LlmSection {
-    fn default() -> Self {
-        LlmSection {
-            model: "local".into(),
-            api_key_env: None,
-            api_key_file: None,
-            connect_timeout_ms: 1_000,
-            max_retries: 3,
-            backoff_ms: 250,
-            cache_path: Some(PathBuf::from(DEFAULT_CACHE_PATH)),
-            health_wait_ms: 5_000,
-            retry_down_ms: 30_000,
-            ceilings: Ceilings::default(),
-        }
-    }
-}
+use crate::config::ceiling::Ceilings;
+use crate::config::llm::LlmSection;
 
 #[derive(Debug, thiserror::Error)]
 pub enum LlmConfigError {

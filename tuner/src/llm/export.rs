@@ -10,8 +10,8 @@ use std::collections::HashSet;
 use std::fmt::Write as _;
 use std::path::Path;
 
-use crate::classify::glob::Glob;
-use crate::classify::rules::{export_toml, Matcher, Rule};
+use crate::config::rules::{export_toml, Matcher, Rule};
+use crate::glob::Glob;
 use crate::hint::HintSource;
 
 use super::cache::{AnswerCache, CacheEntry};
@@ -136,7 +136,7 @@ pub fn export_cache(cache: &AnswerCache, cache_path: &Path) -> String {
 mod tests {
     use super::*;
     use crate::classify::external::ProcFacts;
-    use crate::classify::rules::parse_rules;
+    use crate::config::rules::parse_rules;
     use crate::hint::HintClass;
     use crate::llm::cache::identify;
     use crate::observe::test_proc;

@@ -5,11 +5,10 @@
 //! It runs beside the pipeline, never in it: [`LlmClassifier::classify`] returns a future that
 //! the daemon spawns, and the answers update hints when they arrive. Each binary is asked about
 //! once; its answer is cached on disk ([`cache`]) and clamped to the ceiling of every process it
-//! is used for ([`ceiling`]). The model chooses a class only; the NUMA node comes from the
+//! is used for ([`crate::config::ceiling`]). The model chooses a class only; the NUMA node comes from the
 //! planner. See Documentation/tuner-llm.md.
 
 pub mod cache;
-pub mod ceiling;
 pub mod client;
 pub mod config;
 pub mod export;
@@ -28,6 +27,7 @@ use serde_json::json;
 use crate::classify::external::{
     ExternalClassifier, ExternalError, ExternalFuture, ExternalVerdict, ProcFacts,
 };
+use crate::config::ceiling::Ceilings;
 use crate::hint::HintClass;
 
 use cache::{AnswerCache, BinaryKey};
@@ -35,7 +35,7 @@ use client::{ChatClient, ClientError};
 use metrics::{LlmMetrics, LlmMetricsSnapshot};
 use schema::FormatLevel;
 
-pub use config::{LlmConfig, LlmConfigError, LlmSection};
+pub use config::{LlmConfig, LlmConfigError};
 
 /// The confidence reported with every model verdict, just above `[external] min_confidence`'s
 /// default so answers count unless the admin raises it. The model is not asked for one: a
@@ -60,7 +60,7 @@ struct Inner {
     batch_size: usize,
     health_wait: Duration,
     retry_down: Duration,
-    ceilings: ceiling::Ceilings,
+    ceilings: Ceilings,
     cache: Mutex<AnswerCache>,
     /// Serialises cache writes so an older snapshot never lands after a newer one.
     save_lock: tokio::sync::Mutex<()>,

@@ -51,6 +51,21 @@ pub struct TaskObs {
     pub run_delay_ns: u64,
 }
 
+/// What the tuner itself wrote to a thread, so its own settings are not taken for an admin's.
+#[derive(Debug, Clone, PartialEq)]
+pub enum OwnWrite {
+    /// Stock backend: these attributes. `slice_ns: None` is the kernel's base slice; `cpus`
+    /// is the affinity written for a strict hint.
+    Stock {
+        policy: u32,
+        nice: i32,
+        slice_ns: Option<u64>,
+        cpus: Option<CpuSet>,
+    },
+    /// Kernel hint through the device: the kernel may adjust slice and placement itself.
+    Kernel,
+}
+
 /// One process (thread group) as observed in one scan.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct ProcObs {

@@ -1,11 +1,11 @@
 //! One observation of the whole machine, gathered by an [`Observer`] from the two sources.
 
 use std::collections::HashMap;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use super::{CpuSet, CpuTime, ObserveError, ProcObs, ProcSource, ScanOptions, SysSource, Topology};
 use crate::clock::Clock;
-use crate::config::Config;
 
 #[derive(Debug, Clone)]
 pub struct Snapshot {
@@ -30,11 +30,34 @@ pub enum NumaRead {
     Skip,
 }
 
+/// What an [`Observer`] reads and how often (from `[observe]`, `[plan]` and `[external]`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ObserveOptions {
+    /// Read every thread, not only the thread group leader.
+    pub threads: bool,
+    /// Read numa_maps on a schedule at all (NUMA planning is on).
+    pub numa: bool,
+    pub numa_min_rss_kib: u64,
+    pub numa_maps_every_scans: u32,
+    pub static_refresh_scans: u32,
+    /// The external classifier's server, never to be hinted; `None` when it is disabled.
+    pub classifier_server: Option<ClassifierServer>,
+}
+
+/// How to find the external classifier's server.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClassifierServer {
+    /// A file holding its pid.
+    pub pid_file: Option<PathBuf>,
+    /// The port it listens on; its owner is looked up.
+    pub port: Option<u16>,
+}
+
 pub struct Observer {
     procs: Box<dyn ProcSource>,
     sys: Box<dyn SysSource>,
     clock: Arc<dyn Clock>,
-    cfg: Arc<Config>,
+    opts: ObserveOptions,
     scan_no: u64,
     last_numa_scan: Option<u64>,
     port_owner: Option<i32>,
@@ -49,13 +72,13 @@ impl Observer {
         procs: Box<dyn ProcSource>,
         sys: Box<dyn SysSource>,
         clock: Arc<dyn Clock>,
-        cfg: Arc<Config>,
+        opts: ObserveOptions,
     ) -> Self {
         Observer {
             procs,
             sys,
             clock,
-            cfg,
+            opts,
             scan_no: 0,
             last_numa_scan: None,
             port_owner: None,
@@ -63,8 +86,9 @@ impl Observer {
         }
     }
 
-    pub fn set_config(&mut self, cfg: Arc<Config>) {
-        self.cfg = cfg;
+    /// New options (a reloaded configuration).
+    pub fn set_options(&mut self, opts: ObserveOptions) {
+        self.opts = opts;
         self.port_checked_scan = None;
     }
 
@@ -77,7 +101,7 @@ impl Observer {
     }
 
     pub fn observe(&mut self, numa: NumaRead) -> Result<Snapshot, ObserveError> {
-        let cfg = self.cfg.clone();
+        let opts = &self.opts;
         let topology = self.sys.topology()?;
         let scan_no = self.scan_no;
         self.scan_no += 1;
@@ -85,24 +109,23 @@ impl Observer {
             NumaRead::Force => true,
             NumaRead::Skip => false,
             NumaRead::Auto => {
-                cfg.plan.numa
+                opts.numa
                     && topology.is_numa()
                     && self
                         .last_numa_scan
-                        .is_none_or(|s| scan_no - s >= u64::from(cfg.observe.numa_maps_every_scans))
+                        .is_none_or(|s| scan_no - s >= u64::from(opts.numa_maps_every_scans))
             }
         };
         if numa_due {
             self.last_numa_scan = Some(scan_no);
         }
-        let opts = ScanOptions {
-            threads: cfg.observe.threads,
-            numa_min_rss_kib: numa_due.then_some(cfg.observe.numa_min_rss_kib),
-            refresh_static: scan_no > 0
-                && scan_no % u64::from(cfg.observe.static_refresh_scans) == 0,
+        let scan = ScanOptions {
+            threads: opts.threads,
+            numa_min_rss_kib: numa_due.then_some(opts.numa_min_rss_kib),
+            refresh_static: scan_no > 0 && scan_no % u64::from(opts.static_refresh_scans) == 0,
         };
         let at_ms = self.clock.now_ms();
-        let procs = self.procs.scan(&opts)?;
+        let procs = self.procs.scan(&scan)?;
         let cpu_times = self.procs.cpu_times().unwrap_or_default();
 
         let mut by_cgroup: HashMap<(String, Option<String>), CpuSet> = HashMap::new();
@@ -147,12 +170,11 @@ impl Observer {
     }
 
     fn protected_pids(&mut self, scan_no: u64) -> Vec<i32> {
-        let ext = &self.cfg.external;
         let mut out = Vec::new();
-        if !ext.enabled {
+        let Some(server) = &self.opts.classifier_server else {
             return out;
-        }
-        if let Some(pid) = ext
+        };
+        if let Some(pid) = server
             .pid_file
             .as_ref()
             .and_then(|p| std::fs::read_to_string(p).ok())
@@ -160,7 +182,7 @@ impl Observer {
         {
             out.push(pid);
         }
-        if let Some(port) = ext.endpoint_port {
+        if let Some(port) = server.port {
             if self
                 .port_checked_scan
                 .is_none_or(|s| scan_no - s >= PORT_OWNER_EVERY_SCANS)

@@ -398,9 +398,9 @@ impl Planner {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::classify::{Step, Verdict};
+    use crate::classify::Verdict;
     use crate::config::Config;
-    use crate::hint::HintClass;
+    use crate::hint::{HintClass, Step};
     use crate::observe::{test_proc, CpuSet, Node};
 
     fn topo2() -> Topology {

@@ -6,7 +6,6 @@ use std::time::{Duration, Instant};
 
 use tuner::classify::external::{ExternalClassifier, ExternalError};
 use tuner::hint::HintClass;
-use tuner::llm::ceiling::rank;
 use tuner::llm::prompt::SYSTEM_PROMPT;
 use tuner::llm::schema::FormatLevel;
 
@@ -396,7 +395,7 @@ async fn hostile_names_get_nothing_beyond_the_ceiling() {
         } else {
             HintClass::Batch
         };
-        assert!(rank(v.class) <= rank(cap), "{v:?} above {cap:?}");
+        assert!(v.class.rank() <= cap.rank(), "{v:?} above {cap:?}");
         assert_ne!(v.class, HintClass::Latency);
     }
     assert_eq!(c.metrics().clamped, 6);

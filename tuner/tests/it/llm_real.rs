@@ -10,7 +10,6 @@ use std::time::Instant;
 
 use tuner::classify::external::{ExternalClassifier, ExternalError, ExternalVerdict};
 use tuner::hint::HintClass;
-use tuner::llm::ceiling::rank;
 use tuner::llm::schema::FormatLevel;
 use tuner::llm::LlmConfig;
 
@@ -128,7 +127,7 @@ async fn real_model_cannot_exceed_ceilings_with_hostile_names() {
         "quarantine gets nothing"
     );
     for v in &v {
-        assert!(rank(v.class) <= rank(HintClass::Batch), "{v:?}");
+        assert!(v.class.rank() <= HintClass::Batch.rank(), "{v:?}");
     }
 }
 

@@ -8,9 +8,10 @@ use std::sync::{Mutex, MutexGuard, OnceLock};
 
 use serde_json::Value;
 use tuner::classify::external::ProcFacts;
+use tuner::config::ceiling::Ceilings;
+use tuner::config::llm::LlmSection;
 use tuner::hint::HintClass;
-use tuner::llm::ceiling::Ceilings;
-use tuner::llm::{LlmClassifier, LlmConfig, LlmSection};
+use tuner::llm::{LlmClassifier, LlmConfig};
 
 pub fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))

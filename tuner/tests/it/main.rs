@@ -3,6 +3,7 @@
 mod commands;
 mod daemon;
 mod errors;
+mod layers;
 mod llm_fault;
 mod llm_once;
 mod llm_real;

@@ -12,22 +12,8 @@ use std::collections::{BTreeMap, HashMap};
 
 use crate::hint::HintClass;
 
-use super::schema::{class_from_name, class_name};
-
-/// Higher is more favoured. `None` ranks below everything.
-pub fn rank(c: HintClass) -> u8 {
-    match c {
-        HintClass::Latency => 5,
-        HintClass::Interactive => 4,
-        HintClass::Throughput => 3,
-        HintClass::Batch => 2,
-        HintClass::Background => 1,
-        HintClass::None => 0,
-    }
-}
-
 fn lower(a: HintClass, b: HintClass) -> HintClass {
-    if rank(a) <= rank(b) {
+    if a.rank() <= b.rank() {
         a
     } else {
         b
@@ -65,10 +51,7 @@ pub const DEFAULT_CEILING: HintClass = HintClass::Interactive;
 
 /// A ceiling as written: a class name or `none`.
 pub fn parse_ceiling(s: &str) -> Result<HintClass, CeilingError> {
-    if s == "none" {
-        return Ok(HintClass::None);
-    }
-    class_from_name(s).ok_or_else(|| CeilingError::Class(s.to_string()))
+    s.parse().map_err(|_| CeilingError::Class(s.to_string()))
 }
 
 impl Ceilings {
@@ -150,21 +133,17 @@ impl Ceilings {
 
     /// For `tuner config check` and the docs: "default=interactive uid:0=latency ...".
     pub fn describe(&self) -> String {
-        let mut s = format!("default={}", name_or_none(self.default));
+        let mut s = format!("default={}", self.default);
         let mut uids: Vec<_> = self.uid.iter().collect();
         uids.sort();
         for (u, c) in uids {
-            s.push_str(&format!(" uid:{u}={}", name_or_none(*c)));
+            s.push_str(&format!(" uid:{u}={c}"));
         }
         for (p, c) in &self.cgroup {
-            s.push_str(&format!(" cgroup:{p}={}", name_or_none(*c)));
+            s.push_str(&format!(" cgroup:{p}={c}"));
         }
         s
     }
-}
-
-fn name_or_none(c: HintClass) -> &'static str {
-    class_name(c).unwrap_or("none")
 }
 
 /// Whether `path` is `prefix` or lies below it, on a path component boundary.
@@ -204,7 +183,7 @@ mod tests {
     #[test]
     fn order_is_latency_first() {
         let order = [Latency, Interactive, Throughput, Batch, Background, None];
-        assert!(order.windows(2).all(|w| rank(w[0]) > rank(w[1])));
+        assert!(order.windows(2).all(|w| w[0].rank() > w[1].rank()));
     }
 
     #[test]
@@ -218,10 +197,10 @@ mod tests {
             ] {
                 let got = c.clamp(answer, uid, cg).unwrap();
                 assert!(
-                    rank(got) <= rank(answer),
+                    got.rank() <= answer.rank(),
                     "{answer:?} {uid} {cg} -> {got:?}"
                 );
-                assert!(rank(got) <= rank(c.cap(uid, cg)));
+                assert!(got.rank() <= c.cap(uid, cg).rank());
             }
         }
     }
