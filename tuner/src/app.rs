@@ -16,7 +16,7 @@ use crate::apply::{self, HintSink};
 use crate::classify::external::ExternalClassifier;
 use crate::clock::{Clock, MonotonicClock};
 use crate::config::rules::RuleSet;
-use crate::config::{BackendChoice, Config};
+use crate::config::{Backend, Config};
 use crate::daemon::{Daemon, Reload, Reloader};
 use crate::engine::{Engine, Mode};
 use crate::error::Error;
@@ -112,6 +112,7 @@ impl App {
     }
 
     /// From a configuration already in hand; loads its rules.
+    #[cfg(test)]
     pub fn from_config(cfg: Config) -> Result<App, Error> {
         let rules = cfg.load_rules()?;
         Ok(App::new(Arc::new(cfg), rules))
@@ -141,7 +142,7 @@ impl App {
 
     /// Opens the backend `backend` resolves to; real backends check privileges first, so an
     /// unprivileged run fails before anything is observed.
-    pub fn sink(&self, backend: BackendChoice) -> Result<Box<dyn HintSink>, Error> {
+    pub fn sink(&self, backend: Backend) -> Result<Box<dyn HintSink>, Error> {
         Ok(apply::open(backend, &self.cfg, self.metrics.clone())?)
     }
 

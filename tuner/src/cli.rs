@@ -2,25 +2,17 @@
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand};
 
-use crate::config::BackendChoice;
+use crate::config::Backend;
 use crate::hint::HintClass;
-
-pub const EXIT_CODES: &str = "\
-Exit codes:
-  0  success
-  1  runtime error (observation failed, a write failed)
-  2  usage or configuration error
-  3  the sched_hint device is missing (ioctl backend)
-  4  permission denied (needs root or CAP_SYS_NICE)";
 
 #[derive(Debug, Parser)]
 #[command(
     name = "tuner",
     version,
     about = "Classify processes and give the scheduler sched_hint hints (class and NUMA node)",
-    after_help = EXIT_CODES
+    after_help = crate::error::exit_codes_help()
 )]
 pub struct Cli {
     /// Configuration file [default: /etc/sched_hint/tuner.toml when it exists]
@@ -34,25 +26,6 @@ pub struct Cli {
     pub quiet: bool,
     #[command(subcommand)]
     pub command: Command,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum BackendArg {
-    Auto,
-    Ioctl,
-    Stock,
-    DryRun,
-}
-
-impl From<BackendArg> for BackendChoice {
-    fn from(b: BackendArg) -> Self {
-        match b {
-            BackendArg::Auto => BackendChoice::Auto,
-            BackendArg::Ioctl => BackendChoice::Ioctl,
-            BackendArg::Stock => BackendChoice::Stock,
-            BackendArg::DryRun => BackendChoice::DryRun,
-        }
-    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -89,7 +62,7 @@ pub enum Command {
 pub struct RunArgs {
     /// Override `daemon.backend`
     #[arg(long, value_enum)]
-    pub backend: Option<BackendArg>,
+    pub backend: Option<Backend>,
 }
 
 #[derive(Debug, Args)]
@@ -102,7 +75,7 @@ pub struct OnceArgs {
     pub json: bool,
     /// Override `daemon.backend`
     #[arg(long, value_enum, conflicts_with = "dry_run")]
-    pub backend: Option<BackendArg>,
+    pub backend: Option<Backend>,
     /// Also list excluded and idle processes
     #[arg(long)]
     pub all: bool,
@@ -153,7 +126,7 @@ pub struct HintSetArgs {
     #[arg(long)]
     pub thread: bool,
     #[arg(long, value_enum)]
-    pub backend: Option<BackendArg>,
+    pub backend: Option<Backend>,
 }
 
 #[derive(Debug, Args)]
@@ -165,7 +138,7 @@ pub struct HintTargetArgs {
     #[arg(long)]
     pub json: bool,
     #[arg(long, value_enum)]
-    pub backend: Option<BackendArg>,
+    pub backend: Option<Backend>,
 }
 
 #[derive(Debug, Args)]

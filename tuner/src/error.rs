@@ -1,12 +1,5 @@
-//! The library's error type and the process exit codes it maps to.
-//!
-//! | code | meaning |
-//! |------|---------|
-//! | 0 | success |
-//! | 1 | runtime error (observation, a failed write, i/o) |
-//! | 2 | usage or configuration error |
-//! | 3 | the sched_hint device is missing (ioctl backend asked for) |
-//! | 4 | permission denied (needs root or CAP_SYS_NICE) |
+//! The library's error type and the process exit codes it maps to ([`EXIT_CODES`], which
+//! `tuner --help` prints).
 
 use std::path::PathBuf;
 
@@ -19,6 +12,33 @@ pub const EXIT_RUNTIME: u8 = 1;
 pub const EXIT_USAGE: u8 = 2;
 pub const EXIT_NO_DEVICE: u8 = 3;
 pub const EXIT_PERMISSION: u8 = 4;
+
+/// Every exit code with its meaning.
+pub const EXIT_CODES: [(u8, &str); 5] = [
+    (EXIT_OK, "success"),
+    (
+        EXIT_RUNTIME,
+        "runtime error (observation failed, a write failed)",
+    ),
+    (EXIT_USAGE, "usage or configuration error"),
+    (
+        EXIT_NO_DEVICE,
+        "the sched_hint device is missing (ioctl backend)",
+    ),
+    (
+        EXIT_PERMISSION,
+        "permission denied (needs root or CAP_SYS_NICE)",
+    ),
+];
+
+/// [`EXIT_CODES`] as the text after `tuner --help`.
+pub fn exit_codes_help() -> String {
+    let mut text = String::from("Exit codes:");
+    for (code, meaning) in EXIT_CODES {
+        text.push_str(&format!("\n  {code}  {meaning}"));
+    }
+    text
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -93,6 +113,16 @@ mod tests {
         assert_eq!(e.exit_code(), EXIT_PERMISSION);
         let e: Error = ApplyError::NoSuchTask(7).into();
         assert_eq!(e.exit_code(), EXIT_RUNTIME);
+    }
+
+    #[test]
+    fn help_lists_every_exit_code() {
+        assert_eq!(
+            exit_codes_help(),
+            "Exit codes:\n  0  success\n  1  runtime error (observation failed, a write failed)\n  \
+             2  usage or configuration error\n  3  the sched_hint device is missing (ioctl \
+             backend)\n  4  permission denied (needs root or CAP_SYS_NICE)"
+        );
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Shell-style globs (`*`, `?`) for rule matchers; no character classes, no escapes.
 
 use std::fmt;
+use std::path::Path;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Glob {
@@ -21,7 +22,7 @@ impl Glob {
     }
 
     /// Whether the pattern contains a `/` (exe patterns without one match the file name).
-    pub fn has_slash(&self) -> bool {
+    fn has_slash(&self) -> bool {
         self.pattern.contains('/')
     }
 
@@ -31,6 +32,23 @@ impl Glob {
         }
         wildcard_match(self.pattern.as_bytes(), text.as_bytes())
     }
+}
+
+/// The first of `globs` that matches the executable `exe`: a pattern with a `/` matches the
+/// whole path, one without matches the file name.
+pub fn find_exe<'a>(globs: &'a [Glob], exe: &Path) -> Option<&'a Glob> {
+    let full = exe.to_string_lossy();
+    let name = exe
+        .file_name()
+        .map(|n| n.to_string_lossy())
+        .unwrap_or_default();
+    globs.iter().find(|g| {
+        if g.has_slash() {
+            g.matches(&full)
+        } else {
+            g.matches(&name)
+        }
+    })
 }
 
 impl fmt::Display for Glob {
@@ -85,5 +103,15 @@ mod tests {
         assert!(!Glob::new("a*b*c").matches("axxbyy"));
         assert!(Glob::new("*").matches(""));
         assert!(Glob::new("**x").matches("aax"));
+    }
+
+    #[test]
+    fn exe_patterns_match_the_path_with_a_slash_else_the_file_name() {
+        let globs = [Glob::new("/usr/bin/*"), Glob::new("llama-*")];
+        let found = |exe: &str| find_exe(&globs, Path::new(exe)).map(Glob::as_str);
+        assert_eq!(found("/usr/bin/rsync"), Some("/usr/bin/*"));
+        assert_eq!(found("/opt/llama/bin/llama-server"), Some("llama-*"));
+        assert_eq!(found("/opt/bin/rsync"), None);
+        assert_eq!(found("/usr/local/bin/llama"), None);
     }
 }

@@ -32,6 +32,15 @@ impl HintClass {
         HintClass::Background,
     ];
 
+    /// The classes a hint can carry (all but `None`), most favoured first.
+    pub const HINTED: [HintClass; 5] = [
+        HintClass::Latency,
+        HintClass::Interactive,
+        HintClass::Throughput,
+        HintClass::Batch,
+        HintClass::Background,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             HintClass::None => "none",

@@ -92,6 +92,7 @@ impl Metrics {
         add(&self.decisions[i], 1);
     }
 
+    #[cfg(test)]
     pub fn decisions_of(&self, step: Option<Step>) -> u64 {
         let i = step.map_or(5, |s| {
             Step::ALL.iter().position(|x| *x == s).expect("known step")
@@ -113,6 +114,7 @@ impl Metrics {
         add(&self.write_errors[i], 1);
     }
 
+    #[cfg(test)]
     pub fn write_errors_of(&self, kind: WriteError) -> u64 {
         let i = WriteError::ALL
             .iter()

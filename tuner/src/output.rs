@@ -3,7 +3,7 @@
 use std::fmt::Write as _;
 use std::io::Write as _;
 
-use crate::engine::Row;
+use crate::engine::{Action, Row};
 use crate::error::Error;
 
 /// Writes to stdout and returns the failure instead of panicking as `print!` does: a
@@ -60,7 +60,7 @@ pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
 
 /// Which rows `tuner once` lists: hinted, open and failed ones; with `all`, every row.
 pub fn listed(r: &Row, all: bool) -> bool {
-    all || (!r.excluded && (r.hint.is_some() || r.class.is_none() || r.action == "failed"))
+    all || (!r.excluded && (r.hint.is_some() || r.class.is_none() || r.action == Action::Failed))
 }
 
 pub fn once_table(rows: &[&Row]) -> String {
@@ -88,7 +88,7 @@ pub fn once_table(rows: &[&Row]) -> String {
             };
             let action = match &r.error {
                 Some(e) => format!("{}: {e}", r.action),
-                None => r.action.to_owned(),
+                None => r.action.to_string(),
             };
             vec![
                 r.pid.to_string(),

@@ -1,6 +1,7 @@
 //! The dry-run backend: logs each operation, changes nothing.
 
-use super::{describe, ApplyError, BackendKind, HintOp, HintSink, KernelHint, Target};
+use super::{describe, ApplyError, HintOp, HintSink, KernelHint, Target};
+use crate::config::Backend;
 
 pub struct DryRunSink {
     ttl: bool,
@@ -20,8 +21,8 @@ impl DryRunSink {
 }
 
 impl HintSink for DryRunSink {
-    fn kind(&self) -> BackendKind {
-        BackendKind::DryRun
+    fn kind(&self) -> Backend {
+        Backend::DryRun
     }
 
     fn apply(&mut self, ops: &[HintOp]) -> Vec<Result<(), ApplyError>> {

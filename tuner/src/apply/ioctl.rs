@@ -7,7 +7,8 @@ use std::path::Path;
 
 use nix::errno::Errno;
 
-use super::{ApplyError, BackendKind, HintOp, HintSink, KernelHint, Scope, Target};
+use super::{ApplyError, HintOp, HintSink, KernelHint, Scope, Target};
+use crate::config::Backend;
 use crate::hint::{Hint, HintClass, HintSource};
 use crate::observe::{OwnWrite, Topology};
 use crate::sys::Device;
@@ -171,8 +172,8 @@ impl IoctlSink {
 }
 
 impl HintSink for IoctlSink {
-    fn kind(&self) -> BackendKind {
-        BackendKind::Ioctl
+    fn kind(&self) -> Backend {
+        Backend::Ioctl
     }
 
     fn apply(&mut self, ops: &[HintOp]) -> Vec<Result<(), ApplyError>> {

@@ -6,12 +6,13 @@
 //!   `SCHED_BATCH`, `SCHED_IDLE`), `sched_setaffinity` for strict hints and `migrate_pages`
 //!   in a worker thread;
 //! - [`dry_run::DryRunSink`]: logs what would be written;
-//! - [`recording::RecordingSink`]: remembers every operation, for tests.
+//! - `recording::RecordingSink` (unit tests only): remembers every operation.
 //!
 //! [`open`] picks one: `auto` is the device when it exists, else stock.
 
 pub mod dry_run;
 pub mod ioctl;
+#[cfg(test)]
 pub mod recording;
 pub mod stock;
 
@@ -21,7 +22,7 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
-use crate::config::{BackendChoice, Config};
+use crate::config::{Backend, Config};
 use crate::hint::{Hint, HintClass, HintSource};
 use crate::metrics::Metrics;
 use crate::observe::{OwnWrite, Topology};
@@ -99,28 +100,9 @@ pub struct KernelHint {
     pub generation: u64,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum BackendKind {
-    Ioctl,
-    Stock,
-    DryRun,
-    Recording,
-}
-
-impl BackendKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            BackendKind::Ioctl => "ioctl",
-            BackendKind::Stock => "stock",
-            BackendKind::DryRun => "dry-run",
-            BackendKind::Recording => "recording",
-        }
-    }
-}
-
 pub trait HintSink: Send {
-    fn kind(&self) -> BackendKind;
+    /// Which backend this is (never [`Backend::Auto`]).
+    fn kind(&self) -> Backend;
 
     /// Applies `ops` in order; one result per op. One failure does not stop the others.
     fn apply(&mut self, ops: &[HintOp]) -> Vec<Result<(), ApplyError>>;
@@ -173,19 +155,18 @@ pub fn check_privileges() -> Result<(), ApplyError> {
 }
 
 /// Resolves `auto`: the device when it exists, else the stock backend.
-pub fn resolve(choice: BackendChoice, device: &Path) -> BackendKind {
+pub fn resolve(choice: Backend, device: &Path) -> Backend {
     match choice {
-        BackendChoice::Auto if device.exists() => BackendKind::Ioctl,
-        BackendChoice::Auto | BackendChoice::Stock => BackendKind::Stock,
-        BackendChoice::Ioctl => BackendKind::Ioctl,
-        BackendChoice::DryRun => BackendKind::DryRun,
+        Backend::Auto if device.exists() => Backend::Ioctl,
+        Backend::Auto => Backend::Stock,
+        other => other,
     }
 }
 
 /// Opens the backend `choice` resolves to. Real backends check privileges first, so an
 /// unprivileged run fails before it writes anything.
 pub fn open(
-    choice: BackendChoice,
+    choice: Backend,
     cfg: &Config,
     metrics: Arc<Metrics>,
 ) -> Result<Box<dyn HintSink>, ApplyError> {
@@ -195,7 +176,7 @@ pub fn open(
 /// Like [`open`], but leaves the privilege check to the kernel (`tuner hint` on one's own
 /// processes needs none).
 pub fn open_unchecked(
-    choice: BackendChoice,
+    choice: Backend,
     cfg: &Config,
     metrics: Arc<Metrics>,
 ) -> Result<Box<dyn HintSink>, ApplyError> {
@@ -203,14 +184,14 @@ pub fn open_unchecked(
 }
 
 fn open_with(
-    choice: BackendChoice,
+    choice: Backend,
     cfg: &Config,
     metrics: Arc<Metrics>,
     check: bool,
 ) -> Result<Box<dyn HintSink>, ApplyError> {
     let device = &cfg.daemon.device;
     match resolve(choice, device) {
-        BackendKind::Ioctl => {
+        Backend::Ioctl => {
             if !device.exists() {
                 return Err(ApplyError::DeviceMissing(device.clone()));
             }
@@ -219,7 +200,7 @@ fn open_with(
             }
             Ok(Box::new(ioctl::IoctlSink::open(device)?))
         }
-        BackendKind::Stock => {
+        Backend::Stock => {
             if check {
                 check_privileges()?;
             }
@@ -228,9 +209,7 @@ fn open_with(
                 Some(metrics),
             )))
         }
-        BackendKind::DryRun | BackendKind::Recording => {
-            Ok(Box::new(dry_run::DryRunSink::new(device.exists())))
-        }
+        Backend::DryRun | Backend::Auto => Ok(Box::new(dry_run::DryRunSink::new(device.exists()))),
     }
 }
 
@@ -261,17 +240,17 @@ mod tests {
     fn auto_prefers_the_device() {
         let dir = crate::observe::synthetic::ScratchDir::new("dev").unwrap();
         let dev = dir.path().join("sched_hint");
-        assert_eq!(resolve(BackendChoice::Auto, &dev), BackendKind::Stock);
+        assert_eq!(resolve(Backend::Auto, &dev), Backend::Stock);
         std::fs::write(&dev, "").unwrap();
-        assert_eq!(resolve(BackendChoice::Auto, &dev), BackendKind::Ioctl);
-        assert_eq!(resolve(BackendChoice::DryRun, &dev), BackendKind::DryRun);
+        assert_eq!(resolve(Backend::Auto, &dev), Backend::Ioctl);
+        assert_eq!(resolve(Backend::DryRun, &dev), Backend::DryRun);
     }
 
     #[test]
     fn forced_ioctl_without_device_is_device_missing() {
         let mut cfg = Config::default();
         cfg.daemon.device = "/nonexistent/sched_hint".into();
-        let e = open(BackendChoice::Ioctl, &cfg, Metrics::new())
+        let e = open(Backend::Ioctl, &cfg, Metrics::new())
             .err()
             .expect("no device");
         assert_eq!(

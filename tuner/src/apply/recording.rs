@@ -3,7 +3,8 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
-use super::{ApplyError, BackendKind, HintOp, HintSink, KernelHint, Target};
+use super::{ApplyError, HintOp, HintSink, KernelHint, Target};
+use crate::config::Backend;
 use crate::hint::Hint;
 use crate::observe::{OwnWrite, Topology};
 
@@ -40,8 +41,8 @@ impl RecordingSink {
 }
 
 impl HintSink for RecordingSink {
-    fn kind(&self) -> BackendKind {
-        BackendKind::Recording
+    fn kind(&self) -> Backend {
+        Backend::DryRun
     }
 
     fn apply(&mut self, ops: &[HintOp]) -> Vec<Result<(), ApplyError>> {

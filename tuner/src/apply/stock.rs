@@ -12,8 +12,8 @@ use std::thread::JoinHandle;
 use nix::errno::Errno;
 use nix::unistd::Pid;
 
-use super::{ApplyError, BackendKind, HintOp, HintSink, KernelHint, Target};
-use crate::config::{MigrateMode, StockClass, StockConfig, StockPolicy};
+use super::{ApplyError, HintOp, HintSink, KernelHint, Target};
+use crate::config::{Backend, MigrateMode, StockClass, StockConfig, StockPolicy};
 use crate::hint::{Hint, HintClass};
 use crate::metrics::Metrics;
 use crate::observe::{CpuSet, OwnWrite, Topology};
@@ -234,8 +234,8 @@ impl StockSink {
 }
 
 impl HintSink for StockSink {
-    fn kind(&self) -> BackendKind {
-        BackendKind::Stock
+    fn kind(&self) -> Backend {
+        Backend::Stock
     }
 
     fn apply(&mut self, ops: &[HintOp]) -> Vec<Result<(), ApplyError>> {

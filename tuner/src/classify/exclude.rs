@@ -8,6 +8,7 @@
 use std::collections::HashMap;
 
 use crate::config::ExcludeConfig;
+use crate::glob::find_exe;
 use crate::observe::{CpuSet, OwnWrite, ProcObs, TaskObs, SCHED_OTHER};
 
 /// What is known about the machine when checking threads.
@@ -43,21 +44,8 @@ pub fn process_exclusion(
     if let Some(g) = cfg.comm.iter().find(|g| g.matches(&p.comm)) {
         return Some(format!("exclude.comm={g}"));
     }
-    if let Some(exe) = &p.exe {
-        let full = exe.to_string_lossy();
-        let name = exe
-            .file_name()
-            .map(|n| n.to_string_lossy())
-            .unwrap_or_default();
-        if let Some(g) = cfg.exe.iter().find(|g| {
-            if g.has_slash() {
-                g.matches(&full)
-            } else {
-                g.matches(&name)
-            }
-        }) {
-            return Some(format!("exclude.exe={g}"));
-        }
+    if let Some(g) = p.exe.as_deref().and_then(|exe| find_exe(&cfg.exe, exe)) {
+        return Some(format!("exclude.exe={g}"));
     }
     if let Some(g) = cfg.cgroup.iter().find(|g| g.matches(&p.cgroup)) {
         return Some(format!("exclude.cgroup={g}"));

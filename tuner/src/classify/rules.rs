@@ -2,6 +2,7 @@
 //! process, first match wins.
 
 use crate::config::rules::{Matcher, Rule, RuleSet};
+use crate::glob::find_exe;
 use crate::observe::ProcObs;
 
 // Matching lives here, beside the other classification steps; the types and their parsing
@@ -18,19 +19,7 @@ impl Matcher {
             why.push(format!("comm={g}"));
         }
         if !self.exe.is_empty() {
-            let exe = p.exe.as_deref()?;
-            let full = exe.to_string_lossy();
-            let name = exe
-                .file_name()
-                .map(|n| n.to_string_lossy())
-                .unwrap_or_default();
-            let g = self.exe.iter().find(|g| {
-                if g.has_slash() {
-                    g.matches(&full)
-                } else {
-                    g.matches(&name)
-                }
-            })?;
+            let g = find_exe(&self.exe, p.exe.as_deref()?)?;
             why.push(format!("exe={g}"));
         }
         if !self.cmdline.is_empty() {

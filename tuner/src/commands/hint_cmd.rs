@@ -5,8 +5,8 @@ use std::sync::Arc;
 
 use crate::app;
 use crate::apply::{self, HintOp, HintSink, KernelHint, Scope, Target};
-use crate::cli::{BackendArg, HintSetArgs, HintTargetArgs};
-use crate::config::Config;
+use crate::cli::{HintSetArgs, HintTargetArgs};
+use crate::config::{Backend, Config};
 use crate::error::Error;
 use crate::hint::{Hint, HintSource};
 use crate::metrics::Metrics;
@@ -15,8 +15,8 @@ use crate::observe::sysfs::SysfsSource;
 use crate::observe::{ObserveError, ProcSource, ScanOptions, SysSource};
 use crate::output::outln;
 
-fn sink(cfg: &Config, backend: Option<BackendArg>) -> Result<Box<dyn HintSink>, Error> {
-    let choice = backend.map_or(cfg.daemon.backend, Into::into);
+fn sink(cfg: &Config, backend: Option<Backend>) -> Result<Box<dyn HintSink>, Error> {
+    let choice = backend.unwrap_or(cfg.daemon.backend);
     let mut sink = apply::open_unchecked(choice, cfg, Metrics::new())?;
     if let Ok(topo) = SysfsSource::new(&cfg.observe.sys_root).topology() {
         sink.set_topology(&topo);

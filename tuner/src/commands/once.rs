@@ -8,8 +8,8 @@ use crate::app::App;
 use crate::apply::{self, dry_run::DryRunSink};
 use crate::classify::external::ExternalError;
 use crate::cli::{ExplainArgs, OnceArgs};
-use crate::config::BackendChoice;
-use crate::engine::{Engine, Mode, PassReport};
+use crate::config::Backend;
+use crate::engine::{Action, Engine, Mode, PassReport};
 use crate::error::Error;
 use crate::observe::snapshot::{NumaRead, Snapshot};
 use crate::output;
@@ -55,12 +55,12 @@ fn ask_external(app: &App, engine: &mut Engine, snap: &Snapshot) -> Result<(), E
 pub fn once(path: Option<&Path>, args: OnceArgs) -> Result<(), Error> {
     let app = App::load(path)?;
     let choice = if args.dry_run {
-        BackendChoice::DryRun
+        Backend::DryRun
     } else {
-        args.backend.map_or(app.cfg.daemon.backend, Into::into)
+        args.backend.unwrap_or(app.cfg.daemon.backend)
     };
     // Opening the backend checks the device and privileges before anything is observed.
-    let mut sink: Box<dyn apply::HintSink> = if choice == BackendChoice::DryRun {
+    let mut sink: Box<dyn apply::HintSink> = if choice == Backend::DryRun {
         // The table says what would be written; no log line per op.
         Box::new(DryRunSink::silent(app.cfg.daemon.device.exists()))
     } else {
@@ -87,7 +87,11 @@ pub fn once(path: Option<&Path>, args: OnceArgs) -> Result<(), Error> {
         out!("{}", output::once_table(&rows))?;
         outln!("{}", summary(&report, sink.kind().as_str()))?;
     }
-    let failed = report.rows.iter().filter(|r| r.action == "failed").count();
+    let failed = report
+        .rows
+        .iter()
+        .filter(|r| r.action == Action::Failed)
+        .count();
     if failed > 0 {
         return Err(Error::Runtime(format!("{failed} hint writes failed")));
     }

@@ -9,7 +9,7 @@ use crate::error::Error;
 
 pub fn run(path: Option<&Path>, args: RunArgs) -> Result<(), Error> {
     let app = App::load(path)?;
-    let choice = args.backend.map_or(app.cfg.daemon.backend, Into::into);
+    let choice = args.backend.unwrap_or(app.cfg.daemon.backend);
     let sink = app.sink(choice)?;
     let external = app.external()?;
     let daemon = app.daemon(sink, external, Some(app::reloader(path)));

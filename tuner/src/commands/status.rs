@@ -8,10 +8,9 @@ use crate::app;
 use crate::apply::{
     self,
     ioctl::{DeviceInfo, IoctlSink},
-    BackendKind,
 };
 use crate::cli::StatusArgs;
-use crate::config::DEFAULT_PATH;
+use crate::config::{Backend, DEFAULT_PATH};
 use crate::error::Error;
 use crate::observe::sysfs::SysfsSource;
 use crate::observe::{SchedHintSysfs, SysSource, Topology};
@@ -21,7 +20,7 @@ use crate::output::outln;
 struct Status {
     config: String,
     rules: usize,
-    backend: BackendKind,
+    backend: Backend,
     device_path: String,
     device_present: bool,
     device: Option<DeviceInfo>,

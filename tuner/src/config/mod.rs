@@ -77,15 +77,18 @@ pub fn line_col(src: &str, offset: usize) -> (usize, usize) {
     (line, col)
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum BackendChoice {
+/// How hints reach the kernel: `daemon.backend`, `--backend`, and what a sink reports itself
+/// as (`auto` resolves to `ioctl` or `stock` when the sink opens, see `apply::resolve`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Backend {
     Auto,
     Ioctl,
     Stock,
     DryRun,
 }
 
-impl BackendChoice {
+impl Backend {
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Auto => "auto",
@@ -96,7 +99,7 @@ impl BackendChoice {
     }
 }
 
-impl std::str::FromStr for BackendChoice {
+impl std::str::FromStr for Backend {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
         match s {
@@ -122,7 +125,7 @@ pub struct DaemonConfig {
     pub interval_ms: u64,
     /// 0: hints never expire.
     pub ttl_scans: u32,
-    pub backend: BackendChoice,
+    pub backend: Backend,
     pub device: PathBuf,
     pub on_exit: OnExit,
     pub max_writes_per_s: u32,
@@ -270,7 +273,7 @@ impl Default for Config {
             daemon: DaemonConfig {
                 interval_ms: 5000,
                 ttl_scans: 6,
-                backend: BackendChoice::Auto,
+                backend: Backend::Auto,
                 device: PathBuf::from("/dev/sched_hint"),
                 on_exit: OnExit::Clear,
                 max_writes_per_s: 200,

@@ -9,7 +9,7 @@ use super::ceiling::{parse_ceiling, Ceilings};
 use super::llm::LlmSection;
 use super::raw::{Opt, RawConfig, RawLlm, RawStockClass};
 use super::rules::validate_rule;
-use super::{BackendChoice, Config, ConfigError, MigrateMode, OnExit, StockClass, StockPolicy};
+use super::{Backend, Config, ConfigError, MigrateMode, OnExit, StockClass, StockPolicy};
 use crate::glob::Glob;
 use crate::hint::{HintClass, HintSource};
 
@@ -289,7 +289,7 @@ pub(super) fn validate(raw: RawConfig, src: &str, origin: &str) -> Result<Config
                 .into(),
         ));
     }
-    cfg.daemon.backend = c.parsed::<BackendChoice>(&r.backend, d.daemon.backend)?;
+    cfg.daemon.backend = c.parsed::<Backend>(&r.backend, d.daemon.backend)?;
     cfg.daemon.device = c.path(&r.device, "daemon.device", &d.daemon.device)?;
     cfg.daemon.on_exit = c.choice(
         &r.on_exit,

@@ -51,6 +51,51 @@ struct Stability {
     count: u32,
 }
 
+/// What a pass did about one process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Action {
+    /// Holds no hint and needs none.
+    None,
+    /// Left alone (see the row's step and rule).
+    Excluded,
+    /// Holds the hint it should.
+    Unchanged,
+    New,
+    Changed,
+    /// The same hint written again before it expires.
+    Refresh,
+    Clear,
+    /// Held back by the write rate limit; tried at the next pass.
+    Deferred,
+    Failed,
+    /// A write failed lately; left alone for a few scans.
+    Backoff,
+}
+
+impl Action {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::None => "none",
+            Action::Excluded => "excluded",
+            Action::Unchanged => "unchanged",
+            Action::New => "new",
+            Action::Changed => "changed",
+            Action::Refresh => "refresh",
+            Action::Clear => "clear",
+            Action::Deferred => "deferred",
+            Action::Failed => "failed",
+            Action::Backoff => "backoff",
+        }
+    }
+}
+
+impl std::fmt::Display for Action {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// One process in a pass's report.
 #[derive(Debug, Clone, Serialize)]
 pub struct Row {
@@ -68,8 +113,7 @@ pub struct Row {
     pub node_reason: String,
     /// What the process should hold after this pass.
     pub hint: Option<Hint>,
-    /// none, excluded, unchanged, new, changed, refresh, clear, deferred, failed, backoff.
-    pub action: &'static str,
+    pub action: Action,
     pub error: Option<String>,
     pub threads: u32,
     pub skipped_threads: usize,
@@ -92,7 +136,7 @@ struct Work {
     key: ProcKey,
     priority: (u8, i64),
     ops: Vec<HintOp>,
-    action: &'static str,
+    action: Action,
     /// After success: `Some` records what is held now, `None` forgets it.
     result: Option<Applied>,
 }
@@ -140,6 +184,7 @@ impl Engine {
     }
 
     /// Pretend to be another process (tests that treat a fixture pid as the tuner).
+    #[cfg(test)]
     pub fn set_self_pid(&mut self, pid: i32) {
         self.self_pid = pid;
     }
@@ -347,7 +392,7 @@ impl Engine {
                 batch.push(i);
                 ops.extend(w.ops.iter().cloned());
             } else {
-                rows[w.row].action = "deferred";
+                rows[w.row].action = Action::Deferred;
                 self.metrics
                     .writes_deferred
                     .fetch_add(w.ops.len() as u64, std::sync::atomic::Ordering::Relaxed);
@@ -434,7 +479,7 @@ impl Engine {
                     // Someone else took over the task: forget it, write nothing.
                     self.forget(key);
                 }
-                rows[i].action = "excluded";
+                rows[i].action = Action::Excluded;
                 continue;
             }
             if self
@@ -442,7 +487,7 @@ impl Engine {
                 .get(&key)
                 .is_some_and(|until| *until > snap.scan_no)
             {
-                rows[i].action = "backoff";
+                rows[i].action = Action::Backoff;
                 continue;
             }
             let prev = self.applied.get(&key).cloned();
@@ -516,11 +561,11 @@ impl Engine {
             let conf = -((d.confidence * 1000.0) as i64);
             let (action, ops, priority) = match (&prev, desired) {
                 (None, None) => {
-                    rows[i].action = "none";
+                    rows[i].action = Action::None;
                     continue;
                 }
-                (Some(a), None) => ("clear", clear_ops(a), (0, 0)),
-                (None, Some(h)) => ("new", set_ops(h), (2, conf)),
+                (Some(a), None) => (Action::Clear, clear_ops(a), (0, 0)),
+                (None, Some(h)) => (Action::New, set_ops(h), (2, conf)),
                 (Some(a), Some(h)) => {
                     let tids_changed = match scope {
                         Scope::Thread => a.tids != tids,
@@ -534,11 +579,11 @@ impl Engine {
                             ops.extend(clear_ops(a));
                         }
                         ops.extend(set_ops(h));
-                        ("changed", ops, (2, conf))
+                        (Action::Changed, ops, (2, conf))
                     } else if ttl_ms > 0 && now.saturating_sub(a.written_at_ms) >= ttl_ms / 2 {
-                        ("refresh", set_ops(h), (1, a.written_at_ms as i64))
+                        (Action::Refresh, set_ops(h), (1, a.written_at_ms as i64))
                     } else {
-                        rows[i].action = "unchanged";
+                        rows[i].action = Action::Unchanged;
                         continue;
                     }
                 }
@@ -603,7 +648,7 @@ impl Engine {
             self.metrics.write_error(kind);
             tracing::warn!(pid = w.key.0, error = %e, "hint write failed; retried in {BACKOFF_SCANS} scans");
             self.backoff.insert(w.key, snap.scan_no + BACKOFF_SCANS);
-            rows[w.row].action = "failed";
+            rows[w.row].action = Action::Failed;
             rows[w.row].error = Some(e.to_string());
             return;
         }
@@ -628,7 +673,7 @@ impl Engine {
             }
             None => self.forget(w.key),
         }
-        tracing::debug!(pid = w.key.0, action = w.action, "hint written");
+        tracing::debug!(pid = w.key.0, action = w.action.as_str(), "hint written");
     }
 
     fn forget(&mut self, key: ProcKey) {
@@ -736,7 +781,7 @@ fn row(p: &ProcObs, d: &Decision, plan: Option<&NodePlan>) -> Row {
         node: plan.and_then(|pl| pl.node),
         node_reason: plan.map(|pl| pl.reason.clone()).unwrap_or_default(),
         hint: None,
-        action: "none",
+        action: Action::None,
         error: None,
         threads: p.nr_threads,
         skipped_threads: d.skipped_tids.len(),

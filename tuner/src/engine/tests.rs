@@ -149,12 +149,12 @@ fn unchanged_hints_are_not_rewritten_until_refresh_is_due() {
     // 5 s later: nothing changed, TTL 30 s not half gone.
     let report = rig.pass();
     assert!(rig.sink.take().is_empty());
-    assert_eq!(rows(&report)[&600].action, "unchanged");
+    assert_eq!(rows(&report)[&600].action, Action::Unchanged);
     rig.pass();
     assert!(rig.sink.take().is_empty());
     // 15 s after the write: half the TTL, refresh.
     let report = rig.pass();
-    assert_eq!(rows(&report)[&600].action, "refresh");
+    assert_eq!(rows(&report)[&600].action, Action::Refresh);
     assert_eq!(
         set_pids(&rig.sink.take()),
         vec![400, 401, 500, 600, 700, 701, 990]
@@ -182,10 +182,10 @@ fn failed_writes_back_off_and_are_counted() {
         .fail
         .insert(500, ApplyError::PermissionDenied("nope".into()));
     let report = rig.pass();
-    assert_eq!(rows(&report)[&500].action, "failed");
+    assert_eq!(rows(&report)[&500].action, Action::Failed);
     assert_eq!(rig.metrics.write_errors_of(WriteError::Permission), 1);
     let report = rig.pass();
-    assert_eq!(rows(&report)[&500].action, "backoff");
+    assert_eq!(rows(&report)[&500].action, Action::Backoff);
     assert_eq!(
         rig.metrics.write_errors_of(WriteError::Permission),
         1,
@@ -198,7 +198,7 @@ fn vanished_processes_are_forgotten_not_errors() {
     let mut rig = Rig::new(Mode::Daemon, |_| {});
     rig.sink.fail.insert(600, ApplyError::NoSuchTask(600));
     let report = rig.pass();
-    assert_ne!(rows(&report)[&600].action, "failed");
+    assert_ne!(rows(&report)[&600].action, Action::Failed);
     assert_eq!(rig.metrics.write_errors_of(WriteError::Gone), 1);
     assert_eq!(
         rig.engine.applied_count(),
@@ -219,7 +219,7 @@ fn writes_are_rate_limited_and_deferred() {
     let deferred = report
         .rows
         .iter()
-        .filter(|r| r.action == "deferred")
+        .filter(|r| r.action == Action::Deferred)
         .count();
     assert!(deferred >= 3, "{deferred} deferred");
     // Highest confidence first: the 0.95 rules got the first tokens.
@@ -301,7 +301,7 @@ fn external_answers_fill_open_processes_only() {
         Step::Rule,
         "an answer about a pid not asked about is ignored"
     );
-    assert_eq!(r[&800].action, "new");
+    assert_eq!(r[&800].action, Action::New);
     assert!(set_pids(&rig.sink.take()).contains(&800));
 }
 
@@ -359,7 +359,7 @@ fn heuristic_classes_need_stable_scans() {
         "{second:?}"
     );
     assert_eq!(second.step, Step::Heuristic);
-    assert_eq!(second.action, "new");
+    assert_eq!(second.action, Action::New);
 }
 
 #[test]

@@ -18,22 +18,15 @@ use serde_json::{json, Value};
 
 use crate::hint::HintClass;
 
-/// The classes the model may answer, in rank order. `none` is not among them: "no opinion" is
-/// expressed by the ceiling, not by the model.
-pub const CLASSES: [(&str, HintClass); 5] = [
-    ("latency", HintClass::Latency),
-    ("interactive", HintClass::Interactive),
-    ("throughput", HintClass::Throughput),
-    ("batch", HintClass::Batch),
-    ("background", HintClass::Background),
-];
-
+/// A class the model may answer: one of [`HintClass::HINTED`]. `none` is not among them: "no
+/// opinion" is expressed by the ceiling, not by the model.
 pub fn class_from_name(s: &str) -> Option<HintClass> {
-    CLASSES.iter().find(|(n, _)| *n == s).map(|(_, c)| *c)
+    s.parse().ok().filter(|c| *c != HintClass::None)
 }
 
+/// The name of a class the model may answer, `None` for [`HintClass::None`].
 pub fn class_name(c: HintClass) -> Option<&'static str> {
-    CLASSES.iter().find(|(_, k)| *k == c).map(|(n, _)| *n)
+    (c != HintClass::None).then_some(c.as_str())
 }
 
 /// How strongly the answer's shape is constrained; a server that rejects one level gets the
@@ -73,7 +66,7 @@ impl FormatLevel {
 }
 
 fn class_enum() -> Value {
-    Value::from(CLASSES.iter().map(|(n, _)| *n).collect::<Vec<_>>())
+    Value::from(HintClass::HINTED.map(HintClass::as_str).to_vec())
 }
 
 fn wrap(schema: Value) -> Value {
@@ -303,7 +296,8 @@ mod tests {
 
     #[test]
     fn class_names_round_trip() {
-        for (n, c) in CLASSES {
+        for c in HintClass::HINTED {
+            let n = c.as_str();
             assert_eq!(class_from_name(n), Some(c));
             assert_eq!(class_name(c), Some(n));
         }

@@ -16,13 +16,7 @@ impl CpuSet {
     pub fn from_list(s: &str) -> Result<Self, String> {
         let mut set = CpuSet::new();
         for part in s.trim().split(',').filter(|p| !p.is_empty()) {
-            let (lo, hi) = match part.split_once('-') {
-                Some((a, b)) => (parse_id(a)?, parse_id(b)?),
-                None => {
-                    let v = parse_id(part)?;
-                    (v, v)
-                }
-            };
+            let (lo, hi) = parse_range(part, parse_id)?;
             if lo > hi {
                 return Err(format!("bad range {part:?}"));
             }
@@ -33,6 +27,7 @@ impl CpuSet {
         Ok(set)
     }
 
+    #[cfg(test)]
     pub fn from_ranges(ranges: &[(u32, u32)]) -> Self {
         let mut set = CpuSet::new();
         for &(lo, hi) in ranges {
@@ -83,6 +78,24 @@ impl CpuSet {
         let mut w = self.words.clone();
         w.resize(len.max(w.len()), 0);
         w
+    }
+}
+
+/// One part of a kernel CPU list, `n` or `lo-hi`, with `id` reading each number (low first).
+/// Whether the range runs forwards, and what an empty part means, is the caller's to check.
+pub fn parse_range<T: Copy, E>(
+    part: &str,
+    mut id: impl FnMut(&str) -> Result<T, E>,
+) -> Result<(T, T), E> {
+    match part.split_once('-') {
+        Some((lo, hi)) => {
+            let lo = id(lo)?;
+            Ok((lo, id(hi)?))
+        }
+        None => {
+            let v = id(part)?;
+            Ok((v, v))
+        }
     }
 }
 

@@ -160,13 +160,6 @@ impl Topology {
         self.nodes.iter().find(|n| n.id == id)
     }
 
-    pub fn node_of_cpu(&self, cpu: u32) -> Option<u32> {
-        self.nodes
-            .iter()
-            .find(|n| n.cpus.contains(cpu))
-            .map(|n| n.id)
-    }
-
     /// A single node holding every online CPU, for machines without NUMA sysfs.
     pub fn flat(online_cpus: CpuSet) -> Self {
         Topology {

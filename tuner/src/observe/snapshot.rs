@@ -92,14 +92,6 @@ impl Observer {
         self.port_checked_scan = None;
     }
 
-    pub fn proc_source(&mut self) -> &mut dyn ProcSource {
-        self.procs.as_mut()
-    }
-
-    pub fn sys_source(&mut self) -> &mut dyn SysSource {
-        self.sys.as_mut()
-    }
-
     pub fn observe(&mut self, numa: NumaRead) -> Result<Snapshot, ObserveError> {
         let opts = &self.opts;
         let topology = self.sys.topology()?;
@@ -153,16 +145,6 @@ impl Observer {
             allowed_cpus,
             protected,
         })
-    }
-
-    /// One process, for `tuner explain`.
-    pub fn observe_pid(&mut self, pid: i32) -> Result<ProcObs, ObserveError> {
-        let opts = ScanOptions {
-            threads: true,
-            numa_min_rss_kib: Some(0),
-            refresh_static: true,
-        };
-        self.procs.scan_pid(pid, &opts)
     }
 
     pub fn now_ms(&self) -> u64 {

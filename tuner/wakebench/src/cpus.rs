@@ -4,6 +4,7 @@ use std::fmt;
 use std::str::FromStr;
 
 use nix::sched::CpuSet;
+use tuner::observe::cpuset::parse_range;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CpuListError {
@@ -72,19 +73,14 @@ impl FromStr for CpuList {
         }
         let mut cpus = Vec::new();
         for part in list.split(',') {
-            match part.split_once('-') {
-                Some((lo, hi)) => {
-                    let (lo, hi) = (number(list, lo)?, number(list, hi)?);
-                    if lo > hi {
-                        return Err(CpuListError::Syntax {
-                            list: list.to_string(),
-                            why: format!("range {lo}-{hi} runs backwards"),
-                        });
-                    }
-                    cpus.extend(lo..=hi);
-                }
-                None => cpus.push(number(list, part)?),
+            let (lo, hi) = parse_range(part, |s| number(list, s))?;
+            if lo > hi {
+                return Err(CpuListError::Syntax {
+                    list: list.to_string(),
+                    why: format!("range {lo}-{hi} runs backwards"),
+                });
             }
+            cpus.extend(lo..=hi);
         }
         cpus.sort_unstable();
         cpus.dedup();

@@ -5,7 +5,7 @@
 //! with [`tuner::apply::ioctl::IoctlSink`] (which checks the ABI version with GET_INFO) and
 //! sends each hint as one `SCHED_HINT_IOC_SET` with scope thread and source admin.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use tuner::apply::ioctl::IoctlSink;
 use tuner::apply::{ApplyError, HintOp, HintSink, Scope, Target};
@@ -110,11 +110,6 @@ impl ClassSetter for RecordingSetter {
         self.calls.push((tid, class));
         Ok(())
     }
-}
-
-/// The default device path, for the CLI.
-pub fn default_device() -> PathBuf {
-    PathBuf::from("/dev/sched_hint")
 }
 
 #[cfg(test)]
