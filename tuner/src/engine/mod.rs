@@ -5,11 +5,11 @@
 //! machine: observations come in as a [`Snapshot`], writes go out through a [`HintSink`].
 //! The daemon, `tuner once` and the benchmark all drive the same engine.
 
+mod report;
+
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Instant;
-
-use serde::Serialize;
 
 use crate::apply::{ApplyError, HintOp, HintSink, Scope, Target};
 use crate::classify::exclude::{infer_base_slice, ThreadContext};
@@ -21,9 +21,12 @@ use crate::hint::{Hint, HintClass, HintSource, Step};
 use crate::metrics::{Metrics, WriteError};
 use crate::observe::rates::RateTracker;
 use crate::observe::snapshot::Snapshot;
-use crate::observe::{CpuTime, OwnWrite, ProcKey, ProcObs, Rates};
+use crate::observe::{CpuTime, OwnWrite, ProcKey, ProcObs};
 use crate::plan::{Candidate, Capacity, NodePlan, Planner};
 use crate::ratelimit::TokenBucket;
+use report::row;
+
+pub use report::{Action, PassReport, Row};
 
 /// How many scans a target whose write failed is left alone before the next try.
 const BACKOFF_SCANS: u64 = 12;
@@ -44,90 +47,37 @@ struct Applied {
     written_at_ms: u64,
 }
 
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq)]
 struct Stability {
     accepted: Option<(HintClass, String, f32)>,
     candidate: Option<HintClass>,
     count: u32,
 }
 
-/// What a pass did about one process.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Action {
-    /// Holds no hint and needs none.
-    None,
-    /// Left alone (see the row's step and rule).
-    Excluded,
-    /// Holds the hint it should.
-    Unchanged,
-    New,
-    Changed,
-    /// The same hint written again before it expires.
-    Refresh,
-    Clear,
-    /// Held back by the write rate limit; tried at the next pass.
-    Deferred,
-    Failed,
-    /// A write failed lately; left alone for a few scans.
-    Backoff,
+/// What the engine keeps about one process between passes; dropped when the process leaves
+/// or nothing is left in it.
+#[derive(Debug, Clone, Default)]
+struct Tracked {
+    /// The heuristic class so far (see [`Engine::stabilize`]).
+    stability: Stability,
+    /// The external classifier's answer and when it came.
+    external: Option<(ExternalVerdict, u64)>,
+    /// When the external classifier was asked, while no answer has come.
+    asked_at_ms: Option<u64>,
+    /// The hint this engine wrote and the process holds.
+    applied: Option<Applied>,
+    /// After a failed write: the scan before which it is not tried again.
+    backoff_until: Option<u64>,
 }
 
-impl Action {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Action::None => "none",
-            Action::Excluded => "excluded",
-            Action::Unchanged => "unchanged",
-            Action::New => "new",
-            Action::Changed => "changed",
-            Action::Refresh => "refresh",
-            Action::Clear => "clear",
-            Action::Deferred => "deferred",
-            Action::Failed => "failed",
-            Action::Backoff => "backoff",
-        }
+impl Tracked {
+    fn is_empty(&self) -> bool {
+        self.stability == Stability::default()
+            && self.external.is_none()
+            && self.asked_at_ms.is_none()
+            && self.applied.is_none()
+            && self.backoff_until.is_none()
     }
-}
-
-impl std::fmt::Display for Action {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// One process in a pass's report.
-#[derive(Debug, Clone, Serialize)]
-pub struct Row {
-    pub pid: i32,
-    pub comm: String,
-    pub uid: u32,
-    /// `None` while open or excluded.
-    pub class: Option<HintClass>,
-    pub excluded: bool,
-    pub step: Step,
-    pub rule: String,
-    pub confidence: f32,
-    pub source: Option<HintSource>,
-    pub node: Option<u32>,
-    pub node_reason: String,
-    /// What the process should hold after this pass.
-    pub hint: Option<Hint>,
-    pub action: Action,
-    pub error: Option<String>,
-    pub threads: u32,
-    pub skipped_threads: usize,
-    pub rss_kib: u64,
-    pub rates: Option<Rates>,
-}
-
-#[derive(Debug, Default)]
-pub struct PassReport {
-    pub rows: Vec<Row>,
-    pub ops: Vec<HintOp>,
-    /// Open processes to ask the external classifier about.
-    pub open: Vec<(ProcKey, ProcFacts)>,
-    pub pass_us: u64,
 }
 
 /// The writes for one process, applied or deferred together.
@@ -149,12 +99,9 @@ pub struct Engine {
     self_pid: i32,
     rates: RateTracker,
     planner: Planner,
-    stability: HashMap<ProcKey, Stability>,
-    external_cache: HashMap<ProcKey, (ExternalVerdict, u64)>,
-    external_pending: HashMap<ProcKey, u64>,
-    applied: HashMap<ProcKey, Applied>,
+    procs: HashMap<ProcKey, Tracked>,
+    /// What this engine wrote, by thread (the applied hints' threads), for the exclusion step.
     own: HashMap<i32, OwnWrite>,
-    backoff: HashMap<ProcKey, u64>,
     limiter: TokenBucket,
     prev_cpu: Vec<CpuTime>,
     ttl_override_ms: Option<u64>,
@@ -171,12 +118,8 @@ impl Engine {
             self_pid: std::process::id() as i32,
             rates: RateTracker::new(),
             planner: Planner::new(),
-            stability: HashMap::new(),
-            external_cache: HashMap::new(),
-            external_pending: HashMap::new(),
-            applied: HashMap::new(),
+            procs: HashMap::new(),
             own: HashMap::new(),
-            backoff: HashMap::new(),
             limiter,
             prev_cpu: Vec::new(),
             ttl_override_ms: None,
@@ -205,7 +148,9 @@ impl Engine {
         {
             self.limiter = TokenBucket::new(cfg.daemon.max_writes_per_s, cfg.daemon.write_burst);
         }
-        self.stability.clear();
+        for t in self.procs.values_mut() {
+            t.stability = Stability::default();
+        }
         self.cfg = cfg;
         self.rules = rules;
     }
@@ -217,7 +162,23 @@ impl Engine {
 
     /// Number of processes holding a hint from this engine.
     pub fn applied_count(&self) -> usize {
-        self.applied.len()
+        self.applied().count()
+    }
+
+    /// The hints this engine wrote, by process.
+    fn applied(&self) -> impl Iterator<Item = (&ProcKey, &Applied)> {
+        self.procs
+            .iter()
+            .filter_map(|(k, t)| t.applied.as_ref().map(|a| (k, a)))
+    }
+
+    fn applied_of(&self, key: ProcKey) -> Option<&Applied> {
+        self.procs.get(&key)?.applied.as_ref()
+    }
+
+    /// The external classifier's answer about a process, if one is held.
+    fn external(&self, key: ProcKey) -> Option<&ExternalVerdict> {
+        self.procs.get(&key)?.external.as_ref().map(|(v, _)| v)
     }
 
     fn inputs<'a>(&'a self, snap: &'a Snapshot, admin: &'a HashSet<i32>) -> Inputs<'a> {
@@ -248,7 +209,7 @@ impl Engine {
         let admin = HashSet::new();
         let inp = self.inputs(snap, &admin);
         let mut lines = Vec::new();
-        let ext = self.external_cache.get(&p.key()).map(|(v, _)| v);
+        let ext = self.external(p.key());
         classify::decide(
             p,
             &inp,
@@ -264,7 +225,7 @@ impl Engine {
         snap.procs
             .iter()
             .map(|p| {
-                let ext = self.external_cache.get(&p.key()).map(|(v, _)| v);
+                let ext = self.external(p.key());
                 classify::decide(p, &inp, snap.allowed_cpus.get(&p.pid), ext, None)
             })
             .collect()
@@ -273,7 +234,9 @@ impl Engine {
     /// Holds heuristic classes until `stable_scans` consecutive scans agree.
     fn stabilize(&mut self, key: ProcKey, d: Decision) -> Decision {
         if d.step != Step::Heuristic {
-            self.stability.remove(&key);
+            if let Some(t) = self.procs.get_mut(&key) {
+                t.stability = Stability::default();
+            }
             return d;
         }
         let need = if self.mode == Mode::Once {
@@ -281,7 +244,7 @@ impl Engine {
         } else {
             self.cfg.heuristics.stable_scans
         };
-        let st = self.stability.entry(key).or_default();
+        let st = &mut self.procs.entry(key).or_default().stability;
         let kept = |st: &Stability, base: &Decision| {
             st.accepted.as_ref().map(|(class, rule, conf)| Decision {
                 verdict: Verdict::Class(*class),
@@ -345,7 +308,7 @@ impl Engine {
             .collect();
         let mut admin = sink.admin_hinted(&pids);
         // Hints this engine wrote for [[manual]] entries carry the admin source too.
-        let ours: HashSet<i32> = self.applied.keys().map(|k| k.0).collect();
+        let ours: HashSet<i32> = self.applied().map(|(k, _)| k.0).collect();
         admin.retain(|pid| !ours.contains(pid));
 
         let raw = self.classify(snap, &admin);
@@ -413,23 +376,27 @@ impl Engine {
         // Forget what left.
         let live: HashSet<ProcKey> = snap.procs.iter().map(ProcObs::key).collect();
         let gone: Vec<ProcKey> = self
-            .applied
-            .keys()
+            .applied()
+            .map(|(k, _)| *k)
             .filter(|k| !live.contains(k))
-            .copied()
             .collect();
         for k in gone {
             self.forget(k);
         }
-        self.stability.retain(|k, _| live.contains(k));
-        self.backoff
-            .retain(|k, until| live.contains(k) && *until > snap.scan_no);
         let ttl = self.cfg.external.cache_ttl_ms;
-        self.external_cache
-            .retain(|k, (_, at)| live.contains(k) && (ttl == 0 || now.saturating_sub(*at) < ttl));
         let timeout = self.cfg.external.timeout_ms * 2;
-        self.external_pending
-            .retain(|k, at| live.contains(k) && now.saturating_sub(*at) < timeout);
+        self.procs.retain(|k, t| {
+            if !live.contains(k) {
+                return false;
+            }
+            t.backoff_until = t.backoff_until.filter(|until| *until > snap.scan_no);
+            t.external = t
+                .external
+                .take()
+                .filter(|(_, at)| ttl == 0 || now.saturating_sub(*at) < ttl);
+            t.asked_at_ms = t.asked_at_ms.filter(|at| now.saturating_sub(*at) < timeout);
+            !t.is_empty()
+        });
 
         let open = if self.cfg.external.enabled {
             snap.procs
@@ -438,7 +405,10 @@ impl Engine {
                 .filter(|(p, d)| {
                     d.verdict == Verdict::Open
                         && p.rates.is_some()
-                        && !self.external_pending.contains_key(&p.key())
+                        && self
+                            .procs
+                            .get(&p.key())
+                            .is_none_or(|t| t.asked_at_ms.is_none())
                 })
                 .take(self.cfg.external.max_batch)
                 .map(|(p, _)| (p.key(), classify::facts(p)))
@@ -475,7 +445,7 @@ impl Engine {
         for (i, (p, d)) in snap.procs.iter().zip(decisions).enumerate() {
             let key = p.key();
             if d.verdict == Verdict::Exclude {
-                if self.applied.contains_key(&key) {
+                if self.applied_of(key).is_some() {
                     // Someone else took over the task: forget it, write nothing.
                     self.forget(key);
                 }
@@ -483,14 +453,15 @@ impl Engine {
                 continue;
             }
             if self
-                .backoff
+                .procs
                 .get(&key)
-                .is_some_and(|until| *until > snap.scan_no)
+                .and_then(|t| t.backoff_until)
+                .is_some_and(|until| until > snap.scan_no)
             {
                 rows[i].action = Action::Backoff;
                 continue;
             }
-            let prev = self.applied.get(&key).cloned();
+            let prev = self.applied_of(key).cloned();
             let node = plans.get(&key).and_then(|pl| pl.node);
             let desired = match d.verdict {
                 Verdict::Open => prev.as_ref().map(|a| a.hint),
@@ -647,7 +618,7 @@ impl Engine {
             };
             self.metrics.write_error(kind);
             tracing::warn!(pid = w.key.0, error = %e, "hint write failed; retried in {BACKOFF_SCANS} scans");
-            self.backoff.insert(w.key, snap.scan_no + BACKOFF_SCANS);
+            self.procs.entry(w.key).or_default().backoff_until = Some(snap.scan_no + BACKOFF_SCANS);
             rows[w.row].action = Action::Failed;
             rows[w.row].error = Some(e.to_string());
             return;
@@ -659,7 +630,7 @@ impl Engine {
         let _ = now;
         match &w.result {
             Some(applied) => {
-                if let Some(old) = self.applied.get(&w.key) {
+                if let Some(old) = self.procs.get(&w.key).and_then(|t| t.applied.as_ref()) {
                     for t in &old.tids {
                         self.own.remove(t);
                     }
@@ -669,7 +640,7 @@ impl Engine {
                         self.own.insert(t, own.clone());
                     }
                 }
-                self.applied.insert(w.key, applied.clone());
+                self.procs.entry(w.key).or_default().applied = Some(applied.clone());
             }
             None => self.forget(w.key),
         }
@@ -677,7 +648,7 @@ impl Engine {
     }
 
     fn forget(&mut self, key: ProcKey) {
-        if let Some(a) = self.applied.remove(&key) {
+        if let Some(a) = self.procs.get_mut(&key).and_then(|t| t.applied.take()) {
             for t in a.tids {
                 self.own.remove(&t);
             }
@@ -694,7 +665,7 @@ impl Engine {
             });
         }
         let mut hinted = [0u64; 6];
-        for a in self.applied.values() {
+        for (_, a) in self.applied() {
             hinted[a.hint.class.index()] += 1;
         }
         self.metrics.set_hinted(&hinted);
@@ -705,7 +676,7 @@ impl Engine {
     /// Marks processes as asked, so they are not asked again while the answer is pending.
     pub fn mark_pending(&mut self, keys: &[ProcKey], now_ms: u64) {
         for k in keys {
-            self.external_pending.insert(*k, now_ms);
+            self.procs.entry(*k).or_default().asked_at_ms = Some(now_ms);
         }
     }
 
@@ -719,7 +690,9 @@ impl Engine {
     ) {
         use std::sync::atomic::Ordering::Relaxed;
         for k in asked {
-            self.external_pending.remove(k);
+            if let Some(t) = self.procs.get_mut(k) {
+                t.asked_at_ms = None;
+            }
         }
         match answer {
             Ok(verdicts) => {
@@ -727,7 +700,7 @@ impl Engine {
                     // Answers about pids that were not asked about are ignored.
                     if let Some(key) = asked.iter().find(|k| k.0 == v.pid) {
                         self.metrics.external_answers.fetch_add(1, Relaxed);
-                        self.external_cache.insert(*key, (v, now_ms));
+                        self.procs.entry(*key).or_default().external = Some((v, now_ms));
                     }
                 }
             }
@@ -741,7 +714,7 @@ impl Engine {
     /// Clears for every hint this engine holds (shutdown with `on_exit = "clear"`).
     pub fn clear_all_ops(&self) -> Vec<HintOp> {
         let mut ops = Vec::new();
-        for (key, a) in &self.applied {
+        for (key, a) in self.applied() {
             match a.scope {
                 Scope::Process => ops.push(HintOp::Clear {
                     target: Target {
@@ -762,33 +735,5 @@ impl Engine {
         ops
     }
 }
-
-fn row(p: &ProcObs, d: &Decision, plan: Option<&NodePlan>) -> Row {
-    Row {
-        pid: p.pid,
-        comm: p.comm.clone(),
-        uid: p.uid,
-        class: d.class(),
-        excluded: d.verdict == Verdict::Exclude,
-        step: d.step,
-        rule: d.rule.clone(),
-        confidence: d.confidence,
-        source: if d.verdict == Verdict::Exclude {
-            None
-        } else {
-            d.source()
-        },
-        node: plan.and_then(|pl| pl.node),
-        node_reason: plan.map(|pl| pl.reason.clone()).unwrap_or_default(),
-        hint: None,
-        action: Action::None,
-        error: None,
-        threads: p.nr_threads,
-        skipped_threads: d.skipped_tids.len(),
-        rss_kib: p.rss_kib,
-        rates: p.rates,
-    }
-}
-
 #[cfg(test)]
 mod tests;

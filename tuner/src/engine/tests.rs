@@ -208,6 +208,28 @@ fn vanished_processes_are_forgotten_not_errors() {
 }
 
 #[test]
+fn state_is_kept_only_for_live_processes_that_have_some() {
+    let mut rig = Rig::new(Mode::Daemon, |_| {});
+    rig.sink
+        .fail
+        .insert(500, ApplyError::PermissionDenied("test".into()));
+    let report = rig.pass();
+    let report2 = rig.pass();
+    let pids: HashSet<i32> = report.rows.iter().map(|r| r.pid).collect();
+    assert!(rig.engine.procs.keys().all(|k| pids.contains(&k.0)));
+    assert!(rig.engine.procs.values().all(|t| !t.is_empty()));
+    assert_eq!(rows(&report2)[&500].action, Action::Backoff);
+    assert_eq!(
+        rig.engine
+            .procs
+            .values()
+            .filter(|t| t.applied.is_some())
+            .count(),
+        rig.engine.applied_count()
+    );
+}
+
+#[test]
 fn writes_are_rate_limited_and_deferred() {
     let mut rig = Rig::new(Mode::Daemon, |c| {
         c.daemon.max_writes_per_s = 1;
