@@ -269,17 +269,28 @@ mod tests {
         cfg
     }
 
+    /// Milliseconds on tokio's clock: on paused time, what the daemon's timers see.
+    struct TokioClock(tokio::time::Instant);
+
+    impl Clock for TokioClock {
+        fn now_ms(&self) -> u64 {
+            self.0.elapsed().as_millis() as u64 + 1
+        }
+    }
+
     fn daemon(
         cfg: Config,
         sink: RecordingSink,
         external: Option<Arc<dyn ExternalClassifier>>,
         reload: Option<Reloader>,
     ) -> (Daemon, Arc<Metrics>) {
-        let app = App::from_config(cfg).unwrap();
+        let mut app = App::from_config(cfg).unwrap();
+        app.clock = Arc::new(TokioClock(tokio::time::Instant::now()));
         let metrics = app.metrics.clone();
         (app.daemon(Box::new(sink), external, reload), metrics)
     }
 
+    /// Waits up to 5 s of the test's (paused) time; scans do not let it pass while they run.
     async fn until(what: &str, mut cond: impl FnMut() -> bool) {
         for _ in 0..500 {
             if cond() {
@@ -301,7 +312,7 @@ mod tests {
         v
     }
 
-    #[tokio::test(flavor = "current_thread")]
+    #[tokio::test(flavor = "current_thread", start_paused = true)]
     async fn a_stalled_classifier_delays_nothing_and_exit_clears() {
         let mut cfg = fixture_config();
         cfg.external.enabled = true;
@@ -339,7 +350,7 @@ mod tests {
         assert_eq!(cleared, vec![400, 401, 500, 600, 700, 701, 990]);
     }
 
-    #[tokio::test(flavor = "current_thread")]
+    #[tokio::test(flavor = "current_thread", start_paused = true)]
     async fn sighup_reloads_and_a_bad_reload_keeps_the_old_config() {
         let mut cfg = fixture_config();
         cfg.daemon.on_exit = OnExit::Keep;
