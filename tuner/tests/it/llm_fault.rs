@@ -1,4 +1,4 @@
-//! The LLM classifier against `scripts/llm_fault_server.py`: retries, timeouts, garbage,
+//! The LLM classifier against the fault server (`llm_fault_server.rs`): retries, timeouts, garbage,
 //! truncated answers, wrong pids, format fallback, the cache and the ceilings. Fast and
 //! deterministic; the real server is covered in `llm_real`.
 

@@ -1,9 +1,9 @@
 //! Shared pieces of the LLM classifier tests: the fault server, the real llama.cpp server and
 //! fake processes whose binaries are real files.
 
-use std::io::{BufRead, BufReader, Write as _};
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, Stdio};
+use std::process::Command;
 use std::sync::{Mutex, MutexGuard, OnceLock};
 
 use serde_json::Value;
@@ -12,6 +12,8 @@ use tuner::config::ceiling::Ceilings;
 use tuner::config::llm::LlmSection;
 use tuner::hint::HintClass;
 use tuner::llm::{LlmClassifier, LlmConfig};
+
+use crate::llm_fault_server;
 
 pub fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -24,38 +26,33 @@ async fn get_json(url: &str) -> Value {
     reqwest::get(url).await.unwrap().json().await.unwrap()
 }
 
-/// `scripts/llm_fault_server.py`, stopped when dropped (it exits when its stdin closes).
+/// The fault server ([`crate::llm_fault_server`]), stopped when dropped.
 pub struct FaultServer {
-    pub port: u16,
-    child: Child,
-    _stdin: ChildStdin,
+    server: llm_fault_server::Server,
 }
 
 impl FaultServer {
+    /// Starts in `mode`; `extra` as the flags `--fail-count N`, `--delay-ms N`, `--class C`.
     pub fn start(mode: &str, extra: &[&str]) -> FaultServer {
-        let mut child = Command::new("python3")
-            .arg(repo_root().join("scripts/llm_fault_server.py"))
-            .args(["--mode", mode, "--exit-on-stdin-eof"])
-            .args(extra)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("python3 runs scripts/llm_fault_server.py");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let port = line.trim().parse().expect("fault server prints its port");
-        let stdin = child.stdin.take().unwrap();
+        let mut m = llm_fault_server::Mode {
+            mode: mode.to_owned(),
+            ..Default::default()
+        };
+        for pair in extra.chunks(2) {
+            match pair {
+                ["--fail-count", n] => m.fail_count = n.parse().unwrap(),
+                ["--delay-ms", n] => m.delay_ms = n.parse().unwrap(),
+                ["--class", c] => m.class = (*c).to_owned(),
+                other => panic!("unknown fault server flags {other:?}"),
+            }
+        }
         FaultServer {
-            port,
-            child,
-            _stdin: stdin,
+            server: llm_fault_server::Server::start(m),
         }
     }
 
     pub fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
+        format!("http://127.0.0.1:{}", self.server.port)
     }
 
     /// Chat requests seen so far.
@@ -79,13 +76,6 @@ impl FaultServer {
             .await
             .unwrap();
         assert!(r.status().is_success());
-    }
-}
-
-impl Drop for FaultServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

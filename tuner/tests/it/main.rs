@@ -5,6 +5,7 @@ mod daemon;
 mod errors;
 mod layers;
 mod llm_fault;
+mod llm_fault_server;
 mod llm_once;
 mod llm_real;
 mod llm_support;
