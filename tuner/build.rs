@@ -46,7 +46,7 @@ fn main() {
         .header(wrapper_path.to_string_lossy())
         .allowlist_type("sched_hint|sched_hint_info|sched_hint_batch|sched_attr")
         .allowlist_var(
-            "SCHED_HINT_.*|sched_hint_ioc_.*|SCHED_NORMAL|SCHED_BATCH|SCHED_IDLE|SCHED_FLAG_.*",
+            "SCHED_HINT_.*|sched_hint_ioc_.*|SCHED_(NORMAL|FIFO|RR|BATCH|IDLE|DEADLINE)|SCHED_FLAG_.*",
         )
         .derive_default(true)
         .layout_tests(true)

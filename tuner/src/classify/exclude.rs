@@ -9,7 +9,8 @@ use std::collections::HashMap;
 
 use crate::config::ExcludeConfig;
 use crate::glob::find_exe;
-use crate::observe::{CpuSet, OwnWrite, ProcObs, TaskObs, SCHED_OTHER};
+use crate::observe::{CpuSet, OwnWrite, ProcObs, TaskObs};
+use crate::uapi::{SCHED_BATCH, SCHED_DEADLINE, SCHED_FIFO, SCHED_IDLE, SCHED_NORMAL, SCHED_RR};
 
 /// What is known about the machine when checking threads.
 #[derive(Debug, Clone, Default)]
@@ -55,12 +56,13 @@ pub fn process_exclusion(
 
 fn policy_name(policy: u32) -> String {
     match policy {
-        0 => "SCHED_OTHER".into(),
-        1 => "SCHED_FIFO".into(),
-        2 => "SCHED_RR".into(),
-        3 => "SCHED_BATCH".into(),
-        5 => "SCHED_IDLE".into(),
-        6 => "SCHED_DEADLINE".into(),
+        SCHED_NORMAL => "SCHED_OTHER".into(),
+        SCHED_FIFO => "SCHED_FIFO".into(),
+        SCHED_RR => "SCHED_RR".into(),
+        SCHED_BATCH => "SCHED_BATCH".into(),
+        SCHED_IDLE => "SCHED_IDLE".into(),
+        SCHED_DEADLINE => "SCHED_DEADLINE".into(),
+        // SCHED_EXT (Linux 6.12) is newer than the system headers the bindings come from.
         7 => "SCHED_EXT".into(),
         other => format!("policy {other}"),
     }
@@ -76,8 +78,8 @@ pub fn manual_setting(t: &TaskObs, ctx: &ThreadContext<'_>) -> Option<String> {
             slice_ns,
             cpus,
         }) => (*policy, *nice, *slice_ns, cpus.as_ref(), true, true),
-        Some(OwnWrite::Kernel) => (SCHED_OTHER, 0, None, None, false, false),
-        None => (SCHED_OTHER, 0, None, None, true, true),
+        Some(OwnWrite::Kernel) => (SCHED_NORMAL, 0, None, None, false, false),
+        None => (SCHED_NORMAL, 0, None, None, true, true),
     };
     if t.policy != policy {
         return Some(format!("{} set on tid {}", policy_name(t.policy), t.tid));
@@ -124,7 +126,7 @@ pub fn infer_base_slice<'a>(
 ) -> Option<u64> {
     let mut counts: HashMap<u64, u32> = HashMap::new();
     for t in tasks {
-        if own.contains_key(&t.tid) || t.policy != SCHED_OTHER {
+        if own.contains_key(&t.tid) || t.policy != SCHED_NORMAL {
             continue;
         }
         if let Some(s) = t.slice_ns {

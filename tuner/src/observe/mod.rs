@@ -21,8 +21,6 @@ pub use rates::Rates;
 
 /// `PF_KTHREAD` in `/proc/<pid>/stat` flags.
 pub const PF_KTHREAD: u32 = 0x0020_0000;
-/// `SCHED_OTHER`, the default policy.
-pub const SCHED_OTHER: u32 = 0;
 
 /// A process, across pid reuse: (pid, start time in clock ticks since boot).
 pub type ProcKey = (i32, u64);

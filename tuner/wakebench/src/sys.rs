@@ -1,5 +1,6 @@
 //! The crate's raw system calls: the futex wait/wake pair behind every wakeup, plus thin safe
-//! wrappers for the clock, the thread id and CPU affinity. Only the futex needs `unsafe`.
+//! wrappers for the clock, the thread id, CPU affinity and the fair slice (the tuner's
+//! `sched_setattr`). Only the futex needs `unsafe`.
 
 use std::io;
 use std::ptr;
@@ -11,6 +12,7 @@ use nix::sched::CpuSet;
 use nix::sys::signal::{SigSet, Signal};
 use nix::time::{clock_gettime, ClockId};
 use nix::unistd::Pid;
+use tuner::uapi::{self, sched_attr};
 
 /// CLOCK_MONOTONIC in nanoseconds; the waker and the woken thread read the same clock.
 pub fn monotonic_ns() -> u64 {
@@ -51,42 +53,15 @@ pub fn wait_sigusr1() -> Result<(), Errno> {
     sigusr1().wait().map(drop)
 }
 
-/// `struct sched_attr` as of SCHED_ATTR_SIZE_VER0 (48 bytes), the part a fair slice needs.
-#[repr(C)]
-struct SchedAttr {
-    size: u32,
-    policy: u32,
-    flags: u64,
-    nice: i32,
-    priority: u32,
-    runtime_ns: u64,
-    deadline_ns: u64,
-    period_ns: u64,
-}
-
-/// Gives thread `tid` SCHED_OTHER at nice 0 with a custom EEVDF slice of `slice_ns`.
+/// Gives thread `tid` SCHED_OTHER at nice 0 with a custom EEVDF slice of `slice_ns`, through
+/// the tuner's `sched_setattr` wrapper and its generated `struct sched_attr`.
 pub fn set_fair_slice(tid: i32, slice_ns: u64) -> Result<(), Errno> {
-    let attr = SchedAttr {
-        size: std::mem::size_of::<SchedAttr>() as u32,
-        policy: libc::SCHED_OTHER as u32,
-        flags: 0,
-        nice: 0,
-        priority: 0,
-        runtime_ns: slice_ns,
-        deadline_ns: 0,
-        period_ns: 0,
+    let attr = sched_attr {
+        sched_policy: uapi::SCHED_NORMAL,
+        sched_runtime: slice_ns,
+        ..Default::default()
     };
-    // SAFETY: `attr` is a fully initialised sched_attr whose `size` says how much the kernel
-    // may read, and it outlives the call; the kernel does not keep the pointer.
-    let rc = unsafe {
-        libc::syscall(
-            libc::SYS_sched_setattr,
-            tid,
-            &attr as *const SchedAttr,
-            0u32,
-        )
-    };
-    Errno::result(rc).map(drop)
+    tuner::sys::sched_setattr(tid, &attr)
 }
 
 /// Sleeps while `word` holds `expected`. Returns on a wake, when the word already differs
