@@ -130,6 +130,7 @@ functional)
 	check kunit_sched_hint kunit_results
 	check module_load load_module
 	check selftest_ioctl run_selftest sched_hint_ioctl
+	check selftest_adversarial run_selftest sched_hint_adversarial
 	check module_unload_with_active_hints unload_with_active_hints
 	check ioctl_fuzz fuzz
 	check ioctl_bench "$SH_SELFTESTS/sched_hint_bench" 500

@@ -56,6 +56,8 @@ enum File {
     Active,
     Expired,
     Generation,
+    FastPath,
+    FastPathOn,
 }
 
 fn show_u64(out: &mut ShowBuffer<'_>, value: u64) -> Result {
@@ -74,6 +76,8 @@ impl AttributeOps for File {
             File::Active => sched_hint::stats().nr_active,
             File::Expired => sched_hint::stats().nr_expired,
             File::Generation => sched_hint::stats().generation,
+            File::FastPath => u64::from(sched_hint::stats().fast_path),
+            File::FastPathOn => sched_hint::stats().nr_fast_path_on,
         };
         show_u64(out, value)
     }
@@ -140,6 +144,8 @@ impl Tree {
             (c"active", File::Active),
             (c"expired", File::Expired),
             (c"generation", File::Generation),
+            (c"fast_path", File::FastPath),
+            (c"fast_path_on", File::FastPathOn),
         ];
         for (name, file) in counters {
             files.push(Attribute::new(&stats_dir, name, 0o444, file)?, GFP_KERNEL)?;

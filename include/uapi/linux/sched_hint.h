@@ -41,6 +41,12 @@
 					 SCHED_HINT_F_INHERIT | \
 					 SCHED_HINT_F_KEEP_ON_EXEC)
 
+/*
+ * Longest TTL a hint may have: seven days. A tuner refreshes its hints long
+ * before; a longer value is refused with EINVAL rather than cut short.
+ */
+#define SCHED_HINT_TTL_MAX_MS		(7ULL * 24 * 60 * 60 * 1000)
+
 /* Who set the hint; stored and reported back, never interpreted. */
 #define SCHED_HINT_SRC_UNKNOWN		0
 #define SCHED_HINT_SRC_ADMIN		1
@@ -67,7 +73,8 @@
  * @node:	preferred NUMA node, or SCHED_HINT_NODE_NONE
  * @flags:	SCHED_HINT_F_*
  * @source:	SCHED_HINT_SRC_*
- * @ttl_ms:	SET: lifetime in ms, 0 for no expiry; GET: ms left, 0 for none
+ * @ttl_ms:	SET: lifetime in ms, 0 for no expiry, at most
+ *		SCHED_HINT_TTL_MAX_MS; GET: ms left, 0 for none
  * @generation:	out: the generation of the target's hint after the call
  * @__reserved:	must be zero
  */

@@ -82,9 +82,9 @@ static double percentile(double *v, int n, double p)
 	return v[(int)(p * (n - 1))];
 }
 
-#define LAT_WAKEUPS	200
+#define LAT_WAKEUPS	400
 #define LAT_SLEEP_US	2000
-#define LAT_WORK_US	2000
+#define LAT_WORK_US	400
 
 struct lat_arg {
 	int fd;			/* -1: unhinted */
@@ -92,9 +92,11 @@ struct lat_arg {
 };
 
 /*
- * A periodic thread that works 2 ms of CPU per wakeup and sleeps 2 ms,
- * more than its fair share next to two CPU-bound threads: each wakeup
- * records how late it ran after its timer expired.
+ * A periodic thread that works 0.4 ms of CPU per wakeup and sleeps 2 ms,
+ * less than its fair share (a third) next to two CPU-bound threads, as a
+ * request handler is: each wakeup records how late it ran after its timer
+ * expired. A thread that wants more than its share is not helped by the
+ * class, see cpu_share_bound.
  */
 static void *latency_thread(void *argp)
 {
@@ -350,6 +352,252 @@ TEST_F(numa, rt_task_lands_on_node)
 	ASSERT_NE(NULL, ret);
 	TH_LOG("RT task hinted to node 1: %ld of %ld wakeups on node 1", a.on_node, a.wakeups);
 	EXPECT_GE(a.on_node * 100, a.wakeups * 95);
+}
+
+/*
+ * No class takes more CPU over time than its weight grants: a thread that
+ * runs R us and sleeps S us, next to two CPU-bound threads on one CPU,
+ * wants more than the third of the CPU a nice-0 weight gets it, and must
+ * get no more than that third (the idle-weight class: almost nothing) plus
+ * a margin, whatever its class and pattern.
+ */
+struct share_arg {
+	int fd;
+	__u32 hint_class;
+	double run_us, sleep_us;
+	double share;
+};
+
+#define SHARE_SECONDS	1.0
+#define SHARE_MARGIN	0.05
+
+static double thread_cpu_us(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
+	return t.tv_sec * 1e6 + t.tv_nsec / 1e3;
+}
+
+static void *share_thread(void *argp)
+{
+	struct share_arg *arg = argp;
+	double t0, c0;
+
+	if (arg->hint_class != SCHED_HINT_CLASS_NONE &&
+	    sh_set(arg->fd, 0, arg->hint_class, SCHED_HINT_NODE_NONE, 0))
+		return NULL;
+	t0 = sh_now_us();
+	c0 = thread_cpu_us();
+	while (sh_now_us() - t0 < SHARE_SECONDS * 1e6) {
+		struct timespec ts = { 0, (long)(arg->sleep_us * 1000) };
+
+		spin_us(arg->run_us);
+		nanosleep(&ts, NULL);
+	}
+	arg->share = (thread_cpu_us() - c0) / (sh_now_us() - t0);
+	if (arg->hint_class != SCHED_HINT_CLASS_NONE)
+		sh_clear(arg->fd, 0);
+	return arg;
+}
+
+static int share_run(int cpu, struct share_arg *arg)
+{
+	pthread_t hogs[2], t;
+	pthread_attr_t a;
+	cpu_set_t one;
+	void *ret;
+
+	CPU_ZERO(&one);
+	CPU_SET(cpu, &one);
+	if (start_hogs(hogs, &one, 2) != 2)
+		return -1;
+	pthread_attr_init(&a);
+	pthread_attr_setaffinity_np(&a, sizeof(one), &one);
+	if (pthread_create(&t, &a, share_thread, arg))
+		return -1;
+	pthread_join(t, &ret);
+	stop_hogs(hogs, 2);
+	return ret ? 0 : -1;
+}
+
+TEST(cpu_share_bound)
+{
+	static const double pattern[][2] = {	/* run us, sleep us */
+		{ 10000, 1000 }, { 3000, 3000 }, { 400, 100 },
+	};
+	static const __u32 classes[] = {
+		SCHED_HINT_CLASS_NONE, SCHED_HINT_CLASS_LATENCY,
+		SCHED_HINT_CLASS_INTERACTIVE, SCHED_HINT_CLASS_THROUGHPUT,
+		SCHED_HINT_CLASS_BATCH, SCHED_HINT_CLASS_BACKGROUND,
+	};
+	int fd = sh_open(), cpu = (int)sysconf(_SC_NPROCESSORS_ONLN) - 1, c, i;
+
+	for (c = 0; c < (int)ARRAY_SIZE(classes); c++) {
+		if (classes[c] != SCHED_HINT_CLASS_NONE && fd < 0)
+			continue;
+		for (i = 0; i < (int)ARRAY_SIZE(pattern); i++) {
+			struct share_arg a = {
+				.fd = fd, .hint_class = classes[c],
+				.run_us = pattern[i][0], .sleep_us = pattern[i][1],
+			};
+			double bound = classes[c] == SCHED_HINT_CLASS_BACKGROUND ?
+				       SHARE_MARGIN : 1.0 / 3 + SHARE_MARGIN;
+
+			ASSERT_EQ(0, share_run(cpu, &a));
+			TH_LOG("class %u, run %.0f us, sleep %.0f us: share %.3f (bound %.3f)",
+			       classes[c], a.run_us, a.sleep_us, a.share, bound);
+			EXPECT_LE(a.share, bound);
+		}
+	}
+	if (fd >= 0)
+		close(fd);
+}
+
+/*
+ * A node hint never beats priority: an RT thread hinted to node 0, queued
+ * on a node-0 CPU behind higher-priority work, runs on a node-1 CPU as
+ * soon as that CPU has nothing of higher priority, with the push IPI and
+ * with the pull path that scans other runqueues itself.
+ */
+#define RT_FEATURES	"/sys/kernel/debug/sched/features"
+
+struct rt_order {
+	int fd;
+	__u32 flags;
+	double t0, release_us, started_us;
+};
+
+static int fifo_self(int prio)
+{
+	struct sched_param sp = { .sched_priority = prio };
+
+	return sched_setscheduler(0, SCHED_FIFO, &sp);
+}
+
+static void pin_self(int cpu)
+{
+	cpu_set_t one;
+
+	CPU_ZERO(&one);
+	CPU_SET(cpu, &one);
+	sched_setaffinity(0, sizeof(one), &one);
+}
+
+static void sleep_until_us(double t_us)
+{
+	time_t sec = (time_t)(t_us / 1e6);
+	struct timespec ts = { sec, (long)((t_us - sec * 1e6) * 1000) };
+
+	clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL);
+}
+
+struct rt_spin {
+	int cpu, prio;
+	double start_us, until_us;
+};
+
+static void *rt_spinner(void *argp)
+{
+	struct rt_spin *s = argp;
+
+	pin_self(s->cpu);
+	if (fifo_self(s->prio))
+		return NULL;
+	sleep_until_us(s->start_us);
+	while (sh_now_us() < s->until_us)
+		;
+	return argp;
+}
+
+static void *rt_hinted(void *argp)
+{
+	struct rt_order *o = argp;
+	cpu_set_t all;
+	int cpu;
+
+	/* Last ran on CPU 0, so it wakes there, then may go anywhere. */
+	pin_self(0);
+	if (fifo_self(50) || sh_set(o->fd, 0, SCHED_HINT_CLASS_NONE, 0, o->flags))
+		return NULL;
+	CPU_ZERO(&all);
+	for (cpu = 0; cpu < 4; cpu++)
+		CPU_SET(cpu, &all);
+	sched_setaffinity(0, sizeof(all), &all);
+	sleep_until_us(o->t0 + 100000);
+	o->started_us = sh_now_us();
+	sh_clear(o->fd, 0);
+	return argp;
+}
+
+static int rt_order_run(struct rt_order *o)
+{
+	struct rt_spin s[4];
+	pthread_t t[5];
+	void *ret;
+	int i, bad = 0;
+
+	o->t0 = sh_now_us() + 50000;
+	o->release_us = o->t0 + 300000;
+	for (i = 0; i < 4; i++) {
+		/* CPUs 0-1 (node 0): priority 70 for 800 ms; 2-3 (node 1): 80 for 300 ms. */
+		s[i] = (struct rt_spin){ .cpu = i, .prio = i < 2 ? 70 : 80, .start_us = o->t0,
+					 .until_us = i < 2 ? o->t0 + 800000 : o->release_us };
+		if (pthread_create(&t[i], NULL, rt_spinner, &s[i]))
+			return -1;
+	}
+	if (pthread_create(&t[4], NULL, rt_hinted, o))
+		return -1;
+	for (i = 0; i < 5; i++) {
+		pthread_join(t[i], &ret);
+		bad |= !ret;
+	}
+	return bad ? -1 : 0;
+}
+
+TEST(rt_priority_beats_node_hint)
+{
+	static const char * const modes[] = { "RT_PUSH_IPI", "NO_RT_PUSH_IPI" };
+	int fd = sh_open(), m, strict;
+	cpu_set_t n0, n1;
+
+	if (fd < 0)
+		SKIP(return, "no %s", SH_DEV);
+	if (sysconf(_SC_NPROCESSORS_ONLN) != 4 || sh_node_cpus(0, &n0) != 2 ||
+	    sh_node_cpus(1, &n1) != 2 || !CPU_ISSET(0, &n0) || !CPU_ISSET(2, &n1))
+		SKIP(return, "needs CPUs 0-1 on node 0 and 2-3 on node 1");
+	for (m = 0; m < 2; m++) {
+		int features = open(RT_FEATURES, O_WRONLY);
+
+		if (features < 0) {
+			TH_LOG("no %s: only the default RT push mode", RT_FEATURES);
+			if (m)
+				break;
+		} else {
+			ASSERT_LT(0, write(features, modes[m], strlen(modes[m])));
+			close(features);
+		}
+		for (strict = 0; strict < 2; strict++) {
+			struct rt_order o = { .fd = fd,
+					      .flags = strict ? SCHED_HINT_F_NODE_STRICT : 0 };
+			double late_ms;
+
+			ASSERT_EQ(0, rt_order_run(&o));
+			late_ms = (o.started_us - o.release_us) / 1000;
+			TH_LOG("%s, %s hint to node 0: ran %.1f ms after a node-1 CPU freed up",
+			       modes[m], strict ? "strict" : "soft", late_ms);
+			EXPECT_LT(late_ms, 100);
+		}
+	}
+	{
+		int features = open(RT_FEATURES, O_WRONLY);
+
+		if (features >= 0) {
+			ASSERT_LT(0, write(features, modes[0], strlen(modes[0])));
+			close(features);
+		}
+	}
+	close(fd);
 }
 
 /* A value of /proc/thread-self/sched, as a number. */

@@ -1,0 +1,417 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Tries to break the hint state the way a hostile or careless caller
+ * would: failed unprivileged calls must leave the scheduler's fast paths
+ * off, a set/clear storm must not patch the kernel text over and over,
+ * TTLs at and past their bounds must behave as documented, and what an
+ * unprivileged user pays to create (idle tasks) must not make reading the
+ * counters or expiring hints cost more.
+ *
+ * Needs root (it drops to uid 65534 itself) and /dev/sched_hint.
+ */
+#include "sched_hint_util.h"
+
+#include <grp.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+
+#include "kselftest_harness.h"
+
+#define NOBODY	65534
+
+/* Turn every hint off and the fast paths with them (the kill switch). */
+static int fast_path_reset(void)
+{
+	int ret = sh_sysfs_write("enabled", "0");
+
+	return ret ? ret : sh_sysfs_write("enabled", "1");
+}
+
+/* Waits up to @ms for stats/fast_path to read @want; returns what it read last. */
+static long long fast_path_wait(long long want, int ms)
+{
+	long long v = sh_sysfs_read("stats/fast_path");
+
+	while (v != want && ms > 0) {
+		usleep(10000);
+		ms -= 10;
+		v = sh_sysfs_read("stats/fast_path");
+	}
+	return v;
+}
+
+/* In a child as uid/gid 65534 without capabilities: the errno of each call. */
+static int unprivileged_calls(void)
+{
+	struct sched_hint h;
+	int fd, bad = 0;
+
+	if (setgroups(0, NULL) || setresgid(NOBODY, NOBODY, NOBODY) ||
+	    setresuid(NOBODY, NOBODY, NOBODY))
+		return 100;
+	fd = sh_open();
+	if (fd < 0)
+		return 101;
+	/* Raising itself: EPERM. */
+	bad |= sh_set(fd, 0, SCHED_HINT_CLASS_LATENCY, SCHED_HINT_NODE_NONE, 0) != -EPERM;
+	bad |= (sh_set(fd, 0, SCHED_HINT_CLASS_INTERACTIVE, SCHED_HINT_NODE_NONE, 0) !=
+		-EPERM) << 1;
+	/* Another user's task: EPERM. */
+	bad |= (sh_set(fd, 1, SCHED_HINT_CLASS_BATCH, SCHED_HINT_NODE_NONE, 0) != -EPERM) << 2;
+	/* A whole process of another user, and clearing it: EPERM. */
+	h = sh_hint(1, SCHED_HINT_CLASS_BACKGROUND, SCHED_HINT_NODE_NONE);
+	h.scope = SCHED_HINT_SCOPE_PROCESS;
+	bad |= (sh_ioctl(fd, SCHED_HINT_IOC_SET, &h) != -EPERM) << 3;
+	bad |= (sh_clear(fd, 1) != -EPERM) << 4;
+	/* Bad values. */
+	bad |= (sh_set(fd, 0, 77, SCHED_HINT_NODE_NONE, 0) != -EINVAL) << 5;
+	h = sh_hint(0, SCHED_HINT_CLASS_BATCH, SCHED_HINT_NODE_NONE);
+	h.ttl_ms = SCHED_HINT_TTL_MAX_MS + 1;
+	bad |= (sh_ioctl(fd, SCHED_HINT_IOC_SET, &h) != -EINVAL) << 6;
+	close(fd);
+	return bad;
+}
+
+TEST(failed_unprivileged_calls_leave_fast_path_off)
+{
+	long long on_before, on_after;
+	int status;
+	pid_t pid;
+
+	ASSERT_EQ(0, fast_path_reset());
+	ASSERT_EQ(0, fast_path_wait(0, 100));
+	on_before = sh_sysfs_read("stats/fast_path_on");
+	ASSERT_GE(on_before, 0);
+
+	pid = fork();
+	ASSERT_GE(pid, 0);
+	if (!pid)
+		_exit(unprivileged_calls());
+	ASSERT_EQ(pid, waitpid(pid, &status, 0));
+	ASSERT_TRUE(WIFEXITED(status));
+	EXPECT_EQ(0, WEXITSTATUS(status)) TH_LOG("mask of calls with the wrong errno");
+
+	/* Not on now, and not turned on and off behind our back either. */
+	EXPECT_EQ(0, sh_sysfs_read("stats/fast_path"));
+	on_after = sh_sysfs_read("stats/fast_path_on");
+	EXPECT_EQ(on_before, on_after);
+	TH_LOG("fast path turned on %lld times by the failed calls", on_after - on_before);
+}
+
+/* Runs @fn as uid/gid 65534 in a child, with RLIMIT_NICE @nice_rlim; its exit code. */
+static int as_nobody(int (*fn)(void), rlim_t nice_rlim)
+{
+	int status;
+	pid_t pid = fork();
+
+	if (pid < 0)
+		return -1;
+	if (!pid) {
+		struct rlimit rl = { nice_rlim, nice_rlim };
+
+		if (setrlimit(RLIMIT_NICE, &rl) || setgroups(0, NULL) ||
+		    setresgid(NOBODY, NOBODY, NOBODY) || setresuid(NOBODY, NOBODY, NOBODY))
+			_exit(100);
+		_exit(fn());
+	}
+	if (waitpid(pid, &status, 0) != pid || !WIFEXITED(status))
+		return -1;
+	return WEXITSTATUS(status);
+}
+
+static int set_batch_self(void)
+{
+	int fd = sh_open(), ret;
+
+	if (fd < 0)
+		return 101;
+	ret = sh_set(fd, 0, SCHED_HINT_CLASS_BATCH, SCHED_HINT_NODE_NONE, 0);
+	close(fd);
+	return ret == -EPERM ? 1 : ret == 0 ? 0 : 2;
+}
+
+/*
+ * What raises a task is what its class row does, not the class number: a
+ * batch row that an admin made preempt always is a raise for a user.
+ */
+TEST(privilege_follows_the_class_row)
+{
+	char orig[32];
+	long long v = sh_sysfs_read("classes/batch/wakeup_preempt");
+
+	ASSERT_GE(v, 0);
+	snprintf(orig, sizeof(orig), "%lld", v);
+	EXPECT_EQ(0, as_nobody(set_batch_self, 0)) TH_LOG("batch as it ships is a lowering");
+	ASSERT_EQ(0, sh_sysfs_write("classes/batch/wakeup_preempt", "2"));
+	EXPECT_EQ(1, as_nobody(set_batch_self, 0)) TH_LOG("1: EPERM, 0: allowed");
+	ASSERT_EQ(0, sh_sysfs_write("classes/batch/wakeup_preempt", orig));
+}
+
+/* Background, then out of it: 0 when both went as sched_setattr() would for SCHED_IDLE. */
+static int leave_background(int want_leave)
+{
+	int fd = sh_open(), bad = 0;
+
+	if (fd < 0)
+		return 101;
+	bad |= sh_set(fd, 0, SCHED_HINT_CLASS_BACKGROUND, SCHED_HINT_NODE_NONE, 0) != 0;
+	bad |= (sh_clear(fd, 0) != want_leave) << 1;
+	bad |= (sh_set(fd, 0, SCHED_HINT_CLASS_THROUGHPUT, SCHED_HINT_NODE_NONE, 0) !=
+		want_leave) << 2;
+	close(fd);
+	return bad;
+}
+
+static int leave_background_refused(void)
+{
+	return leave_background(-EPERM);
+}
+
+static int leave_background_allowed(void)
+{
+	return leave_background(0);
+}
+
+/*
+ * The background class has the SCHED_IDLE weight: leaving it, by a clear or
+ * a set to another class, needs RLIMIT_NICE headroom for the task's nice
+ * value, as leaving SCHED_IDLE does.
+ */
+TEST(leaving_background_needs_rlimit_nice)
+{
+	EXPECT_EQ(0, as_nobody(leave_background_refused, 0)) TH_LOG("RLIMIT_NICE 0");
+	EXPECT_EQ(0, as_nobody(leave_background_allowed, 20)) TH_LOG("RLIMIT_NICE 20");
+}
+
+#define STORM_S		3
+#define OFF_DELAY_MS	1000
+
+/*
+ * A tuner that sets and clears one hint over and over: the key goes on once
+ * and off once, a second after the storm, not once per second of it.
+ */
+TEST(set_clear_storm_turns_fast_path_on_once)
+{
+	long long on_before, on_storm;
+	double end;
+	long pairs = 0;
+	int fd = sh_open();
+
+	ASSERT_LE(0, fd);
+	ASSERT_EQ(0, fast_path_reset());
+	ASSERT_EQ(0, fast_path_wait(0, 100));
+	on_before = sh_sysfs_read("stats/fast_path_on");
+
+	end = sh_now_us() + STORM_S * 1e6;
+	while (sh_now_us() < end) {
+		ASSERT_EQ(0, sh_set(fd, 0, SCHED_HINT_CLASS_BATCH, SCHED_HINT_NODE_NONE, 0));
+		ASSERT_EQ(0, sh_clear(fd, 0));
+		pairs++;
+		/* Idle gaps of up to 20 ms between pairs, as a scanning tuner has. */
+		if (pairs % 8 == 0)
+			usleep((pairs * 7919) % 20000);
+	}
+	on_storm = sh_sysfs_read("stats/fast_path_on") - on_before;
+	TH_LOG("%ld set/clear pairs in %d s turned the fast path on %lld times",
+	       pairs, STORM_S, on_storm);
+	EXPECT_EQ(1, on_storm);
+	/* And it does go off once nothing is hinted. */
+	EXPECT_EQ(0, fast_path_wait(0, OFF_DELAY_MS * 3));
+	close(fd);
+}
+
+TEST(ttl_edges)
+{
+	struct sched_hint h, got;
+	long long expired;
+	int fd = sh_open(), i;
+
+	ASSERT_LE(0, fd);
+	/* Past the bound, and values that overflowed a 32-bit millisecond count. */
+	__u64 bad[] = { SCHED_HINT_TTL_MAX_MS + 1, 1ULL << 32, (1ULL << 32) + 5, ~0ULL };
+
+	for (i = 0; i < (int)ARRAY_SIZE(bad); i++) {
+		h = sh_hint(0, SCHED_HINT_CLASS_BATCH, SCHED_HINT_NODE_NONE);
+		h.ttl_ms = bad[i];
+		EXPECT_EQ(-EINVAL, sh_ioctl(fd, SCHED_HINT_IOC_SET, &h))
+			TH_LOG("ttl_ms %llu", (unsigned long long)bad[i]);
+		ASSERT_EQ(0, sh_get(fd, 0, &got));
+		EXPECT_EQ(SCHED_HINT_CLASS_NONE, got.hint_class)
+			TH_LOG("ttl_ms %llu left a hint", (unsigned long long)bad[i]);
+	}
+
+	/* The bound itself is accepted and counts down from there. */
+	h = sh_hint(0, SCHED_HINT_CLASS_BATCH, SCHED_HINT_NODE_NONE);
+	h.ttl_ms = SCHED_HINT_TTL_MAX_MS;
+	ASSERT_EQ(0, sh_ioctl(fd, SCHED_HINT_IOC_SET, &h));
+	usleep(100000);
+	ASSERT_EQ(0, sh_get(fd, 0, &got));
+	EXPECT_EQ(SCHED_HINT_CLASS_BATCH, got.hint_class);
+	EXPECT_GT(got.ttl_ms, SCHED_HINT_TTL_MAX_MS - 60000);
+	EXPECT_LE(got.ttl_ms, SCHED_HINT_TTL_MAX_MS);
+
+	/* The smallest one runs out. */
+	expired = sh_sysfs_read("stats/expired");
+	h.ttl_ms = 1;
+	ASSERT_EQ(0, sh_ioctl(fd, SCHED_HINT_IOC_SET, &h));
+	for (i = 0; i < 100; i++) {
+		ASSERT_EQ(0, sh_get(fd, 0, &got));
+		if (got.hint_class == SCHED_HINT_CLASS_NONE)
+			break;
+		usleep(10000);
+	}
+	EXPECT_EQ(SCHED_HINT_CLASS_NONE, got.hint_class);
+	EXPECT_EQ(expired + 1, sh_sysfs_read("stats/expired"));
+	close(fd);
+}
+
+/* Threads that only wait: what any user can create up to RLIMIT_NPROC. */
+static pthread_mutex_t idle_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t idle_cond = PTHREAD_COND_INITIALIZER;
+static int idle_stop;
+
+static void *idle_thread(void *arg)
+{
+	pthread_mutex_lock(&idle_lock);
+	while (!idle_stop)
+		pthread_cond_wait(&idle_cond, &idle_lock);
+	pthread_mutex_unlock(&idle_lock);
+	return arg;
+}
+
+static int start_idle(pthread_t *t, int n)
+{
+	pthread_attr_t a;
+	int i;
+
+	idle_stop = 0;
+	pthread_attr_init(&a);
+	pthread_attr_setstacksize(&a, 64 * 1024);
+	for (i = 0; i < n; i++)
+		if (pthread_create(&t[i], &a, idle_thread, NULL))
+			break;
+	pthread_attr_destroy(&a);
+	return i;
+}
+
+static void stop_idle(pthread_t *t, int n)
+{
+	pthread_mutex_lock(&idle_lock);
+	idle_stop = 1;
+	pthread_cond_broadcast(&idle_cond);
+	pthread_mutex_unlock(&idle_lock);
+	while (n--)
+		pthread_join(t[n], NULL);
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+#define STAT_READS	301
+
+/* Median time of one read of stats/active, in us. */
+static double stats_read_us(void)
+{
+	double t[STAT_READS];
+	int i;
+
+	for (i = 0; i < STAT_READS; i++) {
+		double t0 = sh_now_us();
+
+		if (sh_sysfs_read("stats/active") < 0)
+			return -1;
+		t[i] = sh_now_us() - t0;
+	}
+	qsort(t, STAT_READS, sizeof(t[0]), cmp_double);
+	return t[STAT_READS / 2];
+}
+
+#define IDLE_TASKS	3000
+
+/*
+ * stats/active is world-readable: a read must not walk every task of the
+ * system, which a user can make as long as RLIMIT_NPROC allows.
+ */
+TEST(stats_cost_does_not_grow_with_tasks)
+{
+	static pthread_t idle[IDLE_TASKS];
+	double few, many;
+	int n;
+
+	few = stats_read_us();
+	ASSERT_GT(few, 0);
+	n = start_idle(idle, IDLE_TASKS);
+	ASSERT_GT(n, IDLE_TASKS / 2);
+	many = stats_read_us();
+	stop_idle(idle, n);
+	TH_LOG("stats/active read: %.1f us with few tasks, %.1f us with %d more idle threads",
+	       few, many, n);
+	TH_LOG("ratio %.2f", many / few);
+	EXPECT_LT(many, few * 2.0);
+}
+
+#define TTL_THREADS	64
+
+struct ttl_arg {
+	int fd;
+	int i;
+	int exit_early;
+	int ret;
+};
+
+static void *ttl_thread(void *argp)
+{
+	struct ttl_arg *arg = argp;
+	struct sched_hint h = sh_hint(0, SCHED_HINT_CLASS_BATCH, SCHED_HINT_NODE_NONE);
+
+	h.ttl_ms = 20 + 3 * arg->i;
+	arg->ret = sh_ioctl(arg->fd, SCHED_HINT_IOC_SET, &h);
+	if (!arg->exit_early)
+		usleep(1000 * 1000);
+	return NULL;
+}
+
+/*
+ * Staggered TTLs, half of them on threads that exit before their hint runs
+ * out, with many idle tasks around: every live one expires on time, the
+ * dead ones leave no count behind (the fast path goes off), and the debug
+ * kernel sees no use of a freed task.
+ */
+TEST(staggered_ttls_with_exits)
+{
+	static pthread_t idle[IDLE_TASKS];
+	struct ttl_arg arg[TTL_THREADS];
+	pthread_t t[TTL_THREADS];
+	long long expired, active;
+	int fd = sh_open(), i, n;
+
+	ASSERT_LE(0, fd);
+	ASSERT_EQ(0, fast_path_reset());
+	n = start_idle(idle, IDLE_TASKS);
+	expired = sh_sysfs_read("stats/expired");
+	for (i = 0; i < TTL_THREADS; i++) {
+		arg[i] = (struct ttl_arg){ .fd = fd, .i = i, .exit_early = i & 1 };
+		ASSERT_EQ(0, pthread_create(&t[i], NULL, ttl_thread, &arg[i]));
+	}
+	for (i = 0; i < TTL_THREADS; i++) {
+		pthread_join(t[i], NULL);
+		EXPECT_EQ(0, arg[i].ret);
+	}
+	stop_idle(idle, n);
+	active = sh_sysfs_read("stats/active");
+	TH_LOG("after the threads: %lld expired, %lld active",
+	       sh_sysfs_read("stats/expired") - expired, active);
+	/* The threads that lived past their TTL lost the hint to expiry. */
+	EXPECT_GE(sh_sysfs_read("stats/expired") - expired, TTL_THREADS / 2);
+	EXPECT_EQ(0, fast_path_wait(0, OFF_DELAY_MS * 4));
+	EXPECT_EQ(0, sh_sysfs_read("stats/active"));
+	close(fd);
+}
+
+TEST_HARNESS_MAIN
