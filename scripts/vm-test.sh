@@ -17,6 +17,7 @@ usage: scripts/vm-test.sh [--debug] [--baseline] [--no-build] [--inject-failure]
   --no-build        use what is already built
   --inject-failure  add a guest check that fails (to see the host command fail)
   --out DIR         keep the console logs and results there (default results/vm-test[-debug])
+  SCHED_HINT_TUNER=PATH runs that tuner binary in the guest instead of target/release/tuner
 USAGE
 }
 debug=0 baseline=0 build=1 inject=0 out=
@@ -48,7 +49,7 @@ tests=$("$SH_ROOT/scripts/selftests.sh" --print-dir)
 envs=(--env "SH_SELFTESTS=$tests" --env "SH_FUZZ_CALLS=$fuzz_calls" --env "SH_INJECT_FAIL=$inject")
 if ((!baseline)); then
 	envs+=(--env "SH_MODULE=$("$SH_ROOT/scripts/module.sh" "${flavour_args[@]}" --print-ko)")
-	tuner=$SH_ROOT/target/release/tuner
+	tuner=${SCHED_HINT_TUNER:-$SH_ROOT/target/release/tuner}
 	[[ -x $tuner ]] && envs+=(--env "SH_TUNER=$tuner")
 fi
 
