@@ -6,6 +6,7 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::config::Backend;
 use crate::hint::HintClass;
+use crate::uapi::SCHED_HINT_TTL_MAX_MS;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -83,7 +84,7 @@ pub struct OnceArgs {
     #[arg(long, default_value_t = 1000, value_name = "MS")]
     pub sample_ms: u64,
     /// Lifetime of the hints written [default: daemon.ttl_scans x daemon.interval_ms]; 0: no expiry
-    #[arg(long, value_name = "MS")]
+    #[arg(long, value_name = "MS", value_parser = parse_ttl_ms)]
     pub ttl_ms: Option<u64>,
 }
 
@@ -120,7 +121,7 @@ pub struct HintSetArgs {
     #[arg(long)]
     pub no_inherit: bool,
     /// Lifetime in the kernel; 0: no expiry
-    #[arg(long, default_value_t = 0, value_name = "MS")]
+    #[arg(long, default_value_t = 0, value_name = "MS", value_parser = parse_ttl_ms)]
     pub ttl_ms: u64,
     /// Only this thread, not its whole process
     #[arg(long)]
@@ -188,6 +189,18 @@ pub struct BenchArgs {
     pub interval_ms: u64,
 }
 
+/// A TTL the kernel accepts: it refuses one above `SCHED_HINT_TTL_MAX_MS` (seven days).
+fn parse_ttl_ms(s: &str) -> Result<u64, String> {
+    let max = u64::from(SCHED_HINT_TTL_MAX_MS);
+    match s.parse::<u64>() {
+        Ok(v) if v <= max => Ok(v),
+        Ok(v) => Err(format!(
+            "{v} ms is above the kernel's limit of {max} ms (seven days)"
+        )),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
 fn parse_class(s: &str) -> Result<HintClass, String> {
     s.parse()
 }
@@ -213,5 +226,23 @@ mod tests {
         ]);
         assert!(ok.is_ok());
         assert!(Cli::try_parse_from(["tuner", "hint", "set", "1", "--class", "fast"]).is_err());
+    }
+
+    #[test]
+    fn ttl_above_the_kernels_bound_is_refused() {
+        let set = |ttl: &str| {
+            Cli::try_parse_from([
+                "tuner", "hint", "set", "1", "--class", "batch", "--ttl-ms", ttl,
+            ])
+        };
+        assert!(set("604800000").is_ok());
+        let e = set("604800001").unwrap_err().to_string();
+        assert!(
+            e.contains("above the kernel's limit of 604800000 ms"),
+            "{e}"
+        );
+        assert!(set("4294967296").is_err());
+        assert!(Cli::try_parse_from(["tuner", "once", "--ttl-ms", "604800001"]).is_err());
+        assert!(Cli::try_parse_from(["tuner", "once", "--ttl-ms", "30000"]).is_ok());
     }
 }

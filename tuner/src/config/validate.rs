@@ -12,6 +12,7 @@ use super::rules::validate_rule;
 use super::{Backend, Config, ConfigError, MigrateMode, OnExit, StockClass, StockPolicy};
 use crate::glob::Glob;
 use crate::hint::{HintClass, HintSource};
+use crate::uapi::SCHED_HINT_TTL_MAX_MS;
 
 struct Checker<'a> {
     src: &'a str,
@@ -287,6 +288,22 @@ pub(super) fn validate(raw: RawConfig, src: &str, origin: &str) -> Result<Config
             s,
             "daemon.ttl_scans must be 0 (no expiry) or at least 2, else hints expire between scans"
                 .into(),
+        ));
+    }
+    // The kernel refuses a longer TTL rather than cut it short.
+    if cfg.daemon.ttl_ms() > u64::from(SCHED_HINT_TTL_MAX_MS) {
+        let s = r
+            .ttl_scans
+            .as_ref()
+            .or(r.interval_ms.as_ref())
+            .expect("the defaults give a TTL within the kernel's bound");
+        return Err(c.err(
+            s,
+            format!(
+                "daemon.ttl_scans x daemon.interval_ms is {} ms, above the kernel's limit of {} ms (seven days)",
+                cfg.daemon.ttl_ms(),
+                SCHED_HINT_TTL_MAX_MS
+            ),
         ));
     }
     cfg.daemon.backend = c.parsed::<Backend>(&r.backend, d.daemon.backend)?;
@@ -577,6 +594,19 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.starts_with("t:2:13: daemon.ttl_scans must be 0"), "{e}");
+    }
+
+    #[test]
+    fn ttl_above_the_kernels_bound_is_rejected() {
+        let e = Config::parse("[daemon]\ninterval_ms = 3600000\nttl_scans = 200\n", "t")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("720000000 ms, above the kernel's limit of 604800000 ms"),
+            "{e}"
+        );
+        let ok = Config::parse("[daemon]\ninterval_ms = 3600000\nttl_scans = 168\n", "t");
+        assert_eq!(ok.unwrap().daemon.ttl_ms(), 604_800_000);
     }
 
     #[test]
