@@ -127,8 +127,11 @@ static void *latency_thread(void *argp)
 	return arg;
 }
 
-/* One run: two hogs and the sleeper share one CPU. */
-static int latency_run(int cpu, int fd, struct lat_arg *out)
+/*
+ * Runs @fn(@arg) in a thread pinned to @cpu next to two CPU-bound threads
+ * pinned there too: 0 when @fn returned non-NULL.
+ */
+static int run_next_to_two_hogs(int cpu, void *(*fn)(void *), void *arg)
 {
 	pthread_t hogs[2], t;
 	pthread_attr_t a;
@@ -139,14 +142,20 @@ static int latency_run(int cpu, int fd, struct lat_arg *out)
 	CPU_SET(cpu, &one);
 	if (start_hogs(hogs, &one, 2) != 2)
 		return -1;
-	out->fd = fd;
 	pthread_attr_init(&a);
 	pthread_attr_setaffinity_np(&a, sizeof(one), &one);
-	if (pthread_create(&t, &a, latency_thread, out))
+	if (pthread_create(&t, &a, fn, arg))
 		return -1;
 	pthread_join(t, &ret);
 	stop_hogs(hogs, 2);
 	return ret ? 0 : -1;
+}
+
+/* One run: two hogs and the sleeper share one CPU. */
+static int latency_run(int cpu, int fd, struct lat_arg *out)
+{
+	out->fd = fd;
+	return run_next_to_two_hogs(cpu, latency_thread, out);
 }
 
 TEST(latency_class_wakeup)
@@ -401,26 +410,6 @@ static void *share_thread(void *argp)
 	return arg;
 }
 
-static int share_run(int cpu, struct share_arg *arg)
-{
-	pthread_t hogs[2], t;
-	pthread_attr_t a;
-	cpu_set_t one;
-	void *ret;
-
-	CPU_ZERO(&one);
-	CPU_SET(cpu, &one);
-	if (start_hogs(hogs, &one, 2) != 2)
-		return -1;
-	pthread_attr_init(&a);
-	pthread_attr_setaffinity_np(&a, sizeof(one), &one);
-	if (pthread_create(&t, &a, share_thread, arg))
-		return -1;
-	pthread_join(t, &ret);
-	stop_hogs(hogs, 2);
-	return ret ? 0 : -1;
-}
-
 TEST(cpu_share_bound)
 {
 	static const double pattern[][2] = {	/* run us, sleep us */
@@ -444,7 +433,7 @@ TEST(cpu_share_bound)
 			double bound = classes[c] == SCHED_HINT_CLASS_BACKGROUND ?
 				       SHARE_MARGIN : 1.0 / 3 + SHARE_MARGIN;
 
-			ASSERT_EQ(0, share_run(cpu, &a));
+			ASSERT_EQ(0, run_next_to_two_hogs(cpu, share_thread, &a));
 			TH_LOG("class %u, run %.0f us, sleep %.0f us: share %.3f (bound %.3f)",
 			       classes[c], a.run_us, a.sleep_us, a.share, bound);
 			EXPECT_LE(a.share, bound);
