@@ -143,10 +143,15 @@ TEST(privilege_follows_the_class_row)
 
 	ASSERT_GE(v, 0);
 	snprintf(orig, sizeof(orig), "%lld", v);
-	EXPECT_EQ(0, as_nobody(set_batch_self, 0)) TH_LOG("batch as it ships is a lowering");
+	int shipped, raised;
+
+	shipped = as_nobody(set_batch_self, 0);
 	ASSERT_EQ(0, sh_sysfs_write("classes/batch/wakeup_preempt", "2"));
-	EXPECT_EQ(1, as_nobody(set_batch_self, 0)) TH_LOG("1: EPERM, 0: allowed");
+	raised = as_nobody(set_batch_self, 0);
+	/* Put the row back before any check can end the test. */
 	ASSERT_EQ(0, sh_sysfs_write("classes/batch/wakeup_preempt", orig));
+	EXPECT_EQ(0, shipped) TH_LOG("batch as it ships is a lowering");
+	EXPECT_EQ(1, raised) TH_LOG("1: EPERM, 0: allowed");
 }
 
 /* Background, then out of it: 0 when both went as sched_setattr() would for SCHED_IDLE. */
@@ -411,6 +416,98 @@ TEST(staggered_ttls_with_exits)
 	EXPECT_GE(sh_sysfs_read("stats/expired") - expired, TTL_THREADS / 2);
 	EXPECT_EQ(0, fast_path_wait(0, OFF_DELAY_MS * 4));
 	EXPECT_EQ(0, sh_sysfs_read("stats/active"));
+	close(fd);
+}
+
+/*
+ * A zombie keeps no hint: a hinted child that exited and was not reaped
+ * must not keep the count, the TTL list entry or the static key.
+ */
+TEST(zombie_keeps_no_hint)
+{
+	struct sched_hint h;
+	int fd = sh_open(), pipefd[2];
+	pid_t pid[2];
+	char c;
+	int i;
+
+	ASSERT_LE(0, fd);
+	ASSERT_EQ(0, fast_path_reset());
+	for (i = 0; i < 2; i++) {
+		ASSERT_EQ(0, pipe(pipefd));
+		pid[i] = fork();
+		ASSERT_GE(pid[i], 0);
+		if (!pid[i]) {
+			h = sh_hint(0, SCHED_HINT_CLASS_BATCH, SCHED_HINT_NODE_NONE);
+			h.ttl_ms = i ? 600000 : 0;	/* with and without a TTL */
+			c = sh_ioctl(fd, SCHED_HINT_IOC_SET, &h) ? 'e' : 'k';
+			if (write(pipefd[1], &c, 1) != 1)
+				_exit(1);
+			_exit(0);
+		}
+		close(pipefd[1]);
+		ASSERT_EQ(1, read(pipefd[0], &c, 1));
+		close(pipefd[0]);
+		ASSERT_EQ('k', c);
+	}
+	/* Both are zombies now: not reaped until the end. */
+	EXPECT_EQ(0, fast_path_wait(0, OFF_DELAY_MS * 3));
+	EXPECT_EQ(0, sh_sysfs_read("stats/active"));
+	for (i = 0; i < 2; i++)
+		waitpid(pid[i], NULL, 0);
+	close(fd);
+}
+
+#define FORKS		100
+
+/*
+ * Children that inherit a TTL hint lose it when it runs out, also when
+ * they are forked while the parent's hint is running out: a process
+ * keeps refreshing a short TTL hint with INHERIT while it forks.
+ */
+static int spawner(int fd)
+{
+	struct sched_hint h = sh_hint(0, SCHED_HINT_CLASS_BATCH, SCHED_HINT_NODE_NONE);
+	pid_t kids[FORKS];
+	int i, still = 0, status;
+
+	h.flags = SCHED_HINT_F_INHERIT;
+	for (i = 0; i < FORKS; i++) {
+		h.ttl_ms = 1 + i % 7;
+		if (sh_ioctl(fd, SCHED_HINT_IOC_SET, &h))
+			return 100;
+		usleep(i % 5 * 500);
+		kids[i] = fork();
+		if (kids[i] < 0)
+			return 101;
+		if (!kids[i]) {
+			struct sched_hint got;
+
+			usleep(1500 * 1000);
+			_exit(sh_get(fd, 0, &got) || got.hint_class != SCHED_HINT_CLASS_NONE);
+		}
+	}
+	for (i = 0; i < FORKS; i++)
+		if (waitpid(kids[i], &status, 0) == kids[i] &&
+		    (!WIFEXITED(status) || WEXITSTATUS(status)))
+			still++;
+	return still;
+}
+
+TEST(inherited_ttls_run_out)
+{
+	int fd = sh_open(), status;
+	pid_t pid;
+
+	ASSERT_LE(0, fd);
+	pid = fork();
+	ASSERT_GE(pid, 0);
+	if (!pid)
+		_exit(spawner(fd));
+	ASSERT_EQ(pid, waitpid(pid, &status, 0));
+	ASSERT_TRUE(WIFEXITED(status));
+	EXPECT_EQ(0, WEXITSTATUS(status)) TH_LOG("children still hinted after 1.5 s");
+	EXPECT_EQ(0, fast_path_wait(0, OFF_DELAY_MS * 3));
 	close(fd);
 }
 
