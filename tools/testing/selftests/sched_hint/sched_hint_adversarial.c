@@ -511,4 +511,145 @@ TEST(inherited_ttls_run_out)
 	close(fd);
 }
 
+/* The class a child forked now gets, as its exit code (0xff on error). */
+static int child_class(void)
+{
+	pid_t pid = fork();
+	int status;
+
+	if (pid < 0)
+		return 0xff;
+	if (!pid) {
+		struct sched_hint got;
+		int fd = sh_open();
+
+		_exit(fd < 0 || sh_get(fd, 0, &got) ? 0xff : (int)got.hint_class);
+	}
+	if (waitpid(pid, &status, 0) != pid || !WIFEXITED(status))
+		return 0xff;
+	return WEXITSTATUS(status);
+}
+
+/*
+ * SCHED_RESET_ON_FORK drops what needs privilege in the child: a raising
+ * class even with SCHED_HINT_F_INHERIT, as it drops an RT policy; a
+ * lowering one is inherited.
+ */
+static int reset_on_fork_children(void)
+{
+	struct sched_param sp = { 0 };
+	int fd = sh_open(), bad = 0;
+
+	if (fd < 0 || sched_setscheduler(0, SCHED_OTHER | SCHED_RESET_ON_FORK, &sp))
+		return 100;
+	if (sh_set(fd, 0, SCHED_HINT_CLASS_LATENCY, SCHED_HINT_NODE_NONE, SCHED_HINT_F_INHERIT))
+		return 101;
+	bad |= child_class() != SCHED_HINT_CLASS_NONE;
+	if (sh_set(fd, 0, SCHED_HINT_CLASS_BATCH, SCHED_HINT_NODE_NONE, SCHED_HINT_F_INHERIT))
+		return 102;
+	bad |= (child_class() != SCHED_HINT_CLASS_BATCH) << 1;
+	/* Without the reset flag the raising class is inherited too. */
+	if (sched_setscheduler(0, SCHED_OTHER, &sp) ||
+	    sh_set(fd, 0, SCHED_HINT_CLASS_LATENCY, SCHED_HINT_NODE_NONE, SCHED_HINT_F_INHERIT))
+		return 103;
+	bad |= (child_class() != SCHED_HINT_CLASS_LATENCY) << 2;
+	return bad;
+}
+
+TEST(reset_on_fork_drops_raising_hints)
+{
+	int status;
+	pid_t pid = fork();
+
+	ASSERT_GE(pid, 0);
+	if (!pid)
+		_exit(reset_on_fork_children());
+	ASSERT_EQ(pid, waitpid(pid, &status, 0));
+	ASSERT_TRUE(WIFEXITED(status));
+	/* Mask: 1 raising hint kept, 2 lowering one lost, 4 plain fork wrong. */
+	EXPECT_EQ(0, WEXITSTATUS(status));
+}
+
+static atomic_long hot_iters;
+static atomic_int hot_cpu, hot_stop, hot_tid;
+
+static void *hot_spinner(void *arg)
+{
+	int fd = *(int *)arg;
+
+	hot_tid = sh_gettid();
+	if (sh_set(fd, 0, SCHED_HINT_CLASS_NONE, 1, SCHED_HINT_F_NODE_STRICT))
+		return NULL;
+	while (!hot_stop) {
+		hot_iters++;
+		hot_cpu = sched_getcpu();
+	}
+	return arg;
+}
+
+static int cpu_online(int cpu, int on)
+{
+	char path[96];
+	int fd, ok;
+
+	snprintf(path, sizeof(path), "/sys/devices/system/cpu/cpu%d/online", cpu);
+	fd = open(path, O_WRONLY);
+	if (fd < 0)
+		return -errno;
+	ok = write(fd, on ? "1" : "0", 1) == 1;
+	close(fd);
+	return ok ? 0 : -errno;
+}
+
+/*
+ * Every CPU of the node a running task is strictly hinted to goes offline:
+ * the task keeps running elsewhere and keeps its hint, and nothing warns;
+ * the CPUs come back.
+ */
+TEST(hotplug_of_the_hinted_node)
+{
+	cpu_set_t n1;
+	int fd = sh_open(), cpu, i;
+	long before;
+	pthread_t t;
+	struct sched_hint got;
+	void *ret;
+
+	ASSERT_LE(0, fd);
+	if (sh_node_cpus(1, &n1) < 1)
+		SKIP(return, "no node 1 with CPUs");
+	hot_stop = 0;
+	ASSERT_EQ(0, pthread_create(&t, NULL, hot_spinner, &fd));
+	usleep(300000);
+	for (cpu = 0; cpu < CPU_SETSIZE; cpu++) {
+		if (!CPU_ISSET(cpu, &n1))
+			continue;
+		i = cpu_online(cpu, 0);
+		if (i == -ENOENT || i == -EPERM || i == -EBUSY) {
+			hot_stop = 1;
+			pthread_join(t, NULL);
+			SKIP(return, "cpu%d cannot go offline (%d)", cpu, i);
+		}
+		ASSERT_EQ(0, i);
+	}
+	before = hot_iters;
+	usleep(300000);
+	TH_LOG("node 1 offline: %ld iterations in 300 ms, last on cpu %d",
+	       hot_iters - before, (int)hot_cpu);
+	EXPECT_GT(hot_iters - before, 1000);
+	EXPECT_FALSE(CPU_ISSET(hot_cpu, &n1));
+	/* The hint stays as it was set. */
+	EXPECT_EQ(0, sh_get(fd, hot_tid, &got));
+	EXPECT_EQ(1, got.node);
+	EXPECT_EQ(SCHED_HINT_F_NODE_STRICT, got.flags);
+	for (cpu = 0; cpu < CPU_SETSIZE; cpu++)
+		if (CPU_ISSET(cpu, &n1))
+			EXPECT_EQ(0, cpu_online(cpu, 1));
+	usleep(300000);
+	hot_stop = 1;
+	pthread_join(t, &ret);
+	ASSERT_NE(NULL, ret);
+	close(fd);
+}
+
 TEST_HARNESS_MAIN
