@@ -4,7 +4,8 @@
 # non-zero when any check failed. Inputs from the environment: SH_PHASE (functional: the ABI,
 # module and tuner checks; sched: the scheduling-behaviour tests, run in a guest with
 # instruction-counted time; baseline: those tests on the unpatched kernel, no module),
-# SH_MODULE (sched_hint.ko), SH_SELFTESTS (folder of test binaries), SH_TUNER (tuner binary,
+# races: the user-memory race tests, in a guest with a host thread per vCPU), SH_MODULE
+# (sched_hint.ko), SH_SELFTESTS (folder of test binaries), SH_TUNER (tuner binary,
 # optional), SH_FUZZ_CALLS, SH_INJECT_FAIL (1: add a check that fails, to prove the host
 # notices).
 set -u
@@ -142,6 +143,11 @@ functional)
 sched)
 	check module_load load_module
 	check selftest_sched run_selftest sched_hint_sched
+	;;
+races)
+	check module_load load_module
+	check selftest_user_memory_races "$SH_SELFTESTS/sched_hint_adversarial" \
+		-t size_flip_during_get_writes_no_more_than_read
 	;;
 baseline)
 	check numa_nodes numa_nodes

@@ -7,10 +7,12 @@ source "$(dirname "$0")/lib.sh"
 usage() {
 	cat <<USAGE
 usage: scripts/vm-test.sh [--debug] [--baseline] [--no-build] [--inject-failure] [--out DIR]
-  Boots the guest twice: once for the ABI, module, fuzz and tuner checks (TCG, one host
-  thread for all vCPUs as the jump-label kernel needs, see vm-run.sh), once for the
+  Boots the guest three times: once for the ABI, module, fuzz and tuner checks (TCG, one
+  host thread for all vCPUs as the jump-label kernel needs, see vm-run.sh), once for the
   scheduling-behaviour tests with instruction-counted guest time (-icount), whose timings
-  do not depend on host load.
+  do not depend on host load, and once for the user-memory races with a host thread per
+  vCPU (on one thread the vCPUs take turns too seldom for a race to land; no hint is set
+  there, so the static key that such a guest cannot patch safely stays off).
   --debug           use the debug kernel (KASAN, lockdep) and fuzz 100,000 ioctls, with
                     -icount for the functional phase too (the script says why)
   --baseline        run the scheduling tests on the unpatched kernel instead (hinted cases skip)
@@ -82,6 +84,10 @@ else
 	((debug)) && debug_accel=(--icount --icount-sleep)
 	run_phase functional --timeout $((debug ? 2400 : 1200)) "${debug_accel[@]}" || rc=$?
 	((debug)) || run_phase sched --icount --icount-sleep --timeout 1200 || rc=$((rc ? rc : $?))
+	if ((!debug)); then
+		SCHED_HINT_ACCEL=tcg,thread=multi SH_ALLOW_JUMP_LABEL_MTTCG=1 \
+			run_phase races --timeout 600 || rc=$((rc ? rc : $?))
+	fi
 fi
 pass=0 fail=0 skip=0
 for t in "$out"/*/job.log; do

@@ -49,8 +49,15 @@ fn user_size(arg: UserPtr) -> Result<usize> {
     Ok(size as usize)
 }
 
-/// Copies a size-versioned struct in; on `E2BIG` tells the caller the size this kernel knows.
-fn read_versioned<T: kernel::transmute::FromBytes>(arg: UserPtr, min_size: usize) -> Result<T> {
+/// Copies a size-versioned struct in, with the size it was read with; on `E2BIG` tells the
+/// caller the size this kernel knows.
+///
+/// The size is read from user memory once: the copy's own `size` field may have been changed
+/// by another thread since, and is not used again.
+fn read_versioned<T: kernel::transmute::FromBytes>(
+    arg: UserPtr,
+    min_size: usize,
+) -> Result<(T, usize)> {
     let usize = user_size(arg)?;
     match sched_hint::copy_struct_from_user::<T>(arg, usize, min_size) {
         Err(e) if e == E2BIG => {
@@ -60,7 +67,8 @@ fn read_versioned<T: kernel::transmute::FromBytes>(arg: UserPtr, min_size: usize
                 .write(&known)?;
             Err(E2BIG)
         }
-        other => other,
+        Err(e) => Err(e),
+        Ok(value) => Ok((value, usize)),
     }
 }
 
@@ -82,11 +90,11 @@ fn write_versioned<T: AsBytes>(arg: UserPtr, usize: usize, value: &T) -> Result 
 }
 
 fn read_hint(arg: UserPtr) -> Result<(uapi::sched_hint, usize)> {
-    let hint: uapi::sched_hint = read_versioned(arg, HINT_VER0)?;
+    let (hint, usize): (uapi::sched_hint, usize) = read_versioned(arg, HINT_VER0)?;
     if hint.__reserved.iter().any(|&r| r != 0) {
         return Err(EINVAL);
     }
-    Ok((hint, (hint.size as usize).max(HINT_VER0)))
+    Ok((hint, usize))
 }
 
 fn attr_of(hint: &uapi::sched_hint) -> Attr {
@@ -186,7 +194,7 @@ fn batch_entry(entry: UserPtr, entry_size: usize) -> Result {
 }
 
 fn set_batch(arg: UserPtr) -> Result {
-    let mut batch: uapi::sched_hint_batch = read_versioned(arg, BATCH_VER0)?;
+    let (mut batch, usize): (uapi::sched_hint_batch, usize) = read_versioned(arg, BATCH_VER0)?;
     if batch.__reserved.iter().any(|&r| r != 0) {
         return Err(stats::reject(EINVAL));
     }
@@ -216,6 +224,5 @@ fn set_batch(arg: UserPtr) -> Result {
             .write(&result)?;
     }
     batch.nr_ok = nr_ok;
-    let usize = (batch.size as usize).max(BATCH_VER0);
     write_versioned(arg, usize, &batch)
 }

@@ -14,6 +14,7 @@
 #include <grp.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
 
@@ -649,6 +650,62 @@ TEST(hotplug_of_the_hinted_node)
 	hot_stop = 1;
 	pthread_join(t, &ret);
 	ASSERT_NE(NULL, ret);
+	close(fd);
+}
+
+/*
+ * The kernel reads a struct's size once: a thread that flips the size
+ * field between 64 and 4096 while GET runs must never make the kernel
+ * write more than the size it checked, over what follows the struct.
+ */
+#define FLIP_CALLS	20000
+#define FLIP_AREA	8192
+#define CANARY		0xAA
+
+static atomic_int flip_stop;
+
+static void *size_flipper(void *arg)
+{
+	__u32 *size = arg;
+
+	while (!flip_stop) {
+		__atomic_store_n(size, SCHED_HINT_SIZE_VER0, __ATOMIC_RELAXED);
+		__atomic_store_n(size, 4096, __ATOMIC_RELAXED);
+	}
+	return NULL;
+}
+
+TEST(size_flip_during_get_writes_no_more_than_read)
+{
+	int fd = sh_open(), i, damaged = 0, ok = 0;
+	unsigned char *area;
+	struct sched_hint *h;
+	pthread_t t;
+
+	ASSERT_LE(0, fd);
+	area = mmap(NULL, FLIP_AREA, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	ASSERT_NE(MAP_FAILED, area);
+	memset(area, CANARY, FLIP_AREA);
+	h = (struct sched_hint *)area;
+	memset(h, 0, sizeof(*h));
+	h->size = sizeof(*h);
+	h->target_type = SCHED_HINT_TARGET_PID;
+	flip_stop = 0;
+	ASSERT_EQ(0, pthread_create(&t, NULL, size_flipper, &h->size));
+	for (i = 0; i < FLIP_CALLS; i++) {
+		ok += !sh_ioctl(fd, SCHED_HINT_IOC_GET, h);
+		/* GET writes target 0 back as it read it; keep the rest intact. */
+		h->target = 0;
+	}
+	flip_stop = 1;
+	pthread_join(t, NULL);
+	for (i = sizeof(*h); i < FLIP_AREA; i++)
+		damaged += area[i] != CANARY;
+	TH_LOG("%d GETs, %d succeeded, %d bytes after the struct overwritten",
+	       FLIP_CALLS, ok, damaged);
+	EXPECT_GT(ok, 0);
+	EXPECT_EQ(0, damaged);
+	munmap(area, FLIP_AREA);
 	close(fd);
 }
 
