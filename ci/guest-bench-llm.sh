@@ -148,5 +148,6 @@ emit llm_cache_passes "$scans"
 emit llm_cache_requests "$(pick tuner_llm_requests_total <<<"$m")"
 emit llm_cache_binaries "$(pick tuner_llm_cached_binaries <<<"$m")"
 emit llm_cache_dropped "$(pick tuner_llm_dropped_total <<<"$m")"
+# shellcheck disable=SC2046 # one pid per word
 kill $(jobs -p) 2>/dev/null
 exit 0

@@ -19,18 +19,22 @@ has() { [[ ,$phases, == *,$1,* ]]; }
 emit() { echo "$1 $2" | tee -a "$out"; }
 
 hb_reps=$((quick ? 1 : 5))
+# The measuring functions are called through median_of and bench_loads.
+# shellcheck disable=SC2317
 hackbench_s() { hackbench -g 4 -l "$hb_loops" -s 100 2>&1 | sed -n 's/^Time: *//p'; }
+# shellcheck disable=SC2317
 messaging_s() { perf bench sched messaging -g 4 -l "$hb_loops" 2>&1 | sed -n 's/.*Total time: *\([0-9.]*\).*/\1/p'; }
 # Both ends of a pipe on one CPU: every operation is a wakeup and a context switch on one
 # runqueue, with no cross-CPU interleaving to vary, so under -icount repeated runs agree to
 # a few parts in ten thousand (hackbench's spread between runs is percents): the one
 # load here that can resolve a sub-percent cost. Microseconds per operation.
+# shellcheck disable=SC2317
 pipe_pinned_us() { taskset -c 1 perf bench sched pipe -l 50000 2>&1 | sed -n 's/^ *\([0-9.]*\) usecs\/op.*/\1/p'; }
 # median_of N CMD: the median of N runs; one hackbench run is a fraction of a second, and its
 # spread between runs is larger than the differences this measures.
 median_of() {
-	local i
-	for i in $(seq "$1"); do "$2"; done | sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'
+	local _
+	for _ in $(seq "$1"); do "$2"; done | sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'
 }
 
 # The hot path: the same three loads with no hint ever set, with every task hinted, and with

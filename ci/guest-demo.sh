@@ -31,6 +31,7 @@ llama=$!
 "$demo/ffmpeg" >/dev/null 2>&1 &
 "$demo/metrics-agent" -c 'while :; do sleep 0.1; for ((i = 0; i < 2000; i++)); do :; done; done' \
 	>/dev/null 2>&1 &
+# A list of pids: the kill lines below split it on purpose.
 mix=$(jobs -p)
 sleep 2
 node1_cpus=$(cat /sys/devices/system/node/node1/cpulist)
@@ -78,7 +79,7 @@ unhinted_threads() {
 		c=$(hint_field "${t##*/}" class)
 		[[ -z $c || $c == none ]] && out+=" ${t##*/}"
 	done
-	echo $out
+	echo "${out# }"
 }
 
 # frame-render: a bursty latency-sensitive loop (300 us of work every 20 ms per worker).
@@ -96,6 +97,7 @@ check_window() {
 	jq -e '[.p50_us, .p99_us] | all(type == "number")' "$1" >/dev/null 2>&1 && return
 	echo "frame-render window $1 gave no latency report:"
 	cat "$1"
+	# shellcheck disable=SC2086
 	kill $mix ${tuner:-} 2>/dev/null
 	exit 1
 }
@@ -143,6 +145,7 @@ for i in $(seq "$windows"); do
 	if [[ -n $unhinted ]]; then
 		echo "the daemon did not hint frame-render (pid $fr) within 60 s; unhinted: $unhinted"
 		sed -n '1,40p' "$demo/run.log"
+		# shellcheck disable=SC2086
 		kill "$fr" "$tuner" $mix 2>/dev/null
 		exit 1
 	fi
@@ -158,6 +161,7 @@ after_pages=$(pages)
 # The tuner picks the node that holds most of the process's memory; NUMA balancing may have
 # moved some of it since the first touch, so compare on the node it picked.
 node=$(hint_field "$llama" node)
+# shellcheck disable=SC2086
 [[ $node == [01] ]] || { echo "llama-server has no node hint (node '$node')"; kill "$tuner" $mix 2>/dev/null; exit 1; }
 kill -TERM "$tuner"
 wait "$tuner" 2>/dev/null
@@ -186,5 +190,6 @@ for k in p50_us p99_us; do
 	printf '  %-8s before %-24s after %s\n' "$k" "$(windows_of $k before)" "$(windows_of $k after)"
 done
 # The mix shares this script's output; it must not outlive it.
+# shellcheck disable=SC2086
 kill $mix 2>/dev/null
 exit 0

@@ -38,7 +38,7 @@ if [[ -r /mnt/job.sh ]]; then
 	[[ -r /mnt/env ]] && source /mnt/env
 	mount_share shroot "${SH_ROOT:-}"
 	mount_share shcache "${SCHED_HINT_CACHE:-}"
-	cd /tmp
+	cd /tmp || true
 	# To a file, not through a pipe: a process the job leaves behind must not hold up the end.
 	bash /mnt/job.sh >/mnt/job.log 2>&1 </dev/null
 	rc=$?

@@ -1,4 +1,6 @@
 # shellcheck shell=bash
+# The variables are for the scripts that source this file.
+# shellcheck disable=SC2034
 # Shared paths and tool settings for the sched_hint scripts. Sourced, never run.
 
 SH_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)

