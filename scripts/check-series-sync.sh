@@ -9,8 +9,8 @@ usage() {
 usage: scripts/check-series-sync.sh [REV]
   Compares every file under include/, Documentation/ and tools/ of this repository that
   also exists in REV of the kernel work tree (default: the commit patches/series builds,
-  branch 'series'). Without a work tree, applies patches/series to an empty index of
-  the needed paths instead. Exits 1 on any difference.
+  branch 'series'). Needs that work tree: 'scripts/kernel.sh --tree-only' makes it (as
+  'make check-series' does first). Exits 1 on any difference.
 USAGE
 }
 [[ ${1:-} == -h || ${1:-} == --help ]] && { usage; exit 0; }
