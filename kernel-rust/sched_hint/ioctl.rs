@@ -160,6 +160,11 @@ fn get_info(arg: UserPtr) -> Result {
         return Err(EINVAL);
     }
     if usize > kernel::page::PAGE_SIZE {
+        // As for every E2BIG: tell the caller the size this kernel knows.
+        let known = size_of::<uapi::sched_hint_info>() as u32;
+        UserSlice::new(arg, size_of::<u32>())
+            .writer()
+            .write(&known)?;
         return Err(E2BIG);
     }
     let mut info: uapi::sched_hint_info = Default::default();

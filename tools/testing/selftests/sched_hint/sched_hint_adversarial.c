@@ -709,4 +709,19 @@ TEST(size_flip_during_get_writes_no_more_than_read)
 	close(fd);
 }
 
+/* GET_INFO with a size past a page: E2BIG, and the size the kernel knows written back. */
+TEST(get_info_e2big_writes_the_size_back)
+{
+	struct sched_hint_info info;
+	int fd = sh_open();
+
+	ASSERT_LE(0, fd);
+	memset(&info, 0, sizeof(info));
+	/* Refused before anything but the size field is written. */
+	info.size = 4096 + 8;
+	EXPECT_EQ(-E2BIG, sh_ioctl(fd, SCHED_HINT_IOC_GET_INFO, &info));
+	EXPECT_EQ(sizeof(struct sched_hint_info), info.size);
+	close(fd);
+}
+
 TEST_HARNESS_MAIN
