@@ -3,7 +3,7 @@
 # and prints KTAP. Each check is one "ok N name" / "not ok N name" line; the exit status is
 # non-zero when any check failed. Inputs from the environment: SH_PHASE (functional: the ABI,
 # module and tuner checks; sched: the scheduling-behaviour tests, run in a guest with
-# instruction-counted time; baseline: those tests on the unpatched kernel, no module),
+# instruction-counted time; baseline: those tests on the unpatched kernel, no module;
 # races: the user-memory race tests, in a guest with a host thread per vCPU), SH_MODULE
 # (sched_hint.ko), SH_SELFTESTS (folder of test binaries), SH_TUNER (tuner binary,
 # optional), SH_FUZZ_CALLS, SH_INJECT_FAIL (1: add a check that fails, to prove the host

@@ -49,6 +49,13 @@ fn user_size(arg: UserPtr) -> Result<usize> {
     Ok(size as usize)
 }
 
+/// Writes the size of `T` that this kernel knows into the caller's `size` field, as every
+/// `E2BIG` does.
+fn write_known_size<T>(arg: UserPtr) -> Result {
+    let known = size_of::<T>() as u32;
+    UserSlice::new(arg, size_of::<u32>()).writer().write(&known)
+}
+
 /// Copies a size-versioned struct in, with the size it was read with; on `E2BIG` tells the
 /// caller the size this kernel knows.
 ///
@@ -61,10 +68,7 @@ fn read_versioned<T: kernel::transmute::FromBytes>(
     let usize = user_size(arg)?;
     match sched_hint::copy_struct_from_user::<T>(arg, usize, min_size) {
         Err(e) if e == E2BIG => {
-            let known = size_of::<T>() as u32;
-            UserSlice::new(arg, size_of::<u32>())
-                .writer()
-                .write(&known)?;
+            write_known_size::<T>(arg)?;
             Err(E2BIG)
         }
         Err(e) => Err(e),
@@ -160,11 +164,7 @@ fn get_info(arg: UserPtr) -> Result {
         return Err(EINVAL);
     }
     if usize > kernel::page::PAGE_SIZE {
-        // As for every E2BIG: tell the caller the size this kernel knows.
-        let known = size_of::<uapi::sched_hint_info>() as u32;
-        UserSlice::new(arg, size_of::<u32>())
-            .writer()
-            .write(&known)?;
+        write_known_size::<uapi::sched_hint_info>(arg)?;
         return Err(E2BIG);
     }
     let mut info: uapi::sched_hint_info = Default::default();

@@ -11,7 +11,6 @@
  */
 #include "sched_hint_util.h"
 
-#include <grp.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <sys/mman.h>
@@ -20,7 +19,8 @@
 
 #include "kselftest_harness.h"
 
-#define NOBODY	65534
+/* RLIMIT_NICE 0: no headroom to raise a task's priority. */
+static const struct rlimit no_nice = { 0, 0 };
 
 /* Turn every hint off and the fast paths with them (the kill switch). */
 static int fast_path_reset(void)
@@ -43,15 +43,12 @@ static long long fast_path_wait(long long want, int ms)
 	return v;
 }
 
-/* In a child as uid/gid 65534 without capabilities: the errno of each call. */
-static int unprivileged_calls(void)
+/* As uid 65534 (sh_as_nobody()): a mask of the calls with the wrong errno. */
+static int unprivileged_calls(void *unused)
 {
 	struct sched_hint h;
 	int fd, bad = 0;
 
-	if (setgroups(0, NULL) || setresgid(NOBODY, NOBODY, NOBODY) ||
-	    setresuid(NOBODY, NOBODY, NOBODY))
-		return 100;
 	fd = sh_open();
 	if (fd < 0)
 		return 101;
@@ -78,21 +75,14 @@ static int unprivileged_calls(void)
 TEST(failed_unprivileged_calls_leave_fast_path_off)
 {
 	long long on_before, on_after;
-	int status;
-	pid_t pid;
 
 	ASSERT_EQ(0, fast_path_reset());
 	ASSERT_EQ(0, fast_path_wait(0, 100));
 	on_before = sh_sysfs_read("stats/fast_path_on");
 	ASSERT_GE(on_before, 0);
 
-	pid = fork();
-	ASSERT_GE(pid, 0);
-	if (!pid)
-		_exit(unprivileged_calls());
-	ASSERT_EQ(pid, waitpid(pid, &status, 0));
-	ASSERT_TRUE(WIFEXITED(status));
-	EXPECT_EQ(0, WEXITSTATUS(status)) TH_LOG("mask of calls with the wrong errno");
+	EXPECT_EQ(0, sh_as_nobody(unprivileged_calls, NULL, NULL))
+		TH_LOG("mask of calls with the wrong errno");
 
 	/* Not on now, and not turned on and off behind our back either. */
 	EXPECT_EQ(0, sh_sysfs_read("stats/fast_path"));
@@ -101,28 +91,7 @@ TEST(failed_unprivileged_calls_leave_fast_path_off)
 	TH_LOG("fast path turned on %lld times by the failed calls", on_after - on_before);
 }
 
-/* Runs @fn as uid/gid 65534 in a child, with RLIMIT_NICE @nice_rlim; its exit code. */
-static int as_nobody(int (*fn)(void), rlim_t nice_rlim)
-{
-	int status;
-	pid_t pid = fork();
-
-	if (pid < 0)
-		return -1;
-	if (!pid) {
-		struct rlimit rl = { nice_rlim, nice_rlim };
-
-		if (setrlimit(RLIMIT_NICE, &rl) || setgroups(0, NULL) ||
-		    setresgid(NOBODY, NOBODY, NOBODY) || setresuid(NOBODY, NOBODY, NOBODY))
-			_exit(100);
-		_exit(fn());
-	}
-	if (waitpid(pid, &status, 0) != pid || !WIFEXITED(status))
-		return -1;
-	return WEXITSTATUS(status);
-}
-
-static int set_batch_self(void)
+static int set_batch_self(void *unused)
 {
 	int fd = sh_open(), ret;
 
@@ -146,9 +115,9 @@ TEST(privilege_follows_the_class_row)
 	snprintf(orig, sizeof(orig), "%lld", v);
 	int shipped, raised;
 
-	shipped = as_nobody(set_batch_self, 0);
+	shipped = sh_as_nobody(set_batch_self, NULL, &no_nice);
 	ASSERT_EQ(0, sh_sysfs_write("classes/batch/wakeup_preempt", "2"));
-	raised = as_nobody(set_batch_self, 0);
+	raised = sh_as_nobody(set_batch_self, NULL, &no_nice);
 	/* Put the row back before any check can end the test. */
 	ASSERT_EQ(0, sh_sysfs_write("classes/batch/wakeup_preempt", orig));
 	EXPECT_EQ(0, shipped) TH_LOG("batch as it ships is a lowering");
@@ -170,12 +139,12 @@ static int leave_background(int want_leave)
 	return bad;
 }
 
-static int leave_background_refused(void)
+static int leave_background_refused(void *unused)
 {
 	return leave_background(-EPERM);
 }
 
-static int leave_background_allowed(void)
+static int leave_background_allowed(void *unused)
 {
 	return leave_background(0);
 }
@@ -187,8 +156,12 @@ static int leave_background_allowed(void)
  */
 TEST(leaving_background_needs_rlimit_nice)
 {
-	EXPECT_EQ(0, as_nobody(leave_background_refused, 0)) TH_LOG("RLIMIT_NICE 0");
-	EXPECT_EQ(0, as_nobody(leave_background_allowed, 20)) TH_LOG("RLIMIT_NICE 20");
+	const struct rlimit headroom = { 20, 20 };
+
+	EXPECT_EQ(0, sh_as_nobody(leave_background_refused, NULL, &no_nice))
+		TH_LOG("RLIMIT_NICE 0");
+	EXPECT_EQ(0, sh_as_nobody(leave_background_allowed, NULL, &headroom))
+		TH_LOG("RLIMIT_NICE 20");
 }
 
 #define STORM_S		3

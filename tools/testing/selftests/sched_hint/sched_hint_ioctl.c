@@ -328,25 +328,6 @@ TEST_F(dev, efault)
 	munmap(ro, page);
 }
 
-/* Runs @fn in a child with uid/gid 65534 and no capabilities; returns its exit code. */
-static int as_nobody(int (*fn)(void *), void *arg)
-{
-	pid_t child = fork();
-	int status;
-
-	if (child < 0)
-		return -1;
-	if (!child) {
-		if (setgroups(0, NULL) || setresgid(65534, 65534, 65534) ||
-		    setresuid(65534, 65534, 65534))
-			_exit(100);
-		_exit(fn(arg));
-	}
-	if (waitpid(child, &status, 0) != child || !WIFEXITED(status))
-		return -1;
-	return WEXITSTATUS(status);
-}
-
 static int unprivileged_cases(void *arg)
 {
 	pid_t root_task = *(pid_t *)arg;
@@ -382,7 +363,7 @@ TEST_F(dev, eperm_unprivileged)
 	struct sched_hint got;
 	int rc;
 
-	rc = as_nobody(unprivileged_cases, &me);
+	rc = sh_as_nobody(unprivileged_cases, &me, NULL);
 	if (rc == 1)
 		SKIP(return, "%s is not usable by uid 65534 (mode 0666 expected)", SH_DEV);
 	ASSERT_NE(100, rc) TH_LOG("cannot become uid 65534");

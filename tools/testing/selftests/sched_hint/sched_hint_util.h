@@ -6,12 +6,15 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 #include <linux/sched_hint.h>
@@ -138,6 +141,29 @@ static inline int sh_node_cpus(int node, cpu_set_t *set)
 			p++;
 	}
 	return CPU_COUNT(set);
+}
+
+/*
+ * Runs @fn(@arg) in a child as uid/gid 65534 without capabilities, with
+ * RLIMIT_NICE set to @nice unless it is NULL: the child's exit code, 100
+ * when it could not become 65534, -1 when it did not exit.
+ */
+static inline int sh_as_nobody(int (*fn)(void *), void *arg, const struct rlimit *nice)
+{
+	pid_t child = fork();
+	int status;
+
+	if (child < 0)
+		return -1;
+	if (!child) {
+		if ((nice && setrlimit(RLIMIT_NICE, nice)) || setgroups(0, NULL) ||
+		    setresgid(65534, 65534, 65534) || setresuid(65534, 65534, 65534))
+			_exit(100);
+		_exit(fn(arg));
+	}
+	if (waitpid(child, &status, 0) != child || !WIFEXITED(status))
+		return -1;
+	return WEXITSTATUS(status);
 }
 
 static inline double sh_now_us(void)
