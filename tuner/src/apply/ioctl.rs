@@ -16,7 +16,14 @@ use crate::uapi::{self, sched_hint, sched_hint_info};
 
 pub struct IoctlSink {
     dev: Device,
+    /// GET_INFO's answer; its node mask is refreshed when a hint names a node outside it.
     info: sched_hint_info,
+}
+
+/// Whether bit `node` (bit n of word n / 64) is set in GET_INFO's `node_mask`.
+fn in_node_mask(mask: &[u64], node: u32) -> bool {
+    mask.get((node / 64) as usize)
+        .is_some_and(|word| word & (1u64 << (node % 64)) != 0)
 }
 
 /// What GET_INFO reported, for `tuner status`.
@@ -85,9 +92,10 @@ pub fn map_errno(errno: Errno, pid: i32, hint: Option<&Hint>) -> ApplyError {
             }
             _ => format!("pid {pid} belongs to another user (needs CAP_SYS_NICE)"),
         }),
+        // Kernels before the EINVAL change answered a bad node with ENODEV.
         Errno::ENODEV => ApplyError::BadNode(hint.and_then(|h| h.node).unwrap_or(u32::MAX)),
         Errno::EINVAL => {
-            ApplyError::Invalid("invalid class, flags or reserved field (EINVAL)".into())
+            ApplyError::Invalid("invalid class, flags, node or reserved field (EINVAL)".into())
         }
         Errno::E2BIG => {
             ApplyError::Invalid("the kernel does not know this struct size (E2BIG)".into())
@@ -133,7 +141,7 @@ impl IoctlSink {
 
     pub fn info(&self) -> DeviceInfo {
         let online_nodes = (0..uapi::SCHED_HINT_MAX_NODES)
-            .filter(|n| self.info.node_mask[(n / 64) as usize] & (1u64 << (n % 64)) != 0)
+            .filter(|&n| in_node_mask(&self.info.node_mask, n))
             .collect();
         DeviceInfo {
             abi_version: self.info.abi_version,
@@ -143,6 +151,29 @@ impl IoctlSink {
             nr_node_ids: self.info.nr_node_ids,
             hint_size: self.info.hint_size,
             online_nodes,
+        }
+    }
+
+    /// `hint`'s node when the kernel would refuse it, by the node mask of the last GET_INFO.
+    fn refused_node(&self, hint: &Hint) -> Option<u32> {
+        hint.node
+            .filter(|&n| !in_node_mask(&self.info.node_mask, n))
+    }
+
+    /// Reads GET_INFO again, for a node that came online since; keeps the old answer when
+    /// that fails.
+    fn refresh_info(&mut self) {
+        let mut info = sched_hint_info {
+            size: uapi::INFO_SIZE,
+            ..Default::default()
+        };
+        match self.dev.get_info(&mut info) {
+            Ok(()) if info.abi_version == self.info.abi_version => self.info = info,
+            Ok(()) => tracing::debug!(
+                abi = info.abi_version,
+                "GET_INFO changed abi; kept the node mask"
+            ),
+            Err(e) => tracing::debug!(error = %e, "GET_INFO failed; kept the node mask"),
         }
     }
 
@@ -191,6 +222,19 @@ impl HintSink for IoctlSink {
                 }
             }
         }
+        // A node that is absent, offline or without CPUs is EINVAL from the kernel (ENODEV
+        // before), which does not say what was wrong: refuse it here as `BadNode`, by the
+        // node mask GET_INFO reported (read again first, in case the node came online).
+        if sets.iter().any(|(_, _, h)| self.refused_node(h).is_some()) {
+            self.refresh_info();
+        }
+        sets.retain(|(i, _, h)| match self.refused_node(h) {
+            Some(node) => {
+                results[*i] = Err(ApplyError::BadNode(node));
+                false
+            }
+            None => true,
+        });
         match sets.len() {
             0 => {}
             1 => {
@@ -302,6 +346,7 @@ mod tests {
             map_errno(Errno::ESRCH, 5, Some(&lat)),
             ApplyError::NoSuchTask(5)
         );
+        // Kernels before the EINVAL change answered a bad node with ENODEV.
         assert_eq!(
             map_errno(Errno::ENODEV, 5, Some(&lat)),
             ApplyError::BadNode(3)
@@ -311,6 +356,68 @@ mod tests {
             e,
             "permission denied: hinting pid 5 as latency needs CAP_SYS_NICE"
         );
+    }
+
+    /// A sink over `/dev/null`, whose GET_INFO said that only the nodes in `online` exist:
+    /// every ioctl that reaches it fails with ENOTTY.
+    fn sink_with_nodes(online: &[u32]) -> IoctlSink {
+        let mut info = sched_hint_info {
+            size: uapi::INFO_SIZE,
+            abi_version: uapi::SCHED_HINT_ABI_VERSION,
+            ..Default::default()
+        };
+        for &n in online {
+            info.node_mask[(n / 64) as usize] |= 1u64 << (n % 64);
+        }
+        IoctlSink {
+            dev: Device::open(Path::new("/dev/null")).unwrap(),
+            info,
+        }
+    }
+
+    fn set(pid: i32, node: Option<u32>) -> HintOp {
+        HintOp::Set {
+            target: Target {
+                pid,
+                scope: Scope::Process,
+            },
+            hint: Hint {
+                class: HintClass::Batch,
+                node,
+                strict: false,
+                inherit: true,
+                ttl_ms: 0,
+                source: HintSource::Rule,
+            },
+            tids: vec![pid],
+        }
+    }
+
+    // The kernel answers a node that is absent, offline or without CPUs with EINVAL (older
+    // kernels: ENODEV); the sink checks GET_INFO's node mask first so the caller still hears
+    // which node was wrong, in a single SET and in a batch, and the others still go out.
+    #[test]
+    fn a_node_outside_the_info_mask_is_bad_node_before_any_ioctl() {
+        let mut sink = sink_with_nodes(&[0, 65]);
+        let unsupported =
+            ApplyError::Unsupported("the device does not know this ioctl (ENOTTY)".into());
+        assert_eq!(
+            sink.apply(&[set(7, Some(1))]),
+            vec![Err(ApplyError::BadNode(1))]
+        );
+        assert_eq!(
+            sink.apply(&[set(7, Some(uapi::SCHED_HINT_MAX_NODES))]),
+            vec![Err(ApplyError::BadNode(uapi::SCHED_HINT_MAX_NODES))]
+        );
+        assert_eq!(
+            sink.apply(&[set(7, Some(1)), set(8, Some(65)), set(9, None)]),
+            vec![
+                Err(ApplyError::BadNode(1)),
+                Err(unsupported.clone()),
+                Err(unsupported.clone())
+            ]
+        );
+        assert_eq!(sink.apply(&[set(8, Some(0))]), vec![Err(unsupported)]);
     }
 
     #[test]
