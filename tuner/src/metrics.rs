@@ -13,34 +13,16 @@ use tokio::sync::watch;
 
 use crate::hint::{HintClass, Step};
 
-/// Why a write failed, for the error counters.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum WriteError {
-    Gone,
-    Permission,
-    Node,
-    Invalid,
-    Other,
-}
-
-impl WriteError {
-    const ALL: [WriteError; 5] = [
-        WriteError::Gone,
-        WriteError::Permission,
-        WriteError::Node,
-        WriteError::Invalid,
-        WriteError::Other,
-    ];
-
-    fn as_str(self) -> &'static str {
-        match self {
-            WriteError::Gone => "gone",
-            WriteError::Permission => "permission",
-            WriteError::Node => "node",
-            WriteError::Invalid => "invalid",
-            WriteError::Other => "other",
-        }
-    }
+/// The `kind` labels of `tuner_write_errors_total`, in the order they are rendered. A failed
+/// write is an `apply::ApplyError`, and `ApplyError::metric_kind` names its label: the
+/// causes are labels of a counter here, not a second error type.
+pub mod write_kind {
+    pub const GONE: &str = "gone";
+    pub const PERMISSION: &str = "permission";
+    pub const NODE: &str = "node";
+    pub const INVALID: &str = "invalid";
+    pub const OTHER: &str = "other";
+    pub const ALL: [&str; 5] = [GONE, PERMISSION, NODE, INVALID, OTHER];
 }
 
 /// Writes one more section of the Prometheus text.
@@ -69,6 +51,12 @@ pub struct Metrics {
     pub reload_errors: AtomicU64,
     /// More sections for [`Metrics::render`]: the LLM classifier's own counters.
     renderers: Mutex<Vec<Renderer>>,
+}
+
+fn write_kind_index(kind: &str) -> usize {
+    let index = write_kind::ALL.iter().position(|k| *k == kind);
+    debug_assert!(index.is_some(), "unknown write error kind {kind:?}");
+    index.unwrap_or(write_kind::ALL.len() - 1)
 }
 
 fn add(c: &AtomicU64, n: u64) {
@@ -106,21 +94,14 @@ impl Metrics {
         }
     }
 
-    pub fn write_error(&self, kind: WriteError) {
-        let i = WriteError::ALL
-            .iter()
-            .position(|k| *k == kind)
-            .expect("known kind");
-        add(&self.write_errors[i], 1);
+    /// Counts a failed write under `kind`, one of [`write_kind::ALL`] (`other` for any else).
+    pub fn write_error(&self, kind: &str) {
+        add(&self.write_errors[write_kind_index(kind)], 1);
     }
 
     #[cfg(test)]
-    pub fn write_errors_of(&self, kind: WriteError) -> u64 {
-        let i = WriteError::ALL
-            .iter()
-            .position(|k| *k == kind)
-            .expect("known kind");
-        self.write_errors[i].load(Ordering::Relaxed)
+    pub fn write_errors_of(&self, kind: &str) -> u64 {
+        self.write_errors[write_kind_index(kind)].load(Ordering::Relaxed)
     }
 
     /// Appends `f`'s output to every rendering.
@@ -257,11 +238,10 @@ impl Metrics {
             "# HELP tuner_write_errors_total Failed writes, by cause."
         );
         let _ = writeln!(out, "# TYPE tuner_write_errors_total counter");
-        for (i, kind) in WriteError::ALL.iter().enumerate() {
+        for (i, kind) in write_kind::ALL.iter().enumerate() {
             let _ = writeln!(
                 out,
-                "tuner_write_errors_total{{kind=\"{}\"}} {}",
-                kind.as_str(),
+                "tuner_write_errors_total{{kind=\"{kind}\"}} {}",
                 get(&self.write_errors[i])
             );
         }
@@ -348,7 +328,7 @@ mod tests {
         m.decision(Some(Step::Rule));
         m.decision(Some(Step::Rule));
         m.decision(None);
-        m.write_error(WriteError::Permission);
+        m.write_error(write_kind::PERMISSION);
         let text = m.render();
         assert!(text.contains("# TYPE tuner_scans_total counter\ntuner_scans_total 1\n"));
         assert!(text.contains("tuner_decisions_total{step=\"rule\"} 2\n"));

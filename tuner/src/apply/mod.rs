@@ -24,7 +24,7 @@ use serde::Serialize;
 
 use crate::config::{Backend, Config};
 use crate::hint::{Hint, HintClass, HintSource};
-use crate::metrics::Metrics;
+use crate::metrics::{write_kind, Metrics};
 use crate::observe::{OwnWrite, Topology};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
@@ -84,6 +84,21 @@ pub enum ApplyError {
     },
     #[error("{0}")]
     Unsupported(String),
+}
+
+impl ApplyError {
+    /// The `kind` label this failure is counted under in `tuner_write_errors_total`.
+    pub fn metric_kind(&self) -> &'static str {
+        match self {
+            ApplyError::NoSuchTask(_) => write_kind::GONE,
+            ApplyError::PermissionDenied(_) => write_kind::PERMISSION,
+            ApplyError::BadNode(_) => write_kind::NODE,
+            ApplyError::Invalid(_) => write_kind::INVALID,
+            ApplyError::DeviceMissing(_) | ApplyError::Os { .. } | ApplyError::Unsupported(_) => {
+                write_kind::OTHER
+            }
+        }
+    }
 }
 
 /// A hint as the kernel reports it back.
@@ -244,6 +259,29 @@ mod tests {
         std::fs::write(&dev, "").unwrap();
         assert_eq!(resolve(Backend::Auto, &dev), Backend::Ioctl);
         assert_eq!(resolve(Backend::DryRun, &dev), Backend::DryRun);
+    }
+
+    #[test]
+    fn each_error_is_counted_under_its_own_kind() {
+        let kinds = [
+            (ApplyError::NoSuchTask(1), "gone"),
+            (ApplyError::PermissionDenied(String::new()), "permission"),
+            (ApplyError::BadNode(1), "node"),
+            (ApplyError::Invalid(String::new()), "invalid"),
+            (ApplyError::DeviceMissing(PathBuf::new()), "other"),
+            (
+                ApplyError::Os {
+                    op: "test",
+                    errno: nix::errno::Errno::EIO,
+                },
+                "other",
+            ),
+            (ApplyError::Unsupported(String::new()), "other"),
+        ];
+        for (e, kind) in kinds {
+            assert_eq!(e.metric_kind(), kind, "{e:?}");
+            assert!(write_kind::ALL.contains(&kind));
+        }
     }
 
     #[test]

@@ -18,7 +18,7 @@ use crate::classify::{self, Decision, Inputs, Verdict};
 use crate::config::rules::RuleSet;
 use crate::config::Config;
 use crate::hint::{Hint, HintClass, HintSource, Step};
-use crate::metrics::{Metrics, WriteError};
+use crate::metrics::Metrics;
 use crate::observe::rates::RateTracker;
 use crate::observe::snapshot::Snapshot;
 use crate::observe::{CpuTime, OwnWrite, ProcKey, ProcObs};
@@ -604,19 +604,13 @@ impl Engine {
                 };
             }
         }
-        if gone > 0 {
-            for _ in 0..gone {
-                self.metrics.write_error(WriteError::Gone);
+        for e in results.iter().filter_map(|r| r.as_ref().err()) {
+            if matches!(e, ApplyError::NoSuchTask(_)) {
+                self.metrics.write_error(e.metric_kind());
             }
         }
         if let Some(e) = failure {
-            let kind = match e {
-                ApplyError::PermissionDenied(_) => WriteError::Permission,
-                ApplyError::BadNode(_) => WriteError::Node,
-                ApplyError::Invalid(_) => WriteError::Invalid,
-                _ => WriteError::Other,
-            };
-            self.metrics.write_error(kind);
+            self.metrics.write_error(e.metric_kind());
             tracing::warn!(pid = w.key.0, error = %e, "hint write failed; retried in {BACKOFF_SCANS} scans");
             self.procs.entry(w.key).or_default().backoff_until = Some(snap.scan_no + BACKOFF_SCANS);
             rows[w.row].action = Action::Failed;

@@ -9,6 +9,7 @@ use super::*;
 use crate::app::App;
 use crate::apply::recording::RecordingSink;
 use crate::clock::ManualClock;
+use crate::metrics::write_kind;
 use crate::observe::snapshot::{NumaRead, Observer};
 use crate::observe::synthetic::{Profile, SyntheticHost};
 
@@ -183,11 +184,11 @@ fn failed_writes_back_off_and_are_counted() {
         .insert(500, ApplyError::PermissionDenied("nope".into()));
     let report = rig.pass();
     assert_eq!(rows(&report)[&500].action, Action::Failed);
-    assert_eq!(rig.metrics.write_errors_of(WriteError::Permission), 1);
+    assert_eq!(rig.metrics.write_errors_of(write_kind::PERMISSION), 1);
     let report = rig.pass();
     assert_eq!(rows(&report)[&500].action, Action::Backoff);
     assert_eq!(
-        rig.metrics.write_errors_of(WriteError::Permission),
+        rig.metrics.write_errors_of(write_kind::PERMISSION),
         1,
         "no retry during backoff"
     );
@@ -199,7 +200,7 @@ fn vanished_processes_are_forgotten_not_errors() {
     rig.sink.fail.insert(600, ApplyError::NoSuchTask(600));
     let report = rig.pass();
     assert_ne!(rows(&report)[&600].action, Action::Failed);
-    assert_eq!(rig.metrics.write_errors_of(WriteError::Gone), 1);
+    assert_eq!(rig.metrics.write_errors_of(write_kind::GONE), 1);
     assert_eq!(
         rig.engine.applied_count(),
         5,
