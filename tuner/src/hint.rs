@@ -192,6 +192,26 @@ impl Hint {
     }
 }
 
+/// A hint as a backend reads it back from a task (`tuner hint get`), not one to write.
+///
+/// Only [`Hint`] goes from the engine to the sinks. This is the other direction, and it says
+/// different things, so it is a type of its own: the source may be unknown (the stock backend
+/// records none, a newer kernel may report a number this build does not know), `ttl_ms` is
+/// the time left rather than the lifetime asked for, and `generation` is the kernel's count of
+/// writes. Its JSON is `tuner hint get --json`'s `hint` object.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct KernelHint {
+    pub class: HintClass,
+    pub node: Option<u32>,
+    pub strict: bool,
+    pub inherit: bool,
+    /// `None`: unknown to this build, or not reported.
+    pub source: Option<HintSource>,
+    /// Milliseconds left, 0 for no expiry.
+    pub ttl_ms: u64,
+    pub generation: u64,
+}
+
 /// Which step decided.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, PartialOrd, Ord)]
 #[serde(rename_all = "lowercase")]

@@ -1,7 +1,8 @@
 //! The dry-run backend: logs each operation, changes nothing.
 
-use super::{describe, ApplyError, HintOp, HintSink, KernelHint, Target};
+use super::{describe, ApplyError, HintOp, HintSink, Target};
 use crate::config::Backend;
+use crate::hint::KernelHint;
 
 pub struct DryRunSink {
     ttl: bool,

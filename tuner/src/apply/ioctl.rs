@@ -7,9 +7,9 @@ use std::path::Path;
 
 use nix::errno::Errno;
 
-use super::{ApplyError, HintOp, HintSink, KernelHint, Scope, Target};
+use super::{ApplyError, HintOp, HintSink, Scope, Target};
 use crate::config::Backend;
-use crate::hint::{Hint, HintClass, HintSource};
+use crate::hint::{Hint, HintClass, HintSource, KernelHint};
 use crate::observe::{OwnWrite, Topology};
 use crate::sys::Device;
 use crate::uapi::{self, sched_hint, sched_hint_info};

@@ -8,7 +8,8 @@
 //! - [`dry_run::DryRunSink`]: logs what would be written;
 //! - `recording::RecordingSink` (unit tests only): remembers every operation.
 //!
-//! [`open`] picks one: `auto` is the device when it exists, else stock.
+//! [`open`] picks one: `auto` is the device when it exists, else stock. Ops carry a
+//! [`Hint`]; [`HintSink::get`] reads back a [`KernelHint`] (both in [`crate::hint`]).
 
 pub mod dry_run;
 pub mod ioctl;
@@ -23,7 +24,7 @@ use std::sync::Arc;
 use serde::Serialize;
 
 use crate::config::{Backend, Config};
-use crate::hint::{Hint, HintClass, HintSource};
+use crate::hint::{Hint, KernelHint};
 use crate::metrics::{write_kind, Metrics};
 use crate::observe::{OwnWrite, Topology};
 
@@ -99,20 +100,6 @@ impl ApplyError {
             }
         }
     }
-}
-
-/// A hint as the kernel reports it back.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct KernelHint {
-    pub class: HintClass,
-    pub node: Option<u32>,
-    pub strict: bool,
-    pub inherit: bool,
-    /// `None`: unknown to this build, or not reported.
-    pub source: Option<HintSource>,
-    /// Milliseconds left, 0 for no expiry.
-    pub ttl_ms: u64,
-    pub generation: u64,
 }
 
 pub trait HintSink: Send {

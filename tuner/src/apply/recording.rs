@@ -3,9 +3,9 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
-use super::{ApplyError, HintOp, HintSink, KernelHint, Target};
+use super::{ApplyError, HintOp, HintSink, Target};
 use crate::config::Backend;
-use crate::hint::Hint;
+use crate::hint::{Hint, KernelHint};
 use crate::observe::{OwnWrite, Topology};
 
 #[derive(Clone, Default)]

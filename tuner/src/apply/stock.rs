@@ -12,9 +12,9 @@ use std::thread::JoinHandle;
 use nix::errno::Errno;
 use nix::unistd::Pid;
 
-use super::{ApplyError, HintOp, HintSink, KernelHint, Target};
+use super::{ApplyError, HintOp, HintSink, Target};
 use crate::config::{Backend, MigrateMode, StockClass, StockConfig, StockPolicy};
-use crate::hint::{Hint, HintClass};
+use crate::hint::{Hint, HintClass, KernelHint};
 use crate::metrics::Metrics;
 use crate::observe::{CpuSet, OwnWrite, Topology};
 use crate::sys;

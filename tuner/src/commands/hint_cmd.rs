@@ -4,11 +4,11 @@ use std::path::Path;
 use std::sync::Arc;
 
 use crate::app;
-use crate::apply::{self, HintOp, HintSink, KernelHint, Scope, Target};
+use crate::apply::{self, HintOp, HintSink, Scope, Target};
 use crate::cli::{HintSetArgs, HintTargetArgs};
 use crate::config::{Backend, Config};
 use crate::error::Error;
-use crate::hint::{Hint, HintSource};
+use crate::hint::{Hint, HintSource, KernelHint};
 use crate::metrics::Metrics;
 use crate::observe::procfs::ProcfsSource;
 use crate::observe::sysfs::SysfsSource;
