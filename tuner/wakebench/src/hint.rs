@@ -91,13 +91,15 @@ pub fn setter_for(path: &Path, classes: &[HintClass]) -> Result<Box<dyn ClassSet
     }
 }
 
-/// Remembers every call; fails the `fail_at`-th one (0-based) when set. For tests.
+/// Remembers every call; fails the `fail_at`-th one (0-based) when set. Unit tests only.
+#[cfg(test)]
 #[derive(Debug, Default)]
 pub struct RecordingSetter {
     pub calls: Vec<(i32, HintClass)>,
     pub fail_at: Option<usize>,
 }
 
+#[cfg(test)]
 impl ClassSetter for RecordingSetter {
     fn set_thread_class(&mut self, tid: i32, class: HintClass) -> Result<(), HintError> {
         if self.fail_at == Some(self.calls.len()) {
