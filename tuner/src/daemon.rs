@@ -244,7 +244,7 @@ mod tests {
 
     use super::*;
     use crate::app::{self, App};
-    use crate::apply::recording::RecordingSink;
+    use crate::apply::recording::{self, RecordingSink};
     use crate::apply::HintOp;
     use crate::classify::external::{ExternalFuture, ProcFacts};
 
@@ -301,13 +301,9 @@ mod tests {
         panic!("timed out waiting for {what}");
     }
 
+    /// The pids set so far, each once (the daemon's passes set some again).
     fn set_pids(ops: &[HintOp]) -> Vec<i32> {
-        let mut v: Vec<i32> = ops
-            .iter()
-            .filter(|o| matches!(o, HintOp::Set { .. }))
-            .map(|o| o.target().pid)
-            .collect();
-        v.sort();
+        let mut v = recording::set_pids(ops);
         v.dedup();
         v
     }

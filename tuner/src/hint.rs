@@ -254,6 +254,19 @@ impl Step {
     }
 }
 
+/// A hint of `class` from `source`: no node, inherited, no expiry. For unit tests.
+#[cfg(test)]
+pub fn test_hint(class: HintClass, source: HintSource) -> Hint {
+    Hint {
+        class,
+        node: None,
+        strict: false,
+        inherit: true,
+        ttl_ms: 0,
+        source,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -286,6 +286,7 @@ impl HintSink for IoctlSink {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::hint::test_hint;
 
     #[test]
     fn uapi_round_trip() {
@@ -382,12 +383,8 @@ mod tests {
                 scope: Scope::Process,
             },
             hint: Hint {
-                class: HintClass::Batch,
                 node,
-                strict: false,
-                inherit: true,
-                ttl_ms: 0,
-                source: HintSource::Rule,
+                ..test_hint(HintClass::Batch, HintSource::Rule)
             },
             tids: vec![pid],
         }

@@ -94,3 +94,14 @@ impl HintSink for RecordingSink {
         self.kernel_like.then_some(OwnWrite::Kernel)
     }
 }
+
+/// The pids that `ops` set a hint on, sorted (a pid set twice is there twice).
+pub fn set_pids(ops: &[HintOp]) -> Vec<i32> {
+    let mut v: Vec<i32> = ops
+        .iter()
+        .filter(|o| matches!(o, HintOp::Set { .. }))
+        .map(|o| o.target().pid)
+        .collect();
+    v.sort();
+    v
+}

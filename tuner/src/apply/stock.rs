@@ -331,7 +331,7 @@ impl HintSink for StockSink {
 mod tests {
     use super::*;
     use crate::config::Config;
-    use crate::hint::HintSource;
+    use crate::hint::{test_hint, HintSource};
 
     #[test]
     fn classes_map_to_attributes() {
@@ -358,14 +358,7 @@ mod tests {
         let tid = nix::unistd::gettid().as_raw();
         let before = sys::sched_getattr(tid).unwrap();
         let mut sink = StockSink::new(Config::default().stock, None);
-        let hint = Hint {
-            class: HintClass::Batch,
-            node: None,
-            strict: false,
-            inherit: true,
-            ttl_ms: 0,
-            source: HintSource::Admin,
-        };
+        let hint = test_hint(HintClass::Batch, HintSource::Admin);
         let t = Target {
             pid: tid,
             scope: super::super::Scope::Thread,
@@ -397,14 +390,7 @@ mod tests {
     #[test]
     fn vanished_tasks_are_no_such_task() {
         let mut sink = StockSink::new(Config::default().stock, None);
-        let hint = Hint {
-            class: HintClass::Batch,
-            node: None,
-            strict: false,
-            inherit: true,
-            ttl_ms: 0,
-            source: HintSource::Rule,
-        };
+        let hint = test_hint(HintClass::Batch, HintSource::Rule);
         let t = Target {
             pid: i32::MAX - 1,
             scope: super::super::Scope::Process,

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use super::*;
 use crate::app::App;
-use crate::apply::recording::RecordingSink;
+use crate::apply::recording::{set_pids, RecordingSink};
 use crate::clock::ManualClock;
 use crate::metrics::write_kind;
 use crate::observe::snapshot::{NumaRead, Observer};
@@ -66,16 +66,6 @@ impl Rig {
 
 fn rows(report: &PassReport) -> HashMap<i32, &Row> {
     report.rows.iter().map(|r| (r.pid, r)).collect()
-}
-
-fn set_pids(ops: &[HintOp]) -> Vec<i32> {
-    let mut v: Vec<i32> = ops
-        .iter()
-        .filter(|o| matches!(o, HintOp::Set { .. }))
-        .map(|o| o.target().pid)
-        .collect();
-    v.sort();
-    v
 }
 
 #[test]

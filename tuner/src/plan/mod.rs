@@ -157,6 +157,33 @@ impl Planner {
         Self::default()
     }
 
+    /// Puts `c` on `node` outright (an admin's node, a spread instance): it takes capacity
+    /// there, and its node state starts over at `node`.
+    fn place(
+        &mut self,
+        c: &Candidate<'_>,
+        node: u32,
+        reason: String,
+        cap: &mut Capacity,
+        out: &mut HashMap<ProcKey, NodePlan>,
+    ) {
+        cap.take(node, c.proc);
+        self.state.insert(
+            c.proc.key(),
+            NodeState {
+                current: Some(node),
+                ..Default::default()
+            },
+        );
+        out.insert(
+            c.proc.key(),
+            NodePlan {
+                node: Some(node),
+                reason,
+            },
+        );
+    }
+
     pub fn plan(
         &mut self,
         cands: &[Candidate<'_>],
@@ -195,23 +222,10 @@ impl Planner {
         let w = f64::from(cfg.cpu_weight_pct) / 100.0;
 
         // Admin-fixed nodes first: they take capacity before anyone else.
-        for c in cands.iter().filter(|c| c.decision.node.is_some()) {
-            let node = c.decision.node.expect("filtered");
-            cap.take(node, c.proc);
-            self.state.insert(
-                c.proc.key(),
-                NodeState {
-                    current: Some(node),
-                    ..Default::default()
-                },
-            );
-            out.insert(
-                c.proc.key(),
-                NodePlan {
-                    node: Some(node),
-                    reason: "admin".into(),
-                },
-            );
+        for c in cands {
+            if let Some(node) = c.decision.node {
+                self.place(c, node, "admin".into(), &mut cap, &mut out);
+            }
         }
 
         // Server instances, one per node.
@@ -273,22 +287,8 @@ impl Planner {
                 }
                 let total = members.len();
                 for (i, c) in members.iter().enumerate() {
-                    let node = placed[&c.proc.key()];
-                    cap.take(node, c.proc);
-                    self.state.insert(
-                        c.proc.key(),
-                        NodeState {
-                            current: Some(node),
-                            ..Default::default()
-                        },
-                    );
-                    out.insert(
-                        c.proc.key(),
-                        NodePlan {
-                            node: Some(node),
-                            reason: format!("spread {}/{total} of {rule}", i + 1),
-                        },
-                    );
+                    let reason = format!("spread {}/{total} of {rule}", i + 1);
+                    self.place(c, placed[&c.proc.key()], reason, &mut cap, &mut out);
                 }
             }
         }
