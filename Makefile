@@ -10,7 +10,7 @@ help:
 	@echo "make kernel-baseline build the same base and config without the series"
 	@echo "make module          build kernel-rust/sched_hint against the patched kernel"
 	@echo "make vm-test         boot the patched kernel with 2 NUMA nodes and run the guest tests"
-	@echo "make vm-test-debug   the same on the KASAN/lockdep kernel, with 100,000 fuzzed ioctls"
+	@echo "make vm-test-debug   the same on the KASAN/lockdep kernel, with 300,000 fuzzed ioctls"
 	@echo "make bench           patched vs baseline benchmarks, results/bench/"
 	@echo "make series          export the kernel work tree's 'dev' branch to patches/"
 

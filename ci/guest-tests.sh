@@ -4,7 +4,7 @@
 # non-zero when any check failed. Inputs from the environment: SH_PHASE (functional: the ABI,
 # module and tuner checks; sched: the scheduling-behaviour tests, run in a guest with
 # instruction-counted time; baseline: those tests on the unpatched kernel, no module;
-# races: the user-memory race tests, in a guest with a host thread per vCPU), SH_MODULE
+# races: the race tests, in a guest with a host thread per vCPU), SH_MODULE
 # (sched_hint.ko), SH_SELFTESTS (folder of test binaries), SH_TUNER (tuner binary,
 # optional), SH_FUZZ_CALLS, SH_INJECT_FAIL (1: add a check that fails, to prove the host
 # notices).
@@ -132,6 +132,10 @@ functional)
 	check module_load load_module
 	check selftest_ioctl run_selftest sched_hint_ioctl
 	check selftest_adversarial run_selftest sched_hint_adversarial
+	check selftest_ioctl_32bit run_selftest sched_hint_ioctl32
+	check selftest_abi_this_header run_selftest sched_hint_abi
+	check selftest_abi_grown_header run_selftest sched_hint_abi_next
+	check selftest_permission_matrix run_selftest sched_hint_perm
 	check module_unload_with_active_hints unload_with_active_hints
 	check ioctl_fuzz fuzz
 	check ioctl_bench "$SH_SELFTESTS/sched_hint_bench" 500
@@ -146,8 +150,8 @@ sched)
 	;;
 races)
 	check module_load load_module
-	check selftest_user_memory_races "$SH_SELFTESTS/sched_hint_adversarial" \
-		-t size_flip_during_get_writes_no_more_than_read
+	check selftest_races "$SH_SELFTESTS/sched_hint_adversarial" \
+		-t class_row_writers_lose_nothing -t get_process_scope_races_exec_and_exit
 	;;
 baseline)
 	check numa_nodes numa_nodes

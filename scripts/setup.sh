@@ -30,7 +30,7 @@ DEB_PKGS=(
 	build-essential flex bison bc libelf-dev libssl-dev cpio kmod xz-utils zstd rsync
 	rustc-web rust-web-src clang-19 lld-19 llvm-19 libclang-19-dev
 	qemu-system-x86 busybox-static rt-tests linux-perf
-	python3-venv curl ca-certificates unzip jq iproute2 shellcheck
+	python3-venv curl ca-certificates unzip jq iproute2 shellcheck gcc-multilib
 )
 
 install_debs() {

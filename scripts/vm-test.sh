@@ -12,11 +12,11 @@ usage: scripts/vm-test.sh [--debug] [--baseline] [--no-build] [--inject-failure]
   thread for all vCPUs as the jump-label kernel needs, see vm-run.sh), once for the
   scheduling-behaviour tests with instruction-counted guest time (-icount), whose timings
   do not depend on host load.
-  --races           a third boot for the user-memory race tests with a host thread per
+  --races           a third boot for the race tests (class rows, exec) with a host thread per
                     vCPU: on one thread the vCPUs take turns too seldom for a race to
                     land. Not in make test: such a guest can die with "Oops: int3" while
                     the kernel patches its own static keys at boot (it did, once).
-  --debug           use the debug kernel (KASAN, lockdep) and fuzz 100,000 ioctls, with
+  --debug           use the debug kernel (KASAN, lockdep) and fuzz 300,000 ioctls, with
                     -icount for the functional phase too (the script says why)
   --baseline        run the scheduling tests on the unpatched kernel instead (hinted cases skip)
   --no-build        use what is already built
@@ -40,7 +40,7 @@ while (($#)); do
 	shift
 done
 flavour_args=() fuzz_calls=20000 suffix=
-((debug)) && flavour_args=(--debug) fuzz_calls=100000 suffix=-debug
+((debug)) && flavour_args=(--debug) fuzz_calls=300000 suffix=-debug
 ((baseline)) && flavour_args=(--baseline) suffix=-baseline
 out=${out:-$SH_ROOT/results/vm-test$suffix}
 

@@ -1,52 +1,92 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! The ioctls of `/dev/sched_hint`: argument copying, checking and dispatch.
+//! The ioctls of `/dev/sched_hint`: command decoding, argument copying, checking and dispatch.
 //!
-//! Every struct is size-versioned: `size` first, `copy_struct_from_user()` semantics, and on
-//! `E2BIG` the size the kernel knows is written back into the caller's `size` field.
+//! The commands are extensible the way `PIDFD_GET_INFO` is: the kernel matches the command
+//! number, type and direction, and takes the size of the caller's struct from the command
+//! (`_IOC_SIZE`), so a program built against a newer header, with a bigger struct, reaches the
+//! same ioctl. A shorter struct than the kernel's is zero-extended; a longer one is accepted when
+//! its unknown tail is zero, else `E2BIG`, and the kernel writes the size it knows into the
+//! caller's `size` field. The `size` field must equal the command's size.
 
 use core::mem::size_of;
 
 use kernel::{
-    ioctl::_IOWR,
+    ioctl::{
+        _IOC_DIR,
+        _IOC_NR,
+        _IOC_SIZE,
+        _IOC_TYPE,
+        _IOWR, //
+    },
+    page::PAGE_SIZE,
     prelude::*,
-    sched_hint::{self, Attr, Scope},
-    transmute::AsBytes,
-    uaccess::{UserPtr, UserSlice},
+    sched_hint::{
+        self,
+        Attr,
+        Scope, //
+    },
+    sync::aref::ARef,
+    task::Task,
+    transmute::{
+        AsBytes,
+        FromBytes, //
+    },
+    uaccess::{
+        copy_struct_from_user,
+        copy_struct_to_user,
+        UserPtr,
+        UserSlice, //
+    },
     uapi,
 };
 
-use crate::stats;
+use crate::{
+    batch,
+    stats, //
+};
 
 const MAGIC: u32 = uapi::SCHED_HINT_IOC_MAGIC;
-pub(crate) const GET_INFO: u32 = _IOWR::<uapi::sched_hint_info>(MAGIC, 0x00);
-pub(crate) const SET: u32 = _IOWR::<uapi::sched_hint>(MAGIC, 0x01);
-pub(crate) const GET: u32 = _IOWR::<uapi::sched_hint>(MAGIC, 0x02);
-pub(crate) const CLEAR: u32 = _IOWR::<uapi::sched_hint>(MAGIC, 0x03);
-pub(crate) const SET_BATCH: u32 = _IOWR::<uapi::sched_hint_batch>(MAGIC, 0x04);
+// The commands as the first header published them; only their number, type and direction are
+// matched.
+const GET_INFO: u32 = _IOWR::<uapi::sched_hint_info>(MAGIC, 0x00);
+const SET: u32 = _IOWR::<uapi::sched_hint>(MAGIC, 0x01);
+const GET: u32 = _IOWR::<uapi::sched_hint>(MAGIC, 0x02);
+const CLEAR: u32 = _IOWR::<uapi::sched_hint>(MAGIC, 0x03);
+const SET_BATCH: u32 = _IOWR::<uapi::sched_hint_batch>(MAGIC, 0x04);
 
-const HINT_VER0: usize = uapi::SCHED_HINT_SIZE_VER0 as usize;
+pub(crate) const HINT_VER0: usize = uapi::SCHED_HINT_SIZE_VER0 as usize;
 const INFO_VER0: usize = uapi::SCHED_HINT_INFO_SIZE_VER0 as usize;
-const BATCH_VER0: usize = uapi::SCHED_HINT_BATCH_SIZE_VER0 as usize;
+pub(crate) const BATCH_VER0: usize = uapi::SCHED_HINT_BATCH_SIZE_VER0 as usize;
 
-/// Runs one ioctl. Unknown commands are `ENOTTY`.
-pub(crate) fn dispatch(cmd: u32, arg: usize) -> Result<isize> {
-    let arg = UserPtr::from_addr(arg);
-    match cmd {
-        GET_INFO => get_info(arg),
-        SET => set(arg),
-        GET => get(arg),
-        CLEAR => clear(arg),
-        SET_BATCH => set_batch(arg),
-        _ => Err(ENOTTY),
-    }
-    .map(|()| 0)
+/// The size of the caller's struct when `cmd` is `known` at some size of at least `min_size`,
+/// as the C `extensible_ioctl_valid()` decides.
+fn extensible_size(cmd: u32, known: u32, min_size: usize) -> Option<usize> {
+    let same = _IOC_DIR(cmd) == _IOC_DIR(known)
+        && _IOC_TYPE(cmd) == _IOC_TYPE(known)
+        && _IOC_NR(cmd) == _IOC_NR(known);
+    let size = _IOC_SIZE(cmd);
+    (same && size >= min_size).then_some(size)
 }
 
-/// Reads the `size` field that every struct starts with.
-fn user_size(arg: UserPtr) -> Result<usize> {
-    let size: u32 = UserSlice::new(arg, size_of::<u32>()).reader().read()?;
-    Ok(size as usize)
+/// Runs one ioctl. Unknown commands, and known ones with a size below the first published one,
+/// are `ENOTTY`.
+pub(crate) fn dispatch(cmd: u32, arg: usize) -> Result<isize> {
+    let arg = UserPtr::from_addr(arg);
+    let ret = if let Some(size) = extensible_size(cmd, SET, HINT_VER0) {
+        stats::outcome(set(arg, size))
+    } else if let Some(size) = extensible_size(cmd, GET, HINT_VER0) {
+        get(arg, size)
+    } else if let Some(size) = extensible_size(cmd, CLEAR, HINT_VER0) {
+        stats::outcome(clear(arg, size))
+    } else if let Some(size) = extensible_size(cmd, SET_BATCH, BATCH_VER0) {
+        stats::outcome(batch::set_batch(arg, size))
+    } else if let Some(size) = extensible_size(cmd, GET_INFO, INFO_VER0) {
+        get_info(arg, size)
+    } else {
+        Err(ENOTTY)
+    };
+    ret.map(|()| 0)
 }
 
 /// Writes the size of `T` that this kernel knows into the caller's `size` field, as every
@@ -56,178 +96,136 @@ fn write_known_size<T>(arg: UserPtr) -> Result {
     UserSlice::new(arg, size_of::<u32>()).writer().write(&known)
 }
 
-/// Copies a size-versioned struct in, with the size it was read with; on `E2BIG` tells the
-/// caller the size this kernel knows.
-///
-/// The size is read from user memory once: the copy's own `size` field may have been changed
-/// by another thread since, and is not used again.
-fn read_versioned<T: kernel::transmute::FromBytes>(
+/// Copies in a size-versioned struct of `user_size` bytes (the command's size) whose first field
+/// is its `size`, which must say the same.
+pub(crate) fn read_struct<T: FromBytes>(
     arg: UserPtr,
-    min_size: usize,
-) -> Result<(T, usize)> {
-    let usize = user_size(arg)?;
-    match sched_hint::copy_struct_from_user::<T>(arg, usize, min_size) {
+    user_size: usize,
+    size_field: impl Fn(&T) -> u32,
+) -> Result<T> {
+    if user_size > PAGE_SIZE {
+        write_known_size::<T>(arg)?;
+        return Err(E2BIG);
+    }
+    let value = match copy_struct_from_user::<T>(arg, user_size) {
         Err(e) if e == E2BIG => {
             write_known_size::<T>(arg)?;
-            Err(E2BIG)
+            return Err(E2BIG);
         }
-        Err(e) => Err(e),
-        Ok(value) => Ok((value, usize)),
+        other => other?,
+    };
+    if size_field(&value) as usize != user_size {
+        return Err(EINVAL);
     }
+    Ok(value)
 }
 
-/// Writes a struct back, no more bytes than the caller's struct holds (`usize`), and zeroes the
-/// part of a larger caller struct that this kernel does not know.
-fn write_versioned<T: AsBytes>(arg: UserPtr, usize: usize, value: &T) -> Result {
-    let bytes = value.as_bytes();
-    let n = usize.min(bytes.len());
-    let mut writer = UserSlice::new(arg, usize).writer();
-    writer.write_slice(&bytes[..n])?;
-    let zeros = [0u8; 64];
-    let mut left = usize - n;
-    while left > 0 {
-        let chunk = left.min(zeros.len());
-        writer.write_slice(&zeros[..chunk])?;
-        left -= chunk;
-    }
-    Ok(())
+/// Writes a struct back: no more than the caller's `user_size` bytes, and zeroes the part of a
+/// bigger caller struct that this kernel does not know.
+pub(crate) fn write_struct<T: AsBytes>(arg: UserPtr, user_size: usize, value: &T) -> Result {
+    copy_struct_to_user(arg, user_size, value).map(|_ignored_trailing| ())
 }
 
-fn read_hint(arg: UserPtr) -> Result<(uapi::sched_hint, usize)> {
-    let (hint, usize): (uapi::sched_hint, usize) = read_versioned(arg, HINT_VER0)?;
+fn read_hint(arg: UserPtr, user_size: usize) -> Result<uapi::sched_hint> {
+    let hint = read_struct(arg, user_size, |h: &uapi::sched_hint| h.size)?;
+    check_hint(&hint)?;
+    Ok(hint)
+}
+
+/// The checks of a `struct sched_hint` that do not depend on how it was copied in.
+pub(crate) fn check_hint(hint: &uapi::sched_hint) -> Result {
     if hint.__reserved.iter().any(|&r| r != 0) {
         return Err(EINVAL);
     }
-    Ok((hint, usize))
-}
-
-fn attr_of(hint: &uapi::sched_hint) -> Attr {
-    Attr {
-        class: hint.hint_class,
-        node: hint.node,
-        flags: hint.flags,
-        source: hint.source,
-        ttl_ms: hint.ttl_ms,
-    }
-}
-
-/// Validates and applies one hint; shared by SET and SET_BATCH.
-fn apply(hint: &uapi::sched_hint) -> Result<u64> {
-    let attr = attr_of(hint);
-    let scope = Scope::try_from(hint.scope)?;
-    // Check the hint before the target, so that a bad hint fails the same way for every pid.
-    sched_hint::validate(&attr)?;
-    let task = sched_hint::find_task(hint.target_type, hint.target)?;
-    sched_hint::set(&task, scope, &attr)
-}
-
-fn set(arg: UserPtr) -> Result {
-    stats::outcome((|| {
-        let (mut hint, usize) = read_hint(arg)?;
-        hint.generation = apply(&hint)?;
-        stats::count_set();
-        write_versioned(arg, usize, &hint)
-    })())
-}
-
-fn clear(arg: UserPtr) -> Result {
-    stats::outcome((|| {
-        let (mut hint, usize) = read_hint(arg)?;
-        let scope = Scope::try_from(hint.scope)?;
-        let task = sched_hint::find_task(hint.target_type, hint.target)?;
-        hint.generation = sched_hint::clear(&task, scope)?;
-        stats::count_cleared();
-        write_versioned(arg, usize, &hint)
-    })())
-}
-
-fn get(arg: UserPtr) -> Result {
-    let (mut hint, usize) = read_hint(arg)?;
-    let task = sched_hint::find_task(hint.target_type, hint.target)?;
-    let task = match Scope::try_from(hint.scope)? {
-        Scope::Thread => task,
-        Scope::Process => sched_hint::group_leader(&task),
-    };
-    let (attr, generation) = sched_hint::get(&task);
-    hint.hint_class = attr.class;
-    hint.node = attr.node;
-    hint.flags = attr.flags;
-    hint.source = attr.source;
-    hint.ttl_ms = attr.ttl_ms;
-    hint.generation = generation;
-    write_versioned(arg, usize, &hint)
-}
-
-fn get_info(arg: UserPtr) -> Result {
-    let usize = user_size(arg)?;
-    if usize < INFO_VER0 {
-        return Err(EINVAL);
-    }
-    if usize > kernel::page::PAGE_SIZE {
-        write_known_size::<uapi::sched_hint_info>(arg)?;
-        return Err(E2BIG);
-    }
-    let mut info: uapi::sched_hint_info = Default::default();
-    info.size = size_of::<uapi::sched_hint_info>() as u32;
-    info.abi_version = uapi::SCHED_HINT_ABI_VERSION;
-    info.nr_classes = uapi::SCHED_HINT_NR_CLASSES;
-    info.flags_supported = uapi::SCHED_HINT_F_ALL;
-    info.enabled = u32::from(sched_hint::is_enabled());
-    info.hint_size = size_of::<uapi::sched_hint>() as u32;
-    info.nr_node_ids = sched_hint::online_nodes(&mut info.node_mask);
-    write_versioned(arg, usize, &info)
-}
-
-/// The address of element `index` of a user array of `elem_size`-byte elements.
-fn element(base: u64, index: usize, elem_size: usize) -> Result<UserPtr> {
-    let offset = index.checked_mul(elem_size).ok_or(EINVAL)?;
-    let addr = usize::try_from(base)
-        .ok()
-        .and_then(|b| b.checked_add(offset))
-        .ok_or(EFAULT)?;
-    Ok(UserPtr::from_addr(addr))
-}
-
-/// One SET of a batch: the entry's own errors go into its result slot, counted as rejections.
-fn batch_entry(entry: UserPtr, entry_size: usize) -> Result {
-    let hint: uapi::sched_hint = sched_hint::copy_struct_from_user(entry, entry_size, HINT_VER0)?;
-    if hint.size as usize != entry_size || hint.__reserved.iter().any(|&r| r != 0) {
-        return Err(EINVAL);
-    }
-    apply(&hint)?;
     Ok(())
 }
 
-fn set_batch(arg: UserPtr) -> Result {
-    let (mut batch, usize): (uapi::sched_hint_batch, usize) = read_versioned(arg, BATCH_VER0)?;
-    if batch.__reserved.iter().any(|&r| r != 0) {
-        return Err(stats::reject(EINVAL));
-    }
-    let count = batch.count as usize;
-    let entry_size = batch.entry_size as usize;
-    if count > uapi::SCHED_HINT_BATCH_MAX as usize
-        || entry_size < HINT_VER0
-        || entry_size > kernel::page::PAGE_SIZE
-    {
-        return Err(stats::reject(EINVAL));
-    }
+/// A hint that passed every check that does not need the caller's permission, and its target.
+pub(crate) struct Checked {
+    task: ARef<Task>,
+    scope: Scope,
+    attr: Attr,
+}
 
-    let mut nr_ok = 0u32;
-    for i in 0..count {
-        let entry = element(batch.entries, i, entry_size)?;
-        let result: i32 = match stats::outcome(batch_entry(entry, entry_size)) {
-            Ok(()) => {
-                stats::count_set();
-                nr_ok += 1;
-                0
-            }
-            Err(e) => e.to_errno(),
-        };
-        let slot = element(batch.results, i, size_of::<i32>())?;
-        UserSlice::new(slot, size_of::<i32>())
-            .writer()
-            .write(&result)?;
+/// Checks a hint and finds its target. The hint is checked first, so that a bad hint fails the
+/// same way for every pid.
+pub(crate) fn check(hint: &uapi::sched_hint) -> Result<Checked> {
+    let attr = Attr::from_uapi(hint)?;
+    let scope = Scope::try_from(hint.scope)?;
+    sched_hint::validate(&attr)?;
+    let task = sched_hint::find_task(hint.target_type, hint.target)?;
+    Ok(Checked { task, scope, attr })
+}
+
+/// Applies a checked hint; returns the generation of the target's new hint.
+pub(crate) fn apply(checked: &Checked) -> Result<u64> {
+    sched_hint::set(&checked.task, checked.scope, &checked.attr)
+}
+
+/// The copy of a SET or CLEAR struct that is written back before the hint changes: the caller's
+/// struct with generation 0, which no hint ever has. Written first, it proves the struct
+/// writable, so a call that changed a hint never fails with `EFAULT`; should the write of the
+/// real generation then fail (another thread unmapped the struct meanwhile), the caller holds
+/// 0, not a generation that looks real.
+fn probe(arg: UserPtr, user_size: usize, hint: &uapi::sched_hint) -> Result {
+    let blank = uapi::sched_hint {
+        generation: 0,
+        ..*hint
+    };
+    write_struct(arg, user_size, &blank)
+}
+
+fn set(arg: UserPtr, user_size: usize) -> Result {
+    let mut hint = read_hint(arg, user_size)?;
+    let checked = check(&hint)?;
+    probe(arg, user_size, &hint)?;
+    hint.generation = apply(&checked)?;
+    stats::count_set();
+    // The hint is set: a write-back that fails now is not the call's failure (see `probe`).
+    let _ = write_struct(arg, user_size, &hint);
+    Ok(())
+}
+
+/// CLEAR: only the target fields and `scope` are used; the hint fields are ignored.
+fn clear(arg: UserPtr, user_size: usize) -> Result {
+    let mut hint = read_hint(arg, user_size)?;
+    let scope = Scope::try_from(hint.scope)?;
+    let task = sched_hint::find_task(hint.target_type, hint.target)?;
+    probe(arg, user_size, &hint)?;
+    hint.generation = sched_hint::clear(&task, scope)?;
+    stats::count_cleared();
+    // As for SET.
+    let _ = write_struct(arg, user_size, &hint);
+    Ok(())
+}
+
+fn get(arg: UserPtr, user_size: usize) -> Result {
+    let mut hint = read_hint(arg, user_size)?;
+    let scope = Scope::try_from(hint.scope)?;
+    let task = sched_hint::find_task(hint.target_type, hint.target)?;
+    let (attr, generation) = sched_hint::get(&task, scope)?;
+    attr.to_uapi(&mut hint);
+    hint.generation = generation;
+    write_struct(arg, user_size, &hint)
+}
+
+/// GET_INFO: only `size` and the reserved words are read; the rest of the struct is output.
+/// `size` is left as the caller set it, so that a program can send the same struct again.
+fn get_info(arg: UserPtr, user_size: usize) -> Result {
+    let input = read_struct(arg, user_size, |i: &uapi::sched_hint_info| i.size)?;
+    if input.__reserved.iter().any(|&r| r != 0) {
+        return Err(EINVAL);
     }
-    batch.nr_ok = nr_ok;
-    write_versioned(arg, usize, &batch)
+    let mut info = uapi::sched_hint_info {
+        size: input.size,
+        abi_version: uapi::SCHED_HINT_ABI_VERSION,
+        nr_classes: uapi::SCHED_HINT_NR_CLASSES,
+        flags_supported: uapi::SCHED_HINT_F_ALL,
+        enabled: u32::from(sched_hint::is_enabled()),
+        hint_size: size_of::<uapi::sched_hint>() as u32,
+        info_size: size_of::<uapi::sched_hint_info>() as u32,
+        ..Default::default()
+    };
+    info.nr_node_ids = sched_hint::online_nodes(&mut info.node_mask);
+    write_struct(arg, user_size, &info)
 }

@@ -5,7 +5,8 @@
 //! The misc device `/dev/sched_hint` lets a tuner give a task, or every thread of a process, a
 //! scheduling class and a preferred NUMA node; `/sys/kernel/sched_hint/` holds the kill switch,
 //! the per-class table and counters. Every argument is checked here and again by the scheduler;
-//! permissions mirror `sched_setattr()`. Unloading the module removes every hint.
+//! permissions mirror `sched_setattr()`, and `sched_setaffinity()` for a strict node. Unloading
+//! the module removes every hint.
 //!
 //! The ABI is `include/uapi/linux/sched_hint.h`; see
 //! `Documentation/userspace-api/sched_hint.rst`. From userspace:
@@ -42,11 +43,16 @@
 
 use kernel::{
     fs::File,
-    miscdevice::{MiscDevice, MiscDeviceOptions, MiscDeviceRegistration},
+    miscdevice::{
+        MiscDevice,
+        MiscDeviceOptions,
+        MiscDeviceRegistration, //
+    },
     prelude::*,
     sched_hint,
 };
 
+mod batch;
 mod ioctl;
 mod stats;
 mod sysfs_tree;

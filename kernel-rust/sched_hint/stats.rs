@@ -2,7 +2,11 @@
 
 //! Counters of what the device was asked to do, shown under `/sys/kernel/sched_hint/stats/`.
 
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::sync::atomic::{
+    AtomicU64,
+    Ordering, //
+};
+
 use kernel::prelude::*;
 
 /// Why a request was refused; one counter each.
@@ -12,7 +16,6 @@ pub(crate) enum Reject {
     TooBig,
     NoTask,
     Permission,
-    NoNode,
     Fault,
     BadFd,
     Disabled,
@@ -20,12 +23,11 @@ pub(crate) enum Reject {
 }
 
 impl Reject {
-    pub(crate) const ALL: [Reject; 9] = [
+    pub(crate) const ALL: [Reject; 8] = [
         Reject::Invalid,
         Reject::TooBig,
         Reject::NoTask,
         Reject::Permission,
-        Reject::NoNode,
         Reject::Fault,
         Reject::BadFd,
         Reject::Disabled,
@@ -38,7 +40,6 @@ impl Reject {
             e if e == E2BIG => Reject::TooBig,
             e if e == ESRCH => Reject::NoTask,
             e if e == EPERM => Reject::Permission,
-            e if e == ENODEV => Reject::NoNode,
             e if e == EFAULT => Reject::Fault,
             e if e == EBADF => Reject::BadFd,
             e if e == EOPNOTSUPP => Reject::Disabled,
@@ -53,7 +54,6 @@ impl Reject {
             Reject::TooBig => c"rejected_e2big",
             Reject::NoTask => c"rejected_esrch",
             Reject::Permission => c"rejected_eperm",
-            Reject::NoNode => c"rejected_enodev",
             Reject::Fault => c"rejected_efault",
             Reject::BadFd => c"rejected_ebadf",
             Reject::Disabled => c"rejected_eopnotsupp",
@@ -64,7 +64,7 @@ impl Reject {
 
 static SET: AtomicU64 = AtomicU64::new(0);
 static CLEARED: AtomicU64 = AtomicU64::new(0);
-static REJECTED: [AtomicU64; 9] = [const { AtomicU64::new(0) }; 9];
+static REJECTED: [AtomicU64; Reject::ALL.len()] = [const { AtomicU64::new(0) }; Reject::ALL.len()];
 
 pub(crate) fn count_set() {
     SET.fetch_add(1, Ordering::Relaxed);

@@ -6,13 +6,31 @@
 use core::fmt::Write;
 
 use kernel::{
+    new_mutex,
     prelude::*,
-    sched_hint::{self, ClassParams},
-    sysfs::{parse_u32, Attribute, AttributeOps, Dir, ShowBuffer},
+    sched_hint::{
+        self,
+        Class,
+        ClassParams, //
+    },
+    sync::{
+        Arc,
+        Mutex, //
+    },
+    sysfs::{
+        parse_u32,
+        Attribute,
+        AttributeOps,
+        Dir,
+        ShowBuffer, //
+    },
     uapi,
 };
 
-use crate::stats::{self, Reject};
+use crate::stats::{
+    self,
+    Reject, //
+};
 
 #[derive(Clone, Copy)]
 enum ClassField {
@@ -45,11 +63,15 @@ impl ClassField {
     }
 }
 
+/// Held while a class file reads its row, changes one field and writes the row back, so that
+/// two writers of one row cannot lose each other's change.
+type RowLock = Arc<Mutex<()>>;
+
 /// What one file shows, and what a write to it changes.
 enum File {
     Enabled,
     AbiVersion,
-    Class(u32, ClassField),
+    Class(Class, ClassField, RowLock),
     Set,
     Cleared,
     Rejected(Reject),
@@ -66,13 +88,15 @@ fn show_u64(out: &mut ShowBuffer<'_>, value: u64) -> Result {
 
 impl AttributeOps for File {
     fn show(&self, out: &mut ShowBuffer<'_>) -> Result {
-        let value = match *self {
+        let value = match self {
             File::Enabled => u64::from(sched_hint::is_enabled()),
             File::AbiVersion => u64::from(uapi::SCHED_HINT_ABI_VERSION),
-            File::Class(class, field) => u64::from(field.get(&sched_hint::class_params(class)?)),
+            File::Class(class, field, _) => {
+                u64::from(field.get(&sched_hint::class_params(*class)?))
+            }
             File::Set => stats::nr_set(),
             File::Cleared => stats::nr_cleared(),
-            File::Rejected(reason) => stats::nr_rejected(reason),
+            File::Rejected(reason) => stats::nr_rejected(*reason),
             File::Active => sched_hint::stats().nr_active,
             File::Expired => sched_hint::stats().nr_expired,
             File::Generation => sched_hint::stats().generation,
@@ -84,7 +108,7 @@ impl AttributeOps for File {
 
     fn store(&self, input: &[u8]) -> Result {
         let value = parse_u32(input)?;
-        match *self {
+        match self {
             File::Enabled => match value {
                 0 | 1 => {
                     sched_hint::set_enabled(value == 1);
@@ -92,11 +116,12 @@ impl AttributeOps for File {
                 }
                 _ => Err(EINVAL),
             },
-            File::Class(class, field) => {
+            File::Class(class, field, lock) => {
+                let _row = lock.lock();
                 // The scheduler validates the whole row; a refused write changes nothing.
-                let mut params = sched_hint::class_params(class)?;
+                let mut params = sched_hint::class_params(*class)?;
                 field.set(&mut params, value);
-                sched_hint::set_class_params(class, &params)
+                sched_hint::set_class_params(*class, &params)
             }
             _ => Err(EPERM),
         }
@@ -125,14 +150,12 @@ impl Tree {
         )?;
 
         let classes = root.new_child(c"classes")?;
-        for class in 1..uapi::SCHED_HINT_NR_CLASSES {
-            let name = sched_hint::class_name(class).ok_or(EINVAL)?;
-            let dir = classes.new_child(name)?;
+        let lock: RowLock = Arc::pin_init(new_mutex!(()), GFP_KERNEL)?;
+        for class in Class::HINTED {
+            let dir = classes.new_child(class.name())?;
             for (field, fname) in ClassField::ALL {
-                files.push(
-                    Attribute::new(&dir, fname, 0o644, File::Class(class, field))?,
-                    GFP_KERNEL,
-                )?;
+                let file = File::Class(class, field, lock.clone());
+                files.push(Attribute::new(&dir, fname, 0o644, file)?, GFP_KERNEL)?;
             }
             dirs.push(dir, GFP_KERNEL)?;
         }

@@ -7,11 +7,16 @@
  * on its fast paths; it never waits for userspace. The hints are set through
  * the misc device /dev/sched_hint with the ioctls below.
  *
- * Every struct starts with a __u32 size, like struct sched_attr: userspace
- * sets it to the size it was built with. A kernel that knows a larger struct
- * zero-fills the tail; a kernel that knows a smaller one accepts the call
- * only when the unknown tail is all zero, else fails with E2BIG and writes
- * the size it knows into the size field. Reserved fields must be zero.
+ * The ioctls are extensible: the kernel takes the size of the caller's
+ * struct from the command (_IOC_SIZE), so a program built against a newer
+ * header, whose struct grew, calls the same ioctl. A kernel that knows a
+ * larger struct zero-fills the tail; a kernel that knows a smaller one
+ * accepts the call only when the unknown tail is all zero, else fails with
+ * E2BIG and writes the size it knows into the size field. Every struct
+ * starts with a __u32 size, which must equal the command's size (EINVAL
+ * otherwise). Reserved fields must be zero. Every __u64 sits at a multiple
+ * of 8 and every struct grows in steps of 8 bytes, so that 32-bit and
+ * 64-bit programs share one layout.
  */
 #ifndef _UAPI_LINUX_SCHED_HINT_H
 #define _UAPI_LINUX_SCHED_HINT_H
@@ -99,16 +104,18 @@ struct sched_hint {
 
 /**
  * struct sched_hint_info - what the running kernel supports, for GET_INFO
- * @size:	in: sizeof as userspace knows it; out: sizeof as the kernel knows it
+ * @size:	sizeof as userspace knows it; left as it is, but for E2BIG
  * @abi_version: SCHED_HINT_ABI_VERSION
  * @nr_classes:	SCHED_HINT_NR_CLASSES
  * @flags_supported: SCHED_HINT_F_* the kernel understands
  * @enabled:	1 while hints are honoured, 0 after the kill switch
  * @nr_node_ids: one past the highest possible node id
  * @hint_size:	sizeof(struct sched_hint) as the kernel knows it
- * @__pad:	must be zero
- * @node_mask:	bitmap of online nodes (bit n of word n / 64)
+ * @info_size:	sizeof(struct sched_hint_info) as the kernel knows it
+ * @node_mask:	bitmap of the online nodes that have CPUs (bit n of word n / 64)
  * @__reserved:	must be zero
+ *
+ * Only @size and @__reserved are read; the rest is output.
  */
 struct sched_hint_info {
 	__u32	size;
@@ -118,7 +125,7 @@ struct sched_hint_info {
 	__u32	enabled;
 	__u32	nr_node_ids;
 	__u32	hint_size;
-	__u32	__pad;
+	__u32	info_size;
 	__u64	node_mask[SCHED_HINT_MAX_NODES / 64];
 	__u64	__reserved[4];
 };
@@ -138,8 +145,13 @@ struct sched_hint_info {
  * @nr_ok:	out: number of entries that were applied
  * @__reserved:	must be zero
  *
- * One bad entry does not stop the others; the call itself fails only when
- * the batch header or the arrays cannot be read or written.
+ * Before any entry is applied every @results slot is set to -ECANCELED
+ * (not attempted); a @results array that cannot be written fails the call
+ * with EFAULT and nothing applied. One bad entry, one that cannot be read
+ * (-EFAULT) included, does not stop the others. A slot that can no longer
+ * be written stops the batch (EFAULT; the entry of that slot was applied).
+ * Once entries have been attempted, @nr_ok is written back: the number of
+ * entries applied.
  */
 struct sched_hint_batch {
 	__u32	size;

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * Random ioctls on /dev/sched_hint: commands, sizes, flags, pointers, pids,
- * pidfds and nodes, valid and not, while threads come and go. The kernel
+ * Random ioctls on /dev/sched_hint: commands, command sizes, struct sizes,
+ * flags, pointers, pids, pidfds and nodes, valid and not, while threads
+ * come and go. The kernel
  * must answer each with a result, never a crash; the caller checks dmesg
  * for splats (KASAN, lockdep, WARN) afterwards.
  *
@@ -163,6 +164,10 @@ int main(int argc, char **argv)
 			random_hint((struct sched_hint *)buf, pidfd);
 			arg = random_ptr(buf);
 		}
+		/* The size in the command is the caller's struct size: vary it too. */
+		if (rnd() % 8 == 0)
+			cmd = _IOC(_IOC_DIR(cmd), _IOC_TYPE(cmd), _IOC_NR(cmd),
+				   rnd() % 2 ? rnd() % 256 : rnd() % (_IOC_SIZEMASK + 1));
 		ret = sh_ioctl(fd, cmd, arg);
 		if (!ret)
 			ok++;

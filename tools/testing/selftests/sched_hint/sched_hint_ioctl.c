@@ -15,6 +15,7 @@
 #include <signal.h>
 #include <stdatomic.h>
 #include <sys/mman.h>
+#include <sys/time.h>
 #include <sys/wait.h>
 
 #include "kselftest_harness.h"
@@ -38,25 +39,32 @@ FIXTURE_TEARDOWN(dev)
 	}
 }
 
+/* The struct of a program built against a header in which struct sched_hint_info grew. */
+struct sh_grown_info {
+	struct sched_hint_info info;
+	__u64 tail[8];
+};
+
+#define SH_IOC_GET_INFO_GROWN	_IOWR(SCHED_HINT_IOC_MAGIC, 0x00, struct sh_grown_info)
+
 TEST_F(dev, get_info)
 {
-	struct {
-		struct sched_hint_info info;
-		char tail[64];
-	} big;
 	struct sched_hint_info info;
+	struct sh_grown_info big;
 	int n;
 
+	/* Only size and the reserved words are read: the rest may hold anything. */
 	memset(&info, 0xff, sizeof(info));
+	memset(info.__reserved, 0, sizeof(info.__reserved));
 	info.size = sizeof(info);
 	ASSERT_EQ(0, sh_ioctl(self->fd, SCHED_HINT_IOC_GET_INFO, &info));
-	EXPECT_EQ(SCHED_HINT_INFO_SIZE_VER0, info.size);
+	EXPECT_EQ(sizeof(info), info.size);
+	EXPECT_EQ(SCHED_HINT_INFO_SIZE_VER0, info.info_size);
 	EXPECT_EQ(SCHED_HINT_ABI_VERSION, info.abi_version);
 	EXPECT_EQ(SCHED_HINT_NR_CLASSES, info.nr_classes);
 	EXPECT_EQ(SCHED_HINT_F_ALL, info.flags_supported);
 	EXPECT_EQ(SCHED_HINT_SIZE_VER0, info.hint_size);
 	EXPECT_EQ(1, info.enabled);
-	EXPECT_EQ(0, info.__pad);
 	EXPECT_EQ(0, info.__reserved[0]);
 	for (n = 0; n < 2; n++) {
 		cpu_set_t cpus;
@@ -66,12 +74,25 @@ TEST_F(dev, get_info)
 	}
 	EXPECT_FALSE(info.node_mask[0] & (1ULL << 63));
 
-	/* A larger struct: the unknown tail comes back zeroed. */
-	memset(&big, 0xab, sizeof(big));
+	/* The same struct again, as a program that keeps it would send it. */
+	ASSERT_EQ(0, sh_ioctl(self->fd, SCHED_HINT_IOC_GET_INFO, &info));
+
+	/* Reserved words are for inputs to come. */
+	info.__reserved[3] = 1;
+	EXPECT_EQ(-EINVAL, sh_ioctl(self->fd, SCHED_HINT_IOC_GET_INFO, &info));
+
+	/* A larger struct: its unknown tail must be zero, and comes back zeroed. */
+	memset(&big, 0, sizeof(big));
 	big.info.size = sizeof(big);
-	ASSERT_EQ(0, sh_ioctl(self->fd, SCHED_HINT_IOC_GET_INFO, &big));
+	big.tail[7] = 0xab;
+	EXPECT_EQ(-E2BIG, sh_ioctl(self->fd, SH_IOC_GET_INFO_GROWN, &big));
 	EXPECT_EQ(SCHED_HINT_INFO_SIZE_VER0, big.info.size);
-	for (n = 0; n < (int)sizeof(big.tail); n++)
+	memset(&big, 0, sizeof(big));
+	big.info.size = sizeof(big);
+	ASSERT_EQ(0, sh_ioctl(self->fd, SH_IOC_GET_INFO_GROWN, &big));
+	EXPECT_EQ(sizeof(big), big.info.size);
+	EXPECT_EQ(SCHED_HINT_INFO_SIZE_VER0, big.info.info_size);
+	for (n = 0; n < 8; n++)
 		ASSERT_EQ(0, big.tail[n]);
 
 	info.size = 8;
@@ -196,26 +217,59 @@ TEST_F(dev, einval)
 	EXPECT_EQ(SCHED_HINT_CLASS_NONE, h.hint_class);
 }
 
+/* The struct of a program built against a header in which struct sched_hint grew. */
+struct sh_grown_hint {
+	struct sched_hint h;
+	__u64 tail[2];
+};
+
+#define SH_IOC_SET_GROWN	_IOWR(SCHED_HINT_IOC_MAGIC, 0x01, struct sh_grown_hint)
+
 TEST_F(dev, e2big)
 {
-	struct {
-		struct sched_hint h;
-		__u64 tail[2];
-	} big;
+	struct sh_grown_hint big;
 
+	/* The size comes from the command: a bigger struct has its own command number. */
 	memset(&big, 0, sizeof(big));
 	big.h = sh_hint(sh_gettid(), SCHED_HINT_CLASS_BATCH, SCHED_HINT_NODE_NONE);
 	big.h.size = sizeof(big);
 	big.tail[1] = 0x1234;
-	EXPECT_EQ(-E2BIG, sh_ioctl(self->fd, SCHED_HINT_IOC_SET, &big));
+	EXPECT_EQ(-E2BIG, sh_ioctl(self->fd, SH_IOC_SET_GROWN, &big));
 	EXPECT_EQ(SCHED_HINT_SIZE_VER0, big.h.size);
 
-	/* A larger struct with a zero tail is what a newer userspace sends: accepted. */
+	/* A bigger struct with a zero tail is what a newer program sends: accepted. */
 	big.h.size = sizeof(big);
 	big.tail[1] = 0;
-	EXPECT_EQ(0, sh_ioctl(self->fd, SCHED_HINT_IOC_SET, &big));
+	big.tail[0] = 0;
+	EXPECT_EQ(0, sh_ioctl(self->fd, SH_IOC_SET_GROWN, &big));
 	EXPECT_NE(0, big.h.generation);
 	EXPECT_EQ(0, big.tail[0]);
+	EXPECT_EQ(0, big.tail[1]);
+
+	/* A command bigger than a page is refused, and told the size the kernel knows. */
+	big.h.size = 8192;
+	EXPECT_EQ(-E2BIG, sh_ioctl(self->fd, _IOC(_IOC_READ | _IOC_WRITE, SCHED_HINT_IOC_MAGIC,
+						  0x01, 8192), &big));
+	EXPECT_EQ(SCHED_HINT_SIZE_VER0, big.h.size);
+}
+
+/* The size field must say what the command says. */
+TEST_F(dev, size_field_mismatch)
+{
+	struct sh_grown_hint big;
+	struct sched_hint_info info;
+
+	memset(&big, 0, sizeof(big));
+	big.h = sh_hint(sh_gettid(), SCHED_HINT_CLASS_BATCH, SCHED_HINT_NODE_NONE);
+	big.h.size = sizeof(big);
+	EXPECT_EQ(-EINVAL, sh_ioctl(self->fd, SCHED_HINT_IOC_SET, &big));
+	EXPECT_EQ(-EINVAL, sh_ioctl(self->fd, SCHED_HINT_IOC_GET, &big));
+	EXPECT_EQ(-EINVAL, sh_ioctl(self->fd, SCHED_HINT_IOC_CLEAR, &big));
+	big.h.size = SCHED_HINT_SIZE_VER0;
+	EXPECT_EQ(-EINVAL, sh_ioctl(self->fd, SH_IOC_SET_GROWN, &big));
+	memset(&info, 0, sizeof(info));
+	info.size = sizeof(info) + 8;
+	EXPECT_EQ(-EINVAL, sh_ioctl(self->fd, SCHED_HINT_IOC_GET_INFO, &info));
 }
 
 TEST_F(dev, esrch)
@@ -267,7 +321,8 @@ TEST_F(dev, esrch_other_pid_namespace)
 	EXPECT_EQ(0, WEXITSTATUS(status));
 }
 
-TEST_F(dev, enodev)
+/* A node that cannot be named is EINVAL, as for mbind() and set_mempolicy(). */
+TEST_F(dev, bad_node)
 {
 	struct sched_hint_info info = { .size = sizeof(info) };
 	pid_t me = sh_gettid();
@@ -281,12 +336,12 @@ TEST_F(dev, enodev)
 		}
 	}
 	ASSERT_GE(absent, 0);
-	EXPECT_EQ(-ENODEV, sh_set(self->fd, me, SCHED_HINT_CLASS_BATCH, absent, 0));
-	EXPECT_EQ(-ENODEV, sh_set(self->fd, me, SCHED_HINT_CLASS_BATCH, 1000, 0));
-	EXPECT_EQ(-ENODEV, sh_set(self->fd, me, SCHED_HINT_CLASS_BATCH, 1 << 20, 0));
-	EXPECT_EQ(-ENODEV, sh_set(self->fd, me, SCHED_HINT_CLASS_BATCH, -7, 0));
+	EXPECT_EQ(-EINVAL, sh_set(self->fd, me, SCHED_HINT_CLASS_BATCH, absent, 0));
+	EXPECT_EQ(-EINVAL, sh_set(self->fd, me, SCHED_HINT_CLASS_BATCH, 1000, 0));
+	EXPECT_EQ(-EINVAL, sh_set(self->fd, me, SCHED_HINT_CLASS_BATCH, 1 << 20, 0));
+	EXPECT_EQ(-EINVAL, sh_set(self->fd, me, SCHED_HINT_CLASS_BATCH, -7, 0));
 	/* A bad node fails the same way for a pid that does not exist. */
-	EXPECT_EQ(-ENODEV, sh_set(self->fd, 0x3ffffff0, SCHED_HINT_CLASS_BATCH, 1000, 0));
+	EXPECT_EQ(-EINVAL, sh_set(self->fd, 0x3ffffff0, SCHED_HINT_CLASS_BATCH, 1000, 0));
 }
 
 TEST_F(dev, enotty)
@@ -298,6 +353,11 @@ TEST_F(dev, enotty)
 	EXPECT_EQ(-ENOTTY, sh_ioctl(self->fd, bad_nr, &h));
 	EXPECT_EQ(-ENOTTY, sh_ioctl(self->fd, _IOWR('x', 0x01, struct sched_hint), &h));
 	EXPECT_EQ(-ENOTTY, sh_ioctl(self->fd, _IO(SCHED_HINT_IOC_MAGIC, 0x01), &h));
+	EXPECT_EQ(-ENOTTY, sh_ioctl(self->fd, _IOW(SCHED_HINT_IOC_MAGIC, 0x01, struct sched_hint),
+				    &h));
+	/* Smaller than the first published struct. */
+	EXPECT_EQ(-ENOTTY, sh_ioctl(self->fd, _IOC(_IOC_READ | _IOC_WRITE, SCHED_HINT_IOC_MAGIC,
+						   0x01, SCHED_HINT_SIZE_VER0 - 8), &h));
 }
 
 TEST_F(dev, efault)
@@ -326,6 +386,197 @@ TEST_F(dev, efault)
 	ASSERT_EQ(0, mprotect(ro, page, PROT_READ));
 	EXPECT_EQ(-EFAULT, sh_ioctl(self->fd, SCHED_HINT_IOC_GET, ro));
 	munmap(ro, page);
+}
+
+/* A SET whose struct cannot be written back fails before it changes anything. */
+TEST_F(dev, set_readonly_changes_nothing)
+{
+	long page = sysconf(_SC_PAGESIZE);
+	struct sched_hint *ro, got;
+
+	ro = mmap(NULL, page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	ASSERT_NE(MAP_FAILED, ro);
+	*ro = sh_hint(sh_gettid(), SCHED_HINT_CLASS_BATCH, SCHED_HINT_NODE_NONE);
+	ASSERT_EQ(0, mprotect(ro, page, PROT_READ));
+	EXPECT_EQ(-EFAULT, sh_ioctl(self->fd, SCHED_HINT_IOC_SET, ro));
+	ASSERT_EQ(0, sh_get(self->fd, sh_gettid(), &got));
+	EXPECT_EQ(SCHED_HINT_CLASS_NONE, got.hint_class);
+
+	ASSERT_EQ(0, sh_set(self->fd, 0, SCHED_HINT_CLASS_BATCH, SCHED_HINT_NODE_NONE, 0));
+	EXPECT_EQ(-EFAULT, sh_ioctl(self->fd, SCHED_HINT_IOC_CLEAR, ro));
+	ASSERT_EQ(0, sh_get(self->fd, sh_gettid(), &got));
+	EXPECT_EQ(SCHED_HINT_CLASS_BATCH, got.hint_class);
+	munmap(ro, page);
+}
+
+static struct sched_hint_batch sh_batch(struct sched_hint *e, __s32 *res, __u32 count)
+{
+	struct sched_hint_batch b;
+
+	memset(&b, 0, sizeof(b));
+	b.size = sizeof(b);
+	b.count = count;
+	b.entries = (__u64)(unsigned long)e;
+	b.results = (__u64)(unsigned long)res;
+	b.entry_size = sizeof(*e);
+	return b;
+}
+
+/*
+ * An entry that cannot be read fails alone; a results array that cannot
+ * be written fails the call before any entry is applied.
+ */
+TEST_F(dev, batch_faults)
+{
+	long page = sysconf(_SC_PAGESIZE);
+	struct sched_hint_batch b;
+	struct sched_hint *e, got;
+	pid_t me = sh_gettid();
+	__s32 *res;
+	char *two;
+	int per_page = page / sizeof(*e), i;
+
+	/* Entries 0..per_page-1 on a mapped page, the next ones on an unmapped one. */
+	two = mmap(NULL, 2 * page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	ASSERT_NE(MAP_FAILED, two);
+	e = (struct sched_hint *)two;
+	for (i = 0; i < per_page; i++)
+		e[i] = sh_hint(me, SCHED_HINT_CLASS_BATCH, SCHED_HINT_NODE_NONE);
+	ASSERT_EQ(0, munmap(two + page, page));
+	res = calloc(per_page + 2, sizeof(*res));
+	ASSERT_NE(NULL, res);
+	b = sh_batch(e, res, per_page + 2);
+	ASSERT_EQ(0, sh_ioctl(self->fd, SCHED_HINT_IOC_SET_BATCH, &b));
+	EXPECT_EQ(per_page, b.nr_ok);
+	EXPECT_EQ(0, res[per_page - 1]);
+	EXPECT_EQ(-EFAULT, res[per_page]);
+	EXPECT_EQ(-EFAULT, res[per_page + 1]);
+	ASSERT_EQ(0, sh_clear(self->fd, me));
+
+	/* Results that run into an unmapped page: EFAULT, nothing applied. */
+	b = sh_batch(e, (__s32 *)(two + page - 2 * sizeof(__s32)), 4);
+	EXPECT_EQ(-EFAULT, sh_ioctl(self->fd, SCHED_HINT_IOC_SET_BATCH, &b));
+	ASSERT_EQ(0, sh_get(self->fd, me, &got));
+	EXPECT_EQ(SCHED_HINT_CLASS_NONE, got.hint_class);
+	free(res);
+	munmap(two, page);
+}
+
+static void sh_on_alarm(int sig)
+{
+}
+
+/*
+ * A signal that a handler catches does not cut a batch short: its work is
+ * bounded, like one long system call's, and a caller would have to resume
+ * a cut one. Only a fatal signal stops it, and its caller never sees that.
+ */
+TEST_F_TIMEOUT(dev, batch_runs_through_signals, 300)
+{
+	struct sigaction sa = { .sa_handler = sh_on_alarm };
+	struct itimerval every = { { 0, 200 }, { 0, 200 } }, off = {};
+	int n = SCHED_HINT_BATCH_MAX, i, round, bad = 0;
+	struct sched_hint *e = calloc(n, sizeof(*e));
+	__s32 *res = calloc(n, sizeof(*res));
+	struct sched_hint_batch b;
+
+	ASSERT_NE(NULL, e);
+	ASSERT_NE(NULL, res);
+	for (i = 0; i < n; i++)
+		e[i] = sh_hint(sh_gettid(), SCHED_HINT_CLASS_BATCH, SCHED_HINT_NODE_NONE);
+	ASSERT_EQ(0, sigaction(SIGALRM, &sa, NULL));	/* no SA_RESTART */
+	ASSERT_EQ(0, setitimer(ITIMER_REAL, &every, NULL));
+	for (round = 0; round < 20; round++) {
+		b = sh_batch(e, res, n);
+		if (sh_ioctl(self->fd, SCHED_HINT_IOC_SET_BATCH, &b) || b.nr_ok != n)
+			bad++;
+		for (i = 0; i < n; i++)
+			bad += res[i] != 0;
+	}
+	setitimer(ITIMER_REAL, &off, NULL);
+	EXPECT_EQ(0, bad);
+	free(e);
+	free(res);
+}
+
+/*
+ * GET with process scope reads the process's leader as it is at the time
+ * of the call: after a thread other than the leader calls execve(), that
+ * thread, with the hint it kept.
+ */
+static void *exec_with_hint(void *arg)
+{
+	int fd = sh_open();
+
+	if (fd < 0 || sh_set(fd, 0, SCHED_HINT_CLASS_BACKGROUND, SCHED_HINT_NODE_NONE,
+			     SCHED_HINT_F_KEEP_ON_EXEC))
+		_exit(3);
+	close(fd);
+	execlp("sleep", "sleep", "30", (char *)NULL);
+	_exit(4);
+}
+
+TEST_F(dev, get_process_after_exec_from_a_thread)
+{
+	struct sched_hint h;
+	char path[64], comm[32] = "";
+	int i, status;
+	pid_t child;
+	FILE *f;
+
+	child = fork();
+	ASSERT_GE(child, 0);
+	if (!child) {
+		pthread_t t;
+
+		if (pthread_create(&t, NULL, exec_with_hint, NULL))
+			_exit(2);
+		pause();
+		_exit(5);
+	}
+	snprintf(path, sizeof(path), "/proc/%d/comm", child);
+	for (i = 0; i < 500 && strncmp(comm, "sleep", 5); i++) {
+		usleep(10000);
+		f = fopen(path, "r");
+		if (f) {
+			if (!fgets(comm, sizeof(comm), f))
+				comm[0] = '\0';
+			fclose(f);
+		}
+	}
+	ASSERT_EQ(0, strncmp(comm, "sleep", 5)) TH_LOG("the thread did not exec");
+	h = sh_hint(child, 0, 0);
+	h.scope = SCHED_HINT_SCOPE_PROCESS;
+	ASSERT_EQ(0, sh_ioctl(self->fd, SCHED_HINT_IOC_GET, &h));
+	EXPECT_EQ(SCHED_HINT_CLASS_BACKGROUND, h.hint_class);
+	kill(child, SIGKILL);
+	ASSERT_EQ(child, waitpid(child, &status, 0));
+	/* The process is gone: nothing to read, by pid or as a process. */
+	EXPECT_EQ(-ESRCH, sh_ioctl(self->fd, SCHED_HINT_IOC_GET, &h));
+}
+
+/*
+ * A strict node hint acts like sched_setaffinity(): a node on none of
+ * whose CPUs the task may run is EINVAL.
+ */
+TEST_F(dev, strict_node_outside_affinity)
+{
+	cpu_set_t node0, node1, saved;
+	struct sched_hint got;
+	pid_t me = sh_gettid();
+
+	if (sh_node_cpus(0, &node0) < 1 || sh_node_cpus(1, &node1) < 1)
+		SKIP(return, "needs two nodes with CPUs");
+	ASSERT_EQ(0, sched_getaffinity(0, sizeof(saved), &saved));
+	ASSERT_EQ(0, sched_setaffinity(0, sizeof(node0), &node0));
+	EXPECT_EQ(-EINVAL, sh_set(self->fd, me, SCHED_HINT_CLASS_BATCH, 1,
+				  SCHED_HINT_F_NODE_STRICT));
+	ASSERT_EQ(0, sh_get(self->fd, me, &got));
+	EXPECT_EQ(SCHED_HINT_CLASS_NONE, got.hint_class);
+	/* A soft preference for that node is fine, and so is the node it may use. */
+	EXPECT_EQ(0, sh_set(self->fd, me, SCHED_HINT_CLASS_BATCH, 1, 0));
+	EXPECT_EQ(0, sh_set(self->fd, me, SCHED_HINT_CLASS_BATCH, 0, SCHED_HINT_F_NODE_STRICT));
+	ASSERT_EQ(0, sched_setaffinity(0, sizeof(saved), &saved));
 }
 
 static int unprivileged_cases(void *arg)
@@ -440,7 +691,7 @@ TEST_F(dev, batch_partial_failure)
 	EXPECT_EQ(0, res[0]);
 	EXPECT_EQ(-EINVAL, res[1]);
 	EXPECT_EQ(-ESRCH, res[2]);
-	EXPECT_EQ(-ENODEV, res[3]);
+	EXPECT_EQ(-EINVAL, res[3]);
 	EXPECT_EQ(-EINVAL, res[4]);
 	ASSERT_EQ(0, sh_get(self->fd, me, &got));
 	EXPECT_EQ(SCHED_HINT_CLASS_BATCH, got.hint_class);
