@@ -181,24 +181,30 @@ impl IoctlSink {
         for chunk in sets.chunks(uapi::SCHED_HINT_BATCH_MAX as usize) {
             let mut entries: Vec<sched_hint> =
                 chunk.iter().map(|(_, t, h)| to_uapi(*t, Some(h))).collect();
-            let mut codes = vec![0i32; entries.len()];
-            match self.dev.set_batch(&mut entries, &mut codes) {
-                Ok(_) => {
-                    for ((i, t, h), code) in chunk.iter().zip(&codes) {
-                        results[*i] = if *code == 0 {
-                            Ok(())
-                        } else {
-                            Err(map_errno(Errno::from_raw(-code), t.pid, Some(h)))
-                        };
-                    }
-                }
-                Err(e) => {
-                    for (i, t, h) in chunk {
-                        results[*i] = Err(map_errno(e, t.pid, Some(h)));
-                    }
-                }
+            // A kernel that fails before it fills the slots leaves them "not attempted".
+            let mut codes = vec![-(Errno::ECANCELED as i32); entries.len()];
+            let call = self
+                .dev
+                .set_batch(&mut entries, &mut codes)
+                .map(|_nr_ok| ());
+            for ((i, t, h), code) in chunk.iter().zip(&codes) {
+                results[*i] = batch_outcome(call, *code).map_err(|e| map_errno(e, t.pid, Some(h)));
             }
         }
+    }
+}
+
+/// One entry's fate from the call's result and the entry's slot. The kernel fills every slot
+/// with -ECANCELED before it applies anything, then each entry's own result, and keeps the
+/// slots it wrote when the call stops early (EFAULT for a slot it could no longer write): an
+/// entry with 0 was applied whatever the call returned; one still -ECANCELED was not
+/// attempted, and fails with the call's error.
+fn batch_outcome(call: Result<(), Errno>, code: i32) -> Result<(), Errno> {
+    let canceled = -(Errno::ECANCELED as i32);
+    match (call, code) {
+        (_, 0) => Ok(()),
+        (Err(e), c) if c == canceled => Err(e),
+        (_, c) => Err(Errno::from_raw(-c)),
     }
 }
 
@@ -287,6 +293,23 @@ impl HintSink for IoctlSink {
 mod tests {
     use super::*;
     use crate::hint::test_hint;
+
+    #[test]
+    fn a_failed_batch_call_fails_only_the_entries_it_did_not_apply() {
+        let canceled = -(Errno::ECANCELED as i32);
+        let efault = Err(Errno::EFAULT);
+        assert_eq!(batch_outcome(efault, 0), Ok(()));
+        assert_eq!(batch_outcome(efault, canceled), Err(Errno::EFAULT));
+        assert_eq!(
+            batch_outcome(efault, -(Errno::ESRCH as i32)),
+            Err(Errno::ESRCH)
+        );
+        assert_eq!(batch_outcome(Ok(()), 0), Ok(()));
+        assert_eq!(
+            batch_outcome(Ok(()), -(Errno::EPERM as i32)),
+            Err(Errno::EPERM)
+        );
+    }
 
     #[test]
     fn uapi_round_trip() {
