@@ -5,7 +5,7 @@ set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
 usage() {
-	echo "usage: scripts/test-host.sh   (cargo test for the workspace, bash -n and shellcheck for the scripts, the bench report's tests)"
+	echo "usage: scripts/test-host.sh   (cargo fmt --check, clippy -D warnings and cargo test for the workspace, bash -n and shellcheck for the scripts, the bench report's tests)"
 }
 [[ ${1:-} == -h || ${1:-} == --help ]] && { usage; exit 0; }
 
@@ -19,5 +19,8 @@ sh_log "scripts: syntax and shellcheck ok"
 "$SH_VENV/bin/python" "$SH_ROOT/scripts/bench_report_test.py" 2>&1
 sh_log "bench report: tests ok"
 cd "$SH_ROOT"
+cargo fmt --all --check
+cargo clippy --workspace --all-targets -- -D warnings 2>&1
+sh_log "rust: fmt and clippy clean"
 # make setup installed the model and server: their tests must run, not skip.
 SCHED_HINT_REQUIRE_LLM=1 cargo test --workspace --release 2>&1

@@ -805,6 +805,117 @@ TEST(class_row_writers_lose_nothing)
 	EXPECT_EQ(0, preempt.lost);
 }
 
+/*
+ * A process-scope hint with SCHED_HINT_F_INHERIT reaches every thread,
+ * including those being created while it is set; clearing it reaches them
+ * too. Threads here keep creating threads that live a little while; after
+ * each SET or CLEAR returns, every thread of the process must show it.
+ */
+#define CLONE_ROUNDS	40
+#define CLONERS		4
+
+static atomic_int cloners_stop;
+/* Shared with the test: while set, no thread exits (an exiting one drops its hint). */
+static atomic_int *hold_exits;
+
+static void *brief(void *arg)
+{
+	usleep(20 * 1000);
+	while (*hold_exits)
+		usleep(1000);
+	return NULL;
+}
+
+static void *cloner(void *arg)
+{
+	pthread_attr_t attr;
+	pthread_t t;
+
+	pthread_attr_init(&attr);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	while (!cloners_stop)
+		if (pthread_create(&t, &attr, brief, NULL))
+			usleep(1000);
+	return NULL;
+}
+
+static int clone_storm_child(void)
+{
+	pthread_t t[CLONERS];
+	int i;
+
+	for (i = 0; i < CLONERS; i++)
+		if (pthread_create(&t[i], NULL, cloner, NULL))
+			return 1;
+	pause();
+	return 0;
+}
+
+/*
+ * Threads of @pid whose class is not @want, out of those seen. A thread
+ * that is still being created shows what it copied from its creator until
+ * sched_post_fork() gives it its group's hint, before it first runs: look
+ * again at those that differ, once their creation is over.
+ */
+static int threads_without(int fd, pid_t pid, __u32 want, int *seen)
+{
+	pid_t tids[1024], odd[1024];
+	int n, i, nr_odd = 0, wrong = 0;
+	struct sched_hint h;
+
+	n = task_tids(pid, tids, 1024);
+	*seen += n;
+	for (i = 0; i < n; i++)
+		if (!sh_get(fd, tids[i], &h) && h.hint_class != want)
+			odd[nr_odd++] = tids[i];
+	if (!nr_odd)
+		return 0;
+	usleep(100 * 1000);
+	for (i = 0; i < nr_odd; i++)
+		if (!sh_get(fd, odd[i], &h) && h.hint_class != want)
+			wrong++;
+	return wrong;
+}
+
+TEST_F_TIMEOUT(slow, process_inherit_hint_reaches_threads_being_created, 600)
+{
+	int fd = sh_open(), round, missed_set = 0, missed_clear = 0, seen = 0, status;
+	pid_t child;
+
+	ASSERT_LE(0, fd);
+	hold_exits = mmap(NULL, sizeof(*hold_exits), PROT_READ | PROT_WRITE,
+			  MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	ASSERT_NE(MAP_FAILED, hold_exits);
+	child = fork();
+	ASSERT_GE(child, 0);
+	if (!child)
+		_exit(clone_storm_child());
+	usleep(200 * 1000);
+	for (round = 0; round < CLONE_ROUNDS; round++) {
+		struct sched_hint h = sh_hint(child, SCHED_HINT_CLASS_BATCH, SCHED_HINT_NODE_NONE);
+
+		h.scope = SCHED_HINT_SCOPE_PROCESS;
+		h.flags = SCHED_HINT_F_INHERIT;
+		*hold_exits = 1;
+		ASSERT_EQ(0, sh_ioctl(fd, SCHED_HINT_IOC_SET, &h));
+		missed_set += threads_without(fd, child, SCHED_HINT_CLASS_BATCH, &seen);
+		h = sh_hint(child, 0, 0);
+		h.scope = SCHED_HINT_SCOPE_PROCESS;
+		ASSERT_EQ(0, sh_ioctl(fd, SCHED_HINT_IOC_CLEAR, &h));
+		missed_clear += threads_without(fd, child, SCHED_HINT_CLASS_NONE, &seen);
+		*hold_exits = 0;
+		usleep(30 * 1000);
+	}
+	kill(child, SIGKILL);
+	waitpid(child, &status, 0);
+	munmap(hold_exits, sizeof(*hold_exits));
+	TH_LOG("%d rounds, %d threads looked at: %d without the set hint, %d kept a cleared one",
+	       CLONE_ROUNDS, seen, missed_set, missed_clear);
+	EXPECT_EQ(0, missed_set);
+	EXPECT_EQ(0, missed_clear);
+	close(fd);
+}
+
 int main(int argc, char **argv)
 {
 	/* What exec_from_thread() runs: a process that ends at once. */
