@@ -466,6 +466,23 @@ static void sh_on_alarm(int sig)
 {
 }
 
+/* A batch refused for its header counts as a rejection, as a refused SET does. */
+TEST_F(dev, batch_header_refusals_are_counted)
+{
+	long long before = sh_sysfs_read("stats/rejected_einval");
+	struct sched_hint e = sh_hint(sh_gettid(), SCHED_HINT_CLASS_BATCH, SCHED_HINT_NODE_NONE);
+	struct sched_hint_batch b;
+	__s32 res;
+
+	ASSERT_GE(before, 0);
+	b = sh_batch(&e, &res, 1);
+	b.size = 8;
+	EXPECT_EQ(-EINVAL, sh_ioctl(self->fd, SCHED_HINT_IOC_SET_BATCH, &b));
+	b = sh_batch(&e, &res, SCHED_HINT_BATCH_MAX + 1);
+	EXPECT_EQ(-EINVAL, sh_ioctl(self->fd, SCHED_HINT_IOC_SET_BATCH, &b));
+	EXPECT_EQ(before + 2, sh_sysfs_read("stats/rejected_einval"));
+}
+
 /*
  * A signal that a handler catches does not cut a batch short: its work is
  * bounded, like one long system call's, and a caller would have to resume
