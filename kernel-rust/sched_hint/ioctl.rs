@@ -57,7 +57,7 @@ const SET_BATCH: u32 = _IOWR::<uapi::sched_hint_batch>(MAGIC, 0x04);
 
 pub(crate) const HINT_VER0: usize = uapi::SCHED_HINT_SIZE_VER0 as usize;
 const INFO_VER0: usize = uapi::SCHED_HINT_INFO_SIZE_VER0 as usize;
-pub(crate) const BATCH_VER0: usize = uapi::SCHED_HINT_BATCH_SIZE_VER0 as usize;
+const BATCH_VER0: usize = uapi::SCHED_HINT_BATCH_SIZE_VER0 as usize;
 
 /// The size of the caller's struct when `cmd` is `known` at some size of at least `min_size`,
 /// as the C `extensible_ioctl_valid()` decides.
@@ -162,40 +162,44 @@ pub(crate) fn apply(checked: &Checked) -> Result<u64> {
     sched_hint::set(&checked.task, checked.scope, &checked.attr)
 }
 
-/// The copy of a SET or CLEAR struct that is written back before the hint changes: the caller's
-/// struct with generation 0, which no hint ever has. Written first, it proves the struct
-/// writable, so a call that changed a hint never fails with `EFAULT`; should the write of the
-/// real generation then fail (another thread unmapped the struct meanwhile), the caller holds
-/// 0, not a generation that looks real.
-fn probe(arg: UserPtr, user_size: usize, hint: &uapi::sched_hint) -> Result {
+/// Runs `change`, which changes a hint and returns its generation, for a SET or CLEAR whose
+/// struct is `hint`; `hint` with that generation is written back.
+///
+/// The struct is written first with generation 0, which no hint ever has: that proves it
+/// writable, so a call that changed a hint never fails with `EFAULT`. Should the write of the
+/// real generation then fail (another thread unmapped the struct meanwhile), the hint is changed,
+/// which is not the call's failure, and the caller holds 0, not a generation that looks real.
+fn change_and_report(
+    arg: UserPtr,
+    user_size: usize,
+    mut hint: uapi::sched_hint,
+    change: impl FnOnce() -> Result<u64>,
+) -> Result {
     let blank = uapi::sched_hint {
         generation: 0,
-        ..*hint
+        ..hint
     };
-    write_struct(arg, user_size, &blank)
+    write_struct(arg, user_size, &blank)?;
+    hint.generation = change()?;
+    let _ = write_struct(arg, user_size, &hint);
+    Ok(())
 }
 
 fn set(arg: UserPtr, user_size: usize) -> Result {
-    let mut hint = read_hint(arg, user_size)?;
+    let hint = read_hint(arg, user_size)?;
     let checked = check(&hint)?;
-    probe(arg, user_size, &hint)?;
-    hint.generation = apply(&checked)?;
+    change_and_report(arg, user_size, hint, || apply(&checked))?;
     stats::count_set();
-    // The hint is set: a write-back that fails now is not the call's failure (see `probe`).
-    let _ = write_struct(arg, user_size, &hint);
     Ok(())
 }
 
 /// CLEAR: only the target fields and `scope` are used; the hint fields are ignored.
 fn clear(arg: UserPtr, user_size: usize) -> Result {
-    let mut hint = read_hint(arg, user_size)?;
+    let hint = read_hint(arg, user_size)?;
     let scope = Scope::try_from(hint.scope)?;
     let task = sched_hint::find_task(hint.target_type, hint.target)?;
-    probe(arg, user_size, &hint)?;
-    hint.generation = sched_hint::clear(&task, scope)?;
+    change_and_report(arg, user_size, hint, || sched_hint::clear(&task, scope))?;
     stats::count_cleared();
-    // As for SET.
-    let _ = write_struct(arg, user_size, &hint);
     Ok(())
 }
 

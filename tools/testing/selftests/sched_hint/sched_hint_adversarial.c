@@ -11,7 +11,6 @@
  */
 #include "sched_hint_util.h"
 
-#include <dirent.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <sys/mman.h>
@@ -680,25 +679,6 @@ static int exec_round_child(void)
 	return 0;
 }
 
-/* Reads the tids of @pid into @tids: how many, up to @max. */
-static int task_tids(pid_t pid, pid_t *tids, int max)
-{
-	char path[64];
-	struct dirent *d;
-	int n = 0;
-	DIR *dir;
-
-	snprintf(path, sizeof(path), "/proc/%d/task", pid);
-	dir = opendir(path);
-	if (!dir)
-		return 0;
-	while (n < max && (d = readdir(dir)))
-		if (d->d_name[0] != '.')
-			tids[n++] = atoi(d->d_name);
-	closedir(dir);
-	return n;
-}
-
 FIXTURE(slow) {
 };
 
@@ -725,7 +705,7 @@ TEST_F_TIMEOUT(slow, get_process_scope_races_exec_and_exit, 600)
 		if (!child)
 			_exit(exec_round_child());
 		for (spins = 0; spins < 50; spins++) {
-			n = task_tids(child, tids, 8);
+			n = sh_task_tids(child, tids, 8);
 			for (i = 0; i < n; i++) {
 				struct sched_hint h = sh_hint(tids[i], 0, 0);
 				int ret;
@@ -863,7 +843,7 @@ static int threads_without(int fd, pid_t pid, __u32 want, int *seen)
 	int n, i, nr_odd = 0, wrong = 0;
 	struct sched_hint h;
 
-	n = task_tids(pid, tids, 1024);
+	n = sh_task_tids(pid, tids, 1024);
 	*seen += n;
 	for (i = 0; i < n; i++)
 		if (!sh_get(fd, tids[i], &h) && h.hint_class != want)

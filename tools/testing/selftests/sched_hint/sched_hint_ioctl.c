@@ -9,7 +9,6 @@
  */
 #include "sched_hint_util.h"
 
-#include <dirent.h>
 #include <grp.h>
 #include <pthread.h>
 #include <signal.h>
@@ -142,27 +141,19 @@ TEST_F(dev, process_scope)
 	struct sched_hint h = sh_hint(getpid(), SCHED_HINT_CLASS_THROUGHPUT, SCHED_HINT_NODE_NONE);
 	pthread_t threads[3];
 	struct sched_hint got;
-	char path[64];
-	int i, seen = 0;
-	DIR *dir;
-	struct dirent *de;
+	pid_t tids[16];
+	int i, seen;
 
 	for (i = 0; i < 3; i++)
 		ASSERT_EQ(0, pthread_create(&threads[i], NULL, park, NULL));
 	h.scope = SCHED_HINT_SCOPE_PROCESS;
 	ASSERT_EQ(0, sh_ioctl(self->fd, SCHED_HINT_IOC_SET, &h));
 
-	snprintf(path, sizeof(path), "/proc/%d/task", getpid());
-	dir = opendir(path);
-	ASSERT_NE(NULL, dir);
-	while ((de = readdir(dir))) {
-		if (de->d_name[0] == '.')
-			continue;
-		ASSERT_EQ(0, sh_get(self->fd, atoi(de->d_name), &got));
+	seen = sh_task_tids(getpid(), tids, 16);
+	for (i = 0; i < seen; i++) {
+		ASSERT_EQ(0, sh_get(self->fd, tids[i], &got));
 		EXPECT_EQ(SCHED_HINT_CLASS_THROUGHPUT, got.hint_class);
-		seen++;
 	}
-	closedir(dir);
 	EXPECT_EQ(4, seen);
 
 	h.scope = SCHED_HINT_SCOPE_PROCESS;

@@ -4,6 +4,7 @@
 #define SCHED_HINT_UTIL_H
 
 #define _GNU_SOURCE
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
@@ -112,6 +113,25 @@ static inline int sh_sysfs_write(const char *rel, const char *val)
 	n = write(fd, val, strlen(val));
 	close(fd);
 	return n < 0 ? -errno : 0;
+}
+
+/* Reads the tids of @pid into @tids: how many, up to @max; 0 when it cannot. */
+static inline int sh_task_tids(pid_t pid, pid_t *tids, int max)
+{
+	char path[64];
+	struct dirent *d;
+	int n = 0;
+	DIR *dir;
+
+	snprintf(path, sizeof(path), "/proc/%d/task", pid);
+	dir = opendir(path);
+	if (!dir)
+		return 0;
+	while (n < max && (d = readdir(dir)))
+		if (d->d_name[0] != '.')
+			tids[n++] = atoi(d->d_name);
+	closedir(dir);
+	return n;
 }
 
 /* The CPUs of a NUMA node, from sysfs; 0 when the node does not exist. */
