@@ -18,8 +18,8 @@ usage: scripts/vm-run.sh --kernel BUILD_DIR --job SCRIPT [--out DIR] [--timeout 
   --llm-port gives the guest a virtio NIC on QEMU's restricted user-mode network whose only
   way out is 10.0.2.100:8080, forwarded to 127.0.0.1:PORT on the host (the local LLM server).
   --icount runs the vCPUs in one thread with guest time tied to executed instructions
-  (1 ns each): timings inside the guest no longer depend on host load (README.md,
-  Benchmarks, and Documentation/results/README.md say what that buys and what it costs).
+  (1 ns each): timings inside the guest no longer depend on host load (Documentation/results/README.md,
+  "Benchmarks", says what that buys and what it costs).
   --icount-sleep (with --icount) lets guest time follow the host clock while every vCPU is
   idle, instead of jumping to the next timer: needed when the guest waits on the host (the
   LLM server), whose answer would otherwise arrive after the guest's timeouts.
