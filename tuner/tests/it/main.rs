@@ -3,6 +3,7 @@
 mod commands;
 mod daemon;
 mod errors;
+mod hostile_names;
 mod layers;
 mod llm_fault;
 mod llm_fault_server;
