@@ -24,6 +24,8 @@ use rules::{Rule, RuleSet};
 pub const EXAMPLE: &str = include_str!("../../../configs/tuner.toml");
 /// Read when no `--config` is given; its absence means built-in defaults.
 pub const DEFAULT_PATH: &str = "/etc/sched_hint/tuner.toml";
+/// The path that means standard input wherever the tuner reads a configuration.
+pub const STDIN_PATH: &str = "-";
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -378,9 +380,16 @@ impl Config {
         validate::validate(raw, src, origin)
     }
 
-    /// Reads `path`; `None` reads [`DEFAULT_PATH`] when it exists, else uses the defaults.
+    /// Reads `path` (`-`: standard input); `None` reads [`DEFAULT_PATH`] when it exists,
+    /// else uses the defaults.
     pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
         let path = match path {
+            Some(p) if p == Path::new(STDIN_PATH) => {
+                let mut src = String::new();
+                std::io::Read::read_to_string(&mut std::io::stdin().lock(), &mut src)
+                    .map_err(|e| ConfigError::file(p, e.to_string().to_lowercase()))?;
+                return Config::parse(&src, "<stdin>");
+            }
             Some(p) => p.to_path_buf(),
             None if Path::new(DEFAULT_PATH).exists() => PathBuf::from(DEFAULT_PATH),
             None => return Ok(Config::default()),

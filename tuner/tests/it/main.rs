@@ -1,5 +1,6 @@
 //! The tuner's integration tests: one binary, real servers on 127.0.0.1.
 
+mod cli_input;
 mod commands;
 mod daemon;
 mod errors;
