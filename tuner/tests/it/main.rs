@@ -12,3 +12,4 @@ mod llm_once;
 mod llm_real;
 mod llm_support;
 mod support;
+mod uapi_bindings;
