@@ -26,6 +26,7 @@ use crate::error::Error;
 use crate::metrics::{self, Metrics};
 use crate::observe::snapshot::{NumaRead, ObserveOptions, Observer, Snapshot};
 use crate::observe::{ObserveError, ProcKey};
+use crate::service;
 
 /// A re-read configuration: what the engine and the observer take of it.
 pub struct Reload {
@@ -101,6 +102,7 @@ impl Daemon {
         let mut observer = Some(self.observer);
         let mut scan: Option<JoinHandle<ScanResult>> = None;
         let mut pending_opts: Option<ObserveOptions> = None;
+        let mut ready_sent = false;
         tokio::pin!(shutdown);
 
         loop {
@@ -109,7 +111,12 @@ impl Daemon {
                 () = &mut shutdown => break,
                 Some(()) = hup.recv() => {
                     let Some(reload) = self.reload.as_mut() else { continue };
-                    match reload() {
+                    service::reloading();
+                    let result = reload();
+                    if ready_sent {
+                        service::ready();
+                    }
+                    match result {
                         Ok(Reload { cfg: new_cfg, rules, observe: opts }) => {
                             let old = self.engine.config().clone();
                             if new_cfg.daemon.backend != old.daemon.backend || new_cfg.metrics != old.metrics || new_cfg.daemon.device != old.daemon.device {
@@ -173,6 +180,12 @@ impl Daemon {
                             tracing::error!("scan failed: {e}");
                         }
                     }
+                    if !ready_sent {
+                        // The first scan is applied (or failed and logged): the host is as
+                        // hinted as it will be, and a broken start has shown itself.
+                        service::ready();
+                        ready_sent = true;
+                    }
                 }
                 _ = tick.tick(), if scan.is_none() => {
                     let mut obs = observer.take().expect("observer is home when no scan runs");
@@ -185,6 +198,7 @@ impl Daemon {
             }
         }
 
+        service::stopping();
         if let Some(s) = scan.take() {
             let _ = s.await;
         }

@@ -129,6 +129,8 @@ pub struct DaemonConfig {
     pub ttl_scans: u32,
     pub backend: Backend,
     pub device: PathBuf,
+    /// The single-instance lock: a second `tuner run` fails while the first holds it.
+    pub lock_path: PathBuf,
     pub on_exit: OnExit,
     pub max_writes_per_s: u32,
     pub write_burst: u32,
@@ -277,6 +279,7 @@ impl Default for Config {
                 ttl_scans: 6,
                 backend: Backend::Auto,
                 device: PathBuf::from("/dev/sched_hint"),
+                lock_path: PathBuf::from("/run/sched_hint/tuner.lock"),
                 on_exit: OnExit::Clear,
                 max_writes_per_s: 200,
                 write_burst: 400,

@@ -11,5 +11,6 @@ mod llm_fault_server;
 mod llm_once;
 mod llm_real;
 mod llm_support;
+mod service;
 mod support;
 mod uapi_bindings;
