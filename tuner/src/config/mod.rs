@@ -247,6 +247,15 @@ impl StockConfig {
     pub fn class(&self, class: HintClass) -> StockClass {
         self.classes[class.index()]
     }
+
+    /// The classes `new` expresses differently from `self`: the tasks holding them must be
+    /// written again after a reload.
+    pub fn changed_classes(&self, new: &StockConfig) -> Vec<HintClass> {
+        HintClass::ALL
+            .into_iter()
+            .filter(|c| self.class(*c) != new.class(*c))
+            .collect()
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -402,6 +411,44 @@ impl Config {
         Config::parse(&src, &path.display().to_string())
     }
 
+    /// The settings that differ in `new` but that a SIGHUP cannot apply, because the parts
+    /// they configure are built once at start (the backend and its device, the lock, the
+    /// observed roots, the external classifier and its client, the metrics listener). The
+    /// daemon logs them; everything else takes effect with the reload.
+    pub fn restart_needed(&self, new: &Config) -> Vec<&'static str> {
+        let (o, n) = (self, new);
+        let checks = [
+            ("daemon.backend", o.daemon.backend != n.daemon.backend),
+            ("daemon.device", o.daemon.device != n.daemon.device),
+            ("daemon.lock_path", o.daemon.lock_path != n.daemon.lock_path),
+            (
+                "observe.proc_root",
+                o.observe.proc_root != n.observe.proc_root,
+            ),
+            ("observe.sys_root", o.observe.sys_root != n.observe.sys_root),
+            ("external.enabled", o.external.enabled != n.external.enabled),
+            ("external.kind", o.external.kind != n.external.kind),
+            (
+                "external.endpoint",
+                o.external.endpoint != n.external.endpoint,
+            ),
+            (
+                "external.timeout_ms",
+                o.external.timeout_ms != n.external.timeout_ms,
+            ),
+            (
+                "external.max_batch",
+                o.external.max_batch != n.external.max_batch,
+            ),
+            ("llm", o.llm != n.llm),
+            ("metrics", o.metrics != n.metrics),
+        ];
+        checks
+            .into_iter()
+            .filter_map(|(name, changed)| changed.then_some(name))
+            .collect()
+    }
+
     /// The effective rule set: manual entries, user rules, then the embedded catalog.
     pub fn load_rules(&self) -> Result<RuleSet, ConfigError> {
         let mut all = self.manual.clone();
@@ -416,6 +463,29 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn restart_needed_names_what_a_reload_cannot_apply() {
+        let old = Config::default();
+        let mut new = Config::default();
+        new.stock.classes[HintClass::Batch.index()].nice = 3;
+        new.daemon.interval_ms = 2000;
+        new.exclude.uids.push(33);
+        assert!(old.restart_needed(&new).is_empty(), "all of these reload");
+        new.daemon.backend = Backend::Stock;
+        new.observe.proc_root = PathBuf::from("/other/proc");
+        new.external.endpoint = "http://127.0.0.1:9".into();
+        new.metrics.enabled = true;
+        assert_eq!(
+            old.restart_needed(&new),
+            vec![
+                "daemon.backend",
+                "observe.proc_root",
+                "external.endpoint",
+                "metrics"
+            ]
+        );
+    }
 
     #[test]
     fn example_is_the_default() {
