@@ -141,3 +141,68 @@ fn the_unit_verifies_clean_and_asks_for_what_the_daemon_does() {
         "systemd-analyze verify:\n{said}"
     );
 }
+
+/// `make install`'s script with PREFIX=/usr into a DESTDIR: every piece where it belongs, the
+/// unit pointing at PREFIX, the installed config valid, and the unit still verifying.
+#[test]
+fn install_lays_out_the_tuner_alone() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let dest = tuner::observe::synthetic::ScratchDir::new("it-install").unwrap();
+    let o = std::process::Command::new(root.join("scripts/install.sh"))
+        .args(["--bin", env!("CARGO_BIN_EXE_tuner")])
+        .env("PREFIX", "/usr")
+        .env("DESTDIR", dest.path())
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let d = dest.path();
+    for f in [
+        "usr/bin/tuner",
+        "usr/lib/systemd/system/sched-hint-tuner.service",
+        "usr/lib/udev/rules.d/99-sched-hint.rules",
+        "etc/sched_hint/tuner.toml",
+        "usr/share/doc/sched_hint/README.md",
+        "usr/share/doc/sched_hint/sched-hint.rst",
+    ] {
+        assert!(d.join(f).is_file(), "{f} not installed");
+    }
+    let unit =
+        std::fs::read_to_string(d.join("usr/lib/systemd/system/sched-hint-tuner.service")).unwrap();
+    assert!(unit.contains("\nExecStart=/usr/bin/tuner run\n"), "{unit}");
+    assert!(
+        !unit
+            .lines()
+            .any(|l| !l.starts_with('#') && l.contains("/usr/local")),
+        "{unit}"
+    );
+    let o = run(tuner()
+        .args(["config", "check"])
+        .arg(d.join("etc/sched_hint/tuner.toml")));
+    assert!(o.status.success(), "{}", stderr(&o));
+
+    if std::process::Command::new("systemd-analyze")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        println!("skipped systemd-analyze verify: systemd-analyze is not installed");
+        return;
+    }
+    let unit_copy = d.join("sched-hint-tuner.service");
+    let bin = d.join("usr/bin/tuner");
+    std::fs::write(
+        &unit_copy,
+        unit.replace("/usr/bin/tuner", &bin.display().to_string()),
+    )
+    .unwrap();
+    let o = std::process::Command::new("systemd-analyze")
+        .arg("verify")
+        .arg(&unit_copy)
+        .output()
+        .unwrap();
+    let said = format!("{}{}", stderr(&o), String::from_utf8_lossy(&o.stdout));
+    assert!(
+        o.status.success() && said.trim().is_empty(),
+        "systemd-analyze verify:\n{said}"
+    );
+}
