@@ -1,6 +1,7 @@
 # sched_hint: every target calls a script or cargo; see README.md.
 .PHONY: help setup kernel kernel-baseline kernel-debug module selftests vm-test vm-test-debug \
-	test test-host check-series check-patches check-series-build series tuner demo bench clean
+	test test-host check-series check-patches check-series-build series tuner install demo bench \
+	clean
 
 help:
 	@echo "make setup           install everything (Debian packages, crates.io, PyPI)"
@@ -13,6 +14,7 @@ help:
 	@echo "make vm-test-debug   the same on the KASAN/lockdep kernel, with 300,000 fuzzed ioctls"
 	@echo "make bench           patched vs baseline benchmarks, results/bench/"
 	@echo "make series          export the kernel work tree's 'dev' branch to patches/"
+	@echo "make install         the tuner alone: binary, unit, udev rule, config, docs (PREFIX, DESTDIR)"
 
 setup:
 	scripts/setup.sh
@@ -40,6 +42,10 @@ vm-test-debug:
 
 tuner:
 	cargo build --release -p tuner
+
+PREFIX ?= /usr/local
+install: tuner
+	PREFIX="$(PREFIX)" DESTDIR="$(DESTDIR)" scripts/install.sh
 
 test-host:
 	scripts/test-host.sh

@@ -16,7 +16,7 @@ use crate::apply::{self, HintSink};
 use crate::classify::external::ExternalClassifier;
 use crate::clock::{Clock, MonotonicClock};
 use crate::config::rules::RuleSet;
-use crate::config::{Backend, Config};
+use crate::config::{Backend, Config, STDIN_PATH};
 use crate::daemon::{Daemon, Reload, Reloader};
 use crate::engine::{Engine, Mode};
 use crate::error::Error;
@@ -87,6 +87,11 @@ pub fn external(
 pub fn reloader(path: Option<&Path>) -> Reloader {
     let path: Option<PathBuf> = path.map(Path::to_path_buf);
     Box::new(move || {
+        if path.as_deref() == Some(Path::new(STDIN_PATH)) {
+            return Err(Error::Usage(
+                "the configuration came from standard input, which cannot be read again: restart to change it".into(),
+            ));
+        }
         let (cfg, rules) = load(path.as_deref())?;
         Ok(Reload {
             observe: observe_options(&cfg),

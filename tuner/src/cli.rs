@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 
+use clap::builder::TypedValueParser as _;
 use clap::{Args, Parser, Subcommand};
 
 use crate::config::Backend;
@@ -20,7 +21,7 @@ pub struct Cli {
     #[arg(short, long, global = true, value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// More log output (-v: debug, -vv: trace); RUST_LOG overrides
-    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    #[arg(short, long, global = true, action = clap::ArgAction::Count, conflicts_with = "quiet")]
     pub verbose: u8,
     /// Only errors in the log
     #[arg(short, long, global = true)]
@@ -54,6 +55,7 @@ pub enum Command {
     /// stdin closes
     #[command(hide = true)]
     BenchChild {
+        /// Idle threads besides the main one
         #[arg(long, default_value_t = 1)]
         threads: u32,
     },
@@ -61,7 +63,8 @@ pub enum Command {
 
 #[derive(Debug, Args)]
 pub struct RunArgs {
-    /// Override `daemon.backend`
+    /// How hints reach the kernel; overrides `daemon.backend` (auto: the device when it
+    /// exists, else stock)
     #[arg(long, value_enum)]
     pub backend: Option<Backend>,
 }
@@ -74,25 +77,27 @@ pub struct OnceArgs {
     /// JSON instead of a table
     #[arg(long)]
     pub json: bool,
-    /// Override `daemon.backend`
+    /// How hints reach the kernel; overrides `daemon.backend` (auto: the device when it
+    /// exists, else stock)
     #[arg(long, value_enum, conflicts_with = "dry_run")]
     pub backend: Option<Backend>,
     /// Also list excluded and idle processes
     #[arg(long)]
     pub all: bool,
     /// Time between the two samples that give rates
-    #[arg(long, default_value_t = 1000, value_name = "MS")]
+    #[arg(long, default_value_t = 1000, value_name = "MS", value_parser = clap::value_parser!(u64).range(1..))]
     pub sample_ms: u64,
     /// Lifetime of the hints written [default: daemon.ttl_scans x daemon.interval_ms]; 0: no expiry
-    #[arg(long, value_name = "MS", value_parser = parse_ttl_ms)]
+    #[arg(long, value_name = "MS", value_parser = parse_ttl_ms, conflicts_with = "dry_run")]
     pub ttl_ms: Option<u64>,
 }
 
 #[derive(Debug, Args)]
 pub struct ExplainArgs {
+    /// The process to explain
     pub pid: i32,
     /// Time between the two samples that give rates
-    #[arg(long, default_value_t = 1000, value_name = "MS")]
+    #[arg(long, default_value_t = 1000, value_name = "MS", value_parser = clap::value_parser!(u64).range(1..))]
     pub sample_ms: u64,
 }
 
@@ -103,15 +108,19 @@ pub enum HintCommand {
     /// Read the hint the kernel holds
     Get(HintTargetArgs),
     /// Clear the hint
-    Clear(HintTargetArgs),
+    Clear(HintClearArgs),
 }
 
 #[derive(Debug, Args)]
 pub struct HintSetArgs {
+    /// The process (or, with --thread, the thread) to hint
     pub pid: i32,
-    #[arg(long, value_parser = parse_class)]
+    /// What the process is for: latency (audio, input), interactive (shells, editors),
+    /// throughput (servers, inference), batch (compilers, builds), background (backups,
+    /// indexers)
+    #[arg(long, value_parser = class_parser())]
     pub class: HintClass,
-    /// Preferred NUMA node
+    /// Preferred NUMA node; it must exist (see `tuner status`)
     #[arg(long)]
     pub node: Option<u32>,
     /// Keep the task on its node
@@ -126,24 +135,42 @@ pub struct HintSetArgs {
     /// Only this thread, not its whole process
     #[arg(long)]
     pub thread: bool,
+    /// How the hint reaches the kernel; overrides `daemon.backend`
     #[arg(long, value_enum)]
     pub backend: Option<Backend>,
 }
 
 #[derive(Debug, Args)]
 pub struct HintTargetArgs {
+    /// The process (or, with --thread, the thread) to read
     pub pid: i32,
     /// Only this thread, not its whole process
     #[arg(long)]
     pub thread: bool,
+    /// JSON instead of a line of text
     #[arg(long)]
     pub json: bool,
+    /// Where the hint is read from; overrides `daemon.backend`
+    #[arg(long, value_enum)]
+    pub backend: Option<Backend>,
+}
+
+/// No `--json`: clearing prints one line and its exit code says the rest.
+#[derive(Debug, Args)]
+pub struct HintClearArgs {
+    /// The process (or, with --thread, the thread) to clear
+    pub pid: i32,
+    /// Only this thread, not its whole process
+    #[arg(long)]
+    pub thread: bool,
+    /// Where the hint is cleared; overrides `daemon.backend`
     #[arg(long, value_enum)]
     pub backend: Option<Backend>,
 }
 
 #[derive(Debug, Args)]
 pub struct StatusArgs {
+    /// JSON instead of text
     #[arg(long)]
     pub json: bool,
 }
@@ -152,8 +179,12 @@ pub struct StatusArgs {
 pub enum ConfigCommand {
     /// Print the annotated default configuration
     Example,
-    /// Validate a configuration file and the rule files it names [default: --config]
-    Check { file: Option<PathBuf> },
+    /// Validate a configuration file and the rule files it names
+    Check {
+        /// The file to check; `-` reads standard input [default: --config, else
+        /// /etc/sched_hint/tuner.toml]
+        file: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -172,10 +203,10 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = 1000)]
     pub procs: usize,
     /// Timed passes (the median is reported)
-    #[arg(long, default_value_t = 30)]
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..).map(|v| v as usize))]
     pub passes: usize,
     /// NUMA nodes of the synthetic host
-    #[arg(long, default_value_t = 2)]
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=i64::from(crate::uapi::SCHED_HINT_MAX_NODES)))]
     pub nodes: u32,
     /// Real processes (with 1 to 4 threads each) to start and time a pass over this host's
     /// /proc with; 0 skips it
@@ -185,8 +216,36 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = 20)]
     pub steady_s: u64,
     /// Scan interval of the measured daemon
-    #[arg(long, default_value_t = 5000)]
+    #[arg(long, default_value_t = 5000, value_name = "MS", value_parser = clap::value_parser!(u64).range(1..))]
     pub interval_ms: u64,
+}
+
+/// A parse error as one line: clap's first paragraph (the error and, where it lists them, the
+/// missing arguments or the possible values), without its `error:` prefix, and, where clap
+/// names it, the command whose `--help` says more. Scripts and logs get one line per failure.
+pub fn one_line(e: &clap::Error) -> String {
+    let text = e.render().to_string();
+    let first: Vec<&str> = text
+        .lines()
+        .take_while(|l| !l.trim().is_empty())
+        .map(str::trim)
+        .collect();
+    let msg = first.join(" ");
+    let msg = msg.strip_prefix("error: ").unwrap_or(&msg);
+    let command: Vec<&str> = text
+        .lines()
+        .find_map(|l| l.strip_prefix("Usage: "))
+        .map(|u| {
+            u.split_whitespace()
+                .take_while(|w| !w.starts_with(['[', '<', '-']))
+                .collect()
+        })
+        .unwrap_or_default();
+    if command.is_empty() {
+        msg.to_owned()
+    } else {
+        format!("{msg} (see '{} --help')", command.join(" "))
+    }
 }
 
 /// A TTL the kernel accepts: it refuses one above `SCHED_HINT_TTL_MAX_MS` (seven days).
@@ -201,8 +260,10 @@ fn parse_ttl_ms(s: &str) -> Result<u64, String> {
     }
 }
 
-fn parse_class(s: &str) -> Result<HintClass, String> {
-    s.parse()
+/// The classes a hint can carry, listed in `--help` and in the error for any other word.
+fn class_parser() -> impl clap::builder::TypedValueParser<Value = HintClass> {
+    clap::builder::PossibleValuesParser::new(HintClass::HINTED.map(HintClass::as_str))
+        .map(|s| s.parse::<HintClass>().expect("a listed class parses"))
 }
 
 #[cfg(test)]
@@ -226,6 +287,69 @@ mod tests {
         ]);
         assert!(ok.is_ok());
         assert!(Cli::try_parse_from(["tuner", "hint", "set", "1", "--class", "fast"]).is_err());
+    }
+
+    /// Every visible flag and argument of every visible subcommand says what it is for.
+    #[test]
+    fn every_argument_has_help() {
+        fn walk(cmd: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            for a in cmd.get_arguments() {
+                let auto = matches!(a.get_id().as_str(), "help" | "version");
+                if !auto && !a.is_hide_set() && a.get_help().is_none() {
+                    missing.push(format!("{path} {}", a.get_id()));
+                }
+            }
+            for sub in cmd.get_subcommands().filter(|c| !c.is_hide_set()) {
+                walk(sub, &format!("{path} {}", sub.get_name()), missing);
+            }
+        }
+        let mut missing = Vec::new();
+        walk(&Cli::command(), "tuner", &mut missing);
+        assert!(missing.is_empty(), "no help text: {missing:?}");
+    }
+
+    #[test]
+    fn class_help_lists_every_class() {
+        let mut cmd = Cli::command();
+        let help = cmd
+            .find_subcommand_mut("hint")
+            .and_then(|h| h.find_subcommand_mut("set"))
+            .unwrap()
+            .render_long_help()
+            .to_string();
+        for class in HintClass::HINTED {
+            assert!(help.contains(class.as_str()), "{class} missing in\n{help}");
+        }
+        let e = Cli::try_parse_from(["tuner", "hint", "set", "1", "--class", "fast"]).unwrap_err();
+        assert_eq!(
+            one_line(&e),
+            "invalid value 'fast' for '--class <CLASS>' [possible values: latency, interactive, throughput, batch, background]"
+        );
+    }
+
+    #[test]
+    fn nonsense_combinations_are_refused_in_one_line() {
+        let refused = [
+            &["tuner", "-q", "-v", "status"][..],
+            &["tuner", "once", "--dry-run", "--ttl-ms", "1000"],
+            &["tuner", "once", "--sample-ms", "0"],
+            &["tuner", "explain", "1", "--sample-ms", "0"],
+            &["tuner", "hint", "clear", "1", "--json"],
+            &["tuner", "hint", "set", "1", "--class", "batch", "--strict"],
+            &["tuner", "bench", "--passes", "0"],
+            &["tuner", "bench", "--nodes", "0"],
+        ];
+        for argv in refused {
+            let e = Cli::try_parse_from(argv).expect_err(&argv.join(" "));
+            let line = one_line(&e);
+            assert!(!line.contains('\n'), "{line}");
+            assert!(!line.is_empty() && !line.starts_with("error"), "{line}");
+        }
+        let e = Cli::try_parse_from(["tuner", "hint", "set", "1"]).unwrap_err();
+        assert_eq!(
+            one_line(&e),
+            "the following required arguments were not provided: --class <CLASS> (see 'tuner hint set --help')"
+        );
     }
 
     #[test]

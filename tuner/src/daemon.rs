@@ -26,6 +26,7 @@ use crate::error::Error;
 use crate::metrics::{self, Metrics};
 use crate::observe::snapshot::{NumaRead, ObserveOptions, Observer, Snapshot};
 use crate::observe::{ObserveError, ProcKey};
+use crate::service;
 
 /// A re-read configuration: what the engine and the observer take of it.
 pub struct Reload {
@@ -101,6 +102,7 @@ impl Daemon {
         let mut observer = Some(self.observer);
         let mut scan: Option<JoinHandle<ScanResult>> = None;
         let mut pending_opts: Option<ObserveOptions> = None;
+        let mut ready_sent = false;
         tokio::pin!(shutdown);
 
         loop {
@@ -109,22 +111,32 @@ impl Daemon {
                 () = &mut shutdown => break,
                 Some(()) = hup.recv() => {
                     let Some(reload) = self.reload.as_mut() else { continue };
-                    match reload() {
+                    service::reloading();
+                    let result = reload();
+                    if ready_sent {
+                        service::ready();
+                    }
+                    match result {
                         Ok(Reload { cfg: new_cfg, rules, observe: opts }) => {
                             let old = self.engine.config().clone();
-                            if new_cfg.daemon.backend != old.daemon.backend || new_cfg.metrics != old.metrics || new_cfg.daemon.device != old.daemon.device {
-                                tracing::warn!("backend, device and metrics settings take effect after a restart");
+                            let waiting = old.restart_needed(&new_cfg);
+                            if !waiting.is_empty() {
+                                tracing::warn!(settings = %waiting.join(", "), "changed settings take effect after a restart; the rest is applied now");
                             }
                             if new_cfg.daemon.interval_ms != old.daemon.interval_ms {
                                 tick = interval(new_cfg.daemon.interval_ms);
                             }
+                            let rewrite = self.sink.set_config(&new_cfg);
                             self.engine.set_config(new_cfg, rules);
+                            // Held hints whose class now means other settings are written again.
+                            self.engine.rewrite_classes(&rewrite);
                             match observer.as_mut() {
                                 Some(o) => o.set_options(opts),
                                 None => pending_opts = Some(opts),
                             }
                             self.metrics.reloads.fetch_add(1, Ordering::Relaxed);
-                            tracing::info!("configuration reloaded");
+                            let classes: Vec<&str> = rewrite.iter().map(|c| c.as_str()).collect();
+                            tracing::info!(rewrite_classes = %classes.join(","), "configuration reloaded");
                         }
                         Err(e) => {
                             self.metrics.reload_errors.fetch_add(1, Ordering::Relaxed);
@@ -173,6 +185,12 @@ impl Daemon {
                             tracing::error!("scan failed: {e}");
                         }
                     }
+                    if !ready_sent {
+                        // The first scan is applied (or failed and logged): the host is as
+                        // hinted as it will be, and a broken start has shown itself.
+                        service::ready();
+                        ready_sent = true;
+                    }
                 }
                 _ = tick.tick(), if scan.is_none() => {
                     let mut obs = observer.take().expect("observer is home when no scan runs");
@@ -185,6 +203,7 @@ impl Daemon {
             }
         }
 
+        service::stopping();
         if let Some(s) = scan.take() {
             let _ = s.await;
         }
@@ -408,5 +427,64 @@ mod tests {
             log.iter().all(|o| matches!(o, HintOp::Set { .. })),
             "on_exit = keep clears nothing, and an excluded sshd is forgotten, not cleared"
         );
+    }
+
+    /// Issue 19, reproduction 5: `[stock.batch] nice = 3, slice_us = 20000` after SIGHUP must
+    /// reach the processes already hinted batch, and only them.
+    #[tokio::test(flavor = "current_thread", start_paused = true)]
+    async fn sighup_rewrites_the_holders_of_a_class_whose_stock_settings_changed() {
+        let mut cfg = fixture_config();
+        cfg.daemon.on_exit = OnExit::Keep;
+        let reload: Reloader = Box::new(|| {
+            let mut c = fixture_config();
+            c.daemon.on_exit = OnExit::Keep;
+            c.stock.classes[crate::hint::HintClass::Batch.index()].nice = 3;
+            c.stock.classes[crate::hint::HintClass::Batch.index()].slice_us = 20_000;
+            let rules = c.load_rules()?;
+            Ok(Reload {
+                observe: app::observe_options(&c),
+                cfg: Arc::new(c),
+                rules,
+            })
+        });
+        let mut sink = RecordingSink::new();
+        sink.ttl = false;
+        sink.stock = Some(cfg.stock.clone());
+        let ops = sink.ops();
+        let (d, metrics) = daemon(cfg, sink, None, Some(reload));
+        let (hup_tx, hup_rx) = mpsc::channel(1);
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(d.run(hup_rx, async {
+            let _ = stop_rx.await;
+        }));
+        let writes = |pid: i32| {
+            recording::set_pids(&ops.lock().unwrap())
+                .iter()
+                .filter(|p| **p == pid)
+                .count()
+        };
+        until("first hints", || writes(600) == 1 && writes(990) == 1).await;
+        let scans = metrics.scans.load(Ordering::Relaxed);
+        until("two more scans", || {
+            metrics.scans.load(Ordering::Relaxed) >= scans + 2
+        })
+        .await;
+        assert_eq!((writes(600), writes(990)), (1, 1), "nothing to rewrite yet");
+
+        hup_tx.send(()).await.unwrap();
+        until("reload", || metrics.reloads.load(Ordering::Relaxed) == 1).await;
+        let scans = metrics.scans.load(Ordering::Relaxed);
+        until("two scans after the reload", || {
+            metrics.scans.load(Ordering::Relaxed) >= scans + 2
+        })
+        .await;
+        stop_tx.send(()).unwrap();
+        task.await.unwrap().unwrap();
+        assert_eq!(
+            writes(600),
+            2,
+            "the batch process (rustc) is written with the new settings, once"
+        );
+        assert_eq!(writes(990), 1, "an interactive process is left alone");
     }
 }

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use crate::apply::ApplyError;
 use crate::config::ConfigError;
+use crate::lock::LockError;
 use crate::observe::ObserveError;
 
 pub const EXIT_OK: u8 = 0;
@@ -60,6 +61,8 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    #[error(transparent)]
+    Lock(#[from] LockError),
     #[error("{0}")]
     Runtime(String),
 }
@@ -94,9 +97,11 @@ impl Error {
             Error::DeviceMissing(_) => EXIT_NO_DEVICE,
             Error::Permission(_) => EXIT_PERMISSION,
             Error::Observe(ObserveError::NoSuchProcess(_)) => EXIT_RUNTIME,
-            Error::Observe(_) | Error::Apply(_) | Error::Io { .. } | Error::Runtime(_) => {
-                EXIT_RUNTIME
-            }
+            Error::Observe(_)
+            | Error::Apply(_)
+            | Error::Io { .. }
+            | Error::Lock(_)
+            | Error::Runtime(_) => EXIT_RUNTIME,
         }
     }
 }

@@ -38,11 +38,13 @@ pub mod error;
 pub mod glob;
 pub mod hint;
 pub mod llm;
+pub mod lock;
 pub mod metrics;
 pub mod observe;
 pub mod output;
 pub mod plan;
 pub mod ratelimit;
+pub mod service;
 pub mod sys;
 pub mod uapi;
 

@@ -31,7 +31,20 @@ fn init_tracing(verbose: u8, quiet: bool) -> anyhow::Result<()> {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        // Help and version go to stdout; `tuner hint` alone prints the subcommands.
+        Err(e)
+            if !e.use_stderr()
+                || e.kind() == clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand =>
+        {
+            e.exit()
+        }
+        Err(e) => {
+            eprintln!("tuner: error: {}", tuner::cli::one_line(&e));
+            return ExitCode::from(tuner::error::EXIT_USAGE);
+        }
+    };
     if let Err(e) = init_tracing(cli.verbose, cli.quiet) {
         eprintln!("tuner: error: {e:#}");
         return ExitCode::from(tuner::error::EXIT_RUNTIME);

@@ -1,5 +1,6 @@
 //! Tables and JSON for the commands, and the one way they reach stdout.
 
+use std::borrow::Cow;
 use std::fmt::Write as _;
 use std::io::Write as _;
 
@@ -30,6 +31,34 @@ macro_rules! outln {
 }
 
 pub(crate) use {out, outln};
+
+/// A name from another process (comm, exe, cmdline, cgroup, a classifier's reason) made safe
+/// to print on a terminal: every control character (C0, DEL, C1) and every bidi override
+/// becomes a visible `\xNN` / `\u{NNNN}` escape. Anyone can name a process
+/// `"\x1b[31mRED\n9 sshd"`; unescaped, that colours the terminal and fakes a table row.
+/// Human-readable output passes every such string through here; JSON is escaped by serde.
+pub fn term(s: &str) -> Cow<'_, str> {
+    fn unsafe_char(c: char) -> bool {
+        c.is_control()
+            || matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+    }
+    if !s.chars().any(unsafe_char) {
+        return Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        match c {
+            c if !unsafe_char(c) => out.push(c),
+            c if (c as u32) < 0x80 => {
+                let _ = write!(out, "\\x{:02x}", c as u32);
+            }
+            c => {
+                let _ = write!(out, "\\u{{{:04x}}}", c as u32);
+            }
+        }
+    }
+    Cow::Owned(out)
+}
 
 /// Left-aligned columns separated by two spaces; the last column is not padded.
 pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
@@ -92,13 +121,13 @@ pub fn once_table(rows: &[&Row]) -> String {
             };
             vec![
                 r.pid.to_string(),
-                r.comm.clone(),
+                term(&r.comm).into_owned(),
                 class,
                 r.node.map_or_else(|| "-".to_owned(), |n| n.to_string()),
                 source,
                 format!("{:.2}", r.confidence),
-                format!("{}:{}", r.step.as_str(), r.rule),
-                action,
+                format!("{}:{}", r.step.as_str(), term(&r.rule)),
+                term(&action).into_owned(),
             ]
         })
         .collect();
@@ -131,5 +160,12 @@ mod tests {
             ],
         );
         assert_eq!(t, "A          LONG\nwide-cell  x\ny          z\n");
+    }
+
+    #[test]
+    fn terminal_escapes_leave_one_visible_line() {
+        assert_eq!(term("\x1b[31mRED\n9 sshd"), "\\x1b[31mRED\\x0a9 sshd");
+        assert_eq!(term("a\u{9b}b\u{202e}c\x7f"), "a\\u{009b}b\\u{202e}c\\x7f");
+        assert!(matches!(term("kworker/0:1 ünïcode"), Cow::Borrowed(_)));
     }
 }

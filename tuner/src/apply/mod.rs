@@ -24,7 +24,7 @@ use std::sync::Arc;
 use serde::Serialize;
 
 use crate::config::{Backend, Config};
-use crate::hint::{Hint, KernelHint};
+use crate::hint::{Hint, HintClass, KernelHint};
 use crate::metrics::{write_kind, Metrics};
 use crate::observe::{OwnWrite, Topology};
 
@@ -135,6 +135,12 @@ pub trait HintSink: Send {
 
     /// Called after each observation.
     fn set_topology(&mut self, _topo: &Topology) {}
+
+    /// A reloaded configuration (SIGHUP). Returns the classes this backend now expresses
+    /// differently, whose holders must be written again; none where a hint means the same.
+    fn set_config(&mut self, _cfg: &Config) -> Vec<HintClass> {
+        Vec::new()
+    }
 }
 
 /// Whether this process may change other users' tasks and raise classes: root or

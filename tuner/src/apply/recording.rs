@@ -4,8 +4,8 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
 use super::{ApplyError, HintOp, HintSink, Target};
-use crate::config::Backend;
-use crate::hint::{Hint, KernelHint};
+use crate::config::{Backend, Config, StockConfig};
+use crate::hint::{Hint, HintClass, KernelHint};
 use crate::observe::{OwnWrite, Topology};
 
 #[derive(Clone, Default)]
@@ -18,6 +18,9 @@ pub struct RecordingSink {
     pub covers_new_threads: bool,
     /// Report writes as visible kernel hints (like the ioctl backend).
     pub kernel_like: bool,
+    /// Express classes as the stock backend does: a reload reports the classes whose
+    /// `[stock.*]` settings changed.
+    pub stock: Option<StockConfig>,
 }
 
 impl RecordingSink {
@@ -92,6 +95,13 @@ impl HintSink for RecordingSink {
 
     fn own_write(&self, _hint: &Hint, _topo: Option<&Topology>) -> Option<OwnWrite> {
         self.kernel_like.then_some(OwnWrite::Kernel)
+    }
+
+    fn set_config(&mut self, cfg: &Config) -> Vec<HintClass> {
+        match self.stock.replace(cfg.stock.clone()) {
+            Some(old) => old.changed_classes(&cfg.stock),
+            None => Vec::new(),
+        }
     }
 }
 

@@ -13,7 +13,7 @@ use nix::errno::Errno;
 use nix::unistd::Pid;
 
 use super::{ApplyError, HintOp, HintSink, Target};
-use crate::config::{Backend, MigrateMode, StockClass, StockConfig, StockPolicy};
+use crate::config::{Backend, Config, MigrateMode, StockClass, StockConfig, StockPolicy};
 use crate::hint::{Hint, HintClass, KernelHint};
 use crate::metrics::Metrics;
 use crate::observe::{CpuSet, OwnWrite, Topology};
@@ -325,6 +325,12 @@ impl HintSink for StockSink {
     fn set_topology(&mut self, topo: &Topology) {
         self.topo = Some(topo.clone());
     }
+
+    fn set_config(&mut self, cfg: &Config) -> Vec<HintClass> {
+        let changed = self.cfg.changed_classes(&cfg.stock);
+        self.cfg = cfg.stock.clone();
+        changed
+    }
 }
 
 #[cfg(test)]
@@ -401,5 +407,34 @@ mod tests {
             tids: vec![],
         }]);
         assert_eq!(r, vec![Err(ApplyError::NoSuchTask(i32::MAX - 1))]);
+    }
+
+    /// A reload replaces the class table: the next write and the own-write record use the new
+    /// settings, and the classes that changed are reported for rewriting.
+    #[test]
+    fn set_config_reports_changed_classes_and_writes_the_new_settings() {
+        let mut sink = StockSink::new(Config::default().stock, None);
+        let mut cfg = Config::default();
+        cfg.stock.classes[HintClass::Batch.index()].nice = 3;
+        cfg.stock.classes[HintClass::Batch.index()].slice_us = 20_000;
+        assert_eq!(sink.set_config(&cfg), vec![HintClass::Batch]);
+        let hint = Hint {
+            class: HintClass::Batch,
+            node: None,
+            strict: false,
+            inherit: true,
+            ttl_ms: 0,
+            source: crate::hint::HintSource::Rule,
+        };
+        match sink.own_write(&hint, None) {
+            Some(OwnWrite::Stock { nice, slice_ns, .. }) => {
+                assert_eq!((nice, slice_ns), (3, Some(20_000_000)));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(
+            sink.set_config(&cfg).is_empty(),
+            "the same table again changes nothing"
+        );
     }
 }

@@ -75,6 +75,9 @@ mod tests {
             ("updatedb", HintClass::Background),
             ("cc1", HintClass::Batch),
             ("rustc", HintClass::Batch),
+            ("clang-19", HintClass::Batch),
+            ("clang++-9", HintClass::Batch),
+            ("ld.lld-19", HintClass::Batch),
             ("ffmpeg", HintClass::Batch),
         ];
         for (comm, class) in want {

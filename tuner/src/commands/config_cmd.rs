@@ -4,16 +4,17 @@ use std::path::Path;
 
 use crate::app;
 use crate::config::rules::{export_toml, DEFAULT_ORIGIN};
-use crate::config::{Config, ConfigError, DEFAULT_PATH};
+use crate::config::{Config, ConfigError, DEFAULT_PATH, STDIN_PATH};
 use crate::error::Error;
 use crate::output::{out, outln};
 
 pub fn check(path: Option<&Path>) -> Result<(), Error> {
-    let shown = path.map_or_else(
-        || format!("{DEFAULT_PATH} (or built-in defaults)"),
-        |p| p.display().to_string(),
-    );
-    if let Some(p) = path {
+    let shown = match path {
+        None => format!("{DEFAULT_PATH} (or built-in defaults)"),
+        Some(p) if p == Path::new(STDIN_PATH) => "<stdin>".to_owned(),
+        Some(p) => p.display().to_string(),
+    };
+    if let Some(p) = path.filter(|p| *p != Path::new(STDIN_PATH)) {
         if !p.exists() {
             return Err(ConfigError::file(p, "no such file").into());
         }

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use crate::app;
 use crate::apply::{self, HintOp, HintSink, Scope, Target};
-use crate::cli::{HintSetArgs, HintTargetArgs};
+use crate::cli::{HintClearArgs, HintSetArgs, HintTargetArgs};
 use crate::config::{Backend, Config};
 use crate::error::Error;
 use crate::hint::{Hint, HintSource, KernelHint};
@@ -66,8 +66,25 @@ fn one(sink: &mut dyn HintSink, op: HintOp) -> Result<(), Error> {
     }
 }
 
+/// Refuses a node this machine does not have: a stock kernel has no node to check against, so
+/// `--node 1 --strict` on a one-node machine would otherwise "succeed" and change nothing.
+fn check_node(cfg: &Config, node: u32) -> Result<(), Error> {
+    let topo = SysfsSource::new(&cfg.observe.sys_root).topology()?;
+    if topo.node(node).is_some() {
+        return Ok(());
+    }
+    let ids: Vec<String> = topo.nodes.iter().map(|n| n.id.to_string()).collect();
+    Err(Error::Usage(format!(
+        "node {node} does not exist here (nodes: {})",
+        ids.join(", ")
+    )))
+}
+
 pub fn set(path: Option<&Path>, args: HintSetArgs) -> Result<(), Error> {
     let (cfg, _) = app::load(path)?;
+    if let Some(node) = args.node {
+        check_node(&cfg, node)?;
+    }
     let mut sink = sink(&cfg, args.backend)?;
     let (target, tids) = target(&cfg, args.pid, args.thread)?;
     let hint = Hint {
@@ -138,7 +155,7 @@ pub fn get(path: Option<&Path>, args: HintTargetArgs) -> Result<(), Error> {
     }
 }
 
-pub fn clear(path: Option<&Path>, args: HintTargetArgs) -> Result<(), Error> {
+pub fn clear(path: Option<&Path>, args: HintClearArgs) -> Result<(), Error> {
     let (cfg, _): (Arc<Config>, _) = app::load(path)?;
     let mut sink = sink(&cfg, args.backend)?;
     let (target, tids) = target(&cfg, args.pid, args.thread)?;

@@ -13,7 +13,7 @@ use crate::engine::{Action, Engine, Mode, PassReport};
 use crate::error::Error;
 use crate::observe::snapshot::{NumaRead, Snapshot};
 use crate::output;
-use crate::output::{out, outln};
+use crate::output::{out, outln, term};
 
 /// Two observations `sample_ms` apart, the second with rates (and numa_maps).
 fn sample(app: &App, engine: &mut Engine, sample_ms: u64) -> Result<Snapshot, Error> {
@@ -136,14 +136,17 @@ pub fn explain(path: Option<&Path>, args: ExplainArgs) -> Result<(), Error> {
     let _ = writeln!(
         out,
         "pid {} ({}), uid {}, {} threads",
-        p.pid, p.comm, p.uid, p.nr_threads
+        p.pid,
+        term(&p.comm),
+        p.uid,
+        p.nr_threads
     );
     let _ = writeln!(
         out,
         "  exe      {}",
         p.exe
             .as_ref()
-            .map_or("-".into(), |e| e.display().to_string())
+            .map_or("-".into(), |e| term(&e.to_string_lossy()).into_owned())
     );
     let _ = writeln!(
         out,
@@ -151,10 +154,10 @@ pub fn explain(path: Option<&Path>, args: ExplainArgs) -> Result<(), Error> {
         if p.cmdline.is_empty() {
             "-".into()
         } else {
-            p.cmdline.join(" ")
+            term(&p.cmdline.join(" ")).into_owned()
         }
     );
-    let _ = writeln!(out, "  cgroup   {}", p.cgroup);
+    let _ = writeln!(out, "  cgroup   {}", term(&p.cgroup));
     let _ = writeln!(out, "  rss      {} MiB", p.rss_kib / 1024);
     if let Some(r) = &p.rates {
         let _ = writeln!(
@@ -190,7 +193,7 @@ pub fn explain(path: Option<&Path>, args: ExplainArgs) -> Result<(), Error> {
     }
     out.push_str("decision\n");
     for line in &trace {
-        let _ = writeln!(out, "  {line}");
+        let _ = writeln!(out, "  {}", term(line));
     }
     let _ = writeln!(
         out,
@@ -204,13 +207,13 @@ pub fn explain(path: Option<&Path>, args: ExplainArgs) -> Result<(), Error> {
             |c| c.to_string()
         ),
         row.step.as_str(),
-        row.rule,
+        term(&row.rule),
         row.confidence,
         row.node.map_or("-".into(), |n| n.to_string()),
         if row.node_reason.is_empty() {
-            "not placed"
+            "not placed".into()
         } else {
-            &row.node_reason
+            term(&row.node_reason)
         },
     );
     match &row.hint {

@@ -43,6 +43,7 @@ pub struct RawDaemon {
     pub ttl_scans: Opt<i64>,
     pub backend: Opt<String>,
     pub device: Opt<String>,
+    pub lock_path: Opt<String>,
     pub on_exit: Opt<String>,
     pub max_writes_per_s: Opt<i64>,
     pub write_burst: Opt<i64>,

@@ -308,6 +308,7 @@ pub(super) fn validate(raw: RawConfig, src: &str, origin: &str) -> Result<Config
     }
     cfg.daemon.backend = c.parsed::<Backend>(&r.backend, d.daemon.backend)?;
     cfg.daemon.device = c.path(&r.device, "daemon.device", &d.daemon.device)?;
+    cfg.daemon.lock_path = c.path(&r.lock_path, "daemon.lock_path", &d.daemon.lock_path)?;
     cfg.daemon.on_exit = c.choice(
         &r.on_exit,
         "daemon.on_exit",

@@ -45,6 +45,9 @@ struct Applied {
     scope: Scope,
     tids: Vec<i32>,
     written_at_ms: u64,
+    /// The backend now expresses this hint's class differently (a reload changed it): the
+    /// next pass writes it again.
+    rewrite: bool,
 }
 
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -153,6 +156,20 @@ impl Engine {
         }
         self.cfg = cfg;
         self.rules = rules;
+    }
+
+    /// Marks the held hints of `classes` for writing again on the next pass (after a reload
+    /// changed what the backend makes of them).
+    pub fn rewrite_classes(&mut self, classes: &[HintClass]) {
+        for t in self.procs.values_mut() {
+            if let Some(a) = t
+                .applied
+                .as_mut()
+                .filter(|a| classes.contains(&a.hint.class))
+            {
+                a.rewrite = true;
+            }
+        }
     }
 
     /// Computes rates against the previous snapshot; call once per snapshot.
@@ -544,7 +561,7 @@ impl Engine {
                             !sink.covers_new_threads() && !tids.iter().all(|t| a.tids.contains(t))
                         }
                     };
-                    if !a.hint.same_effect(&h) || a.scope != scope || tids_changed {
+                    if !a.hint.same_effect(&h) || a.scope != scope || tids_changed || a.rewrite {
                         let mut ops = Vec::new();
                         if a.scope == Scope::Process && scope == Scope::Thread {
                             ops.extend(clear_ops(a));
@@ -565,6 +582,7 @@ impl Engine {
                 scope,
                 tids: tids.clone(),
                 written_at_ms: now,
+                rewrite: false,
             });
             work.push(Work {
                 row: i,

@@ -278,7 +278,11 @@ fn external_answers_fill_open_processes_only() {
     let asked: Vec<ProcKey> = report.open.iter().map(|(k, _)| *k).collect();
     let mut pids: Vec<i32> = asked.iter().map(|k| k.0).collect();
     pids.sort();
-    assert_eq!(pids, vec![1, 800], "open processes with rates");
+    assert_eq!(
+        pids,
+        vec![800],
+        "open processes with rates (pid 1, init, is excluded)"
+    );
     rig.engine.mark_pending(&asked, 6_000);
     let report = rig.pass();
     assert!(

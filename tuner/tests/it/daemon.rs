@@ -83,8 +83,8 @@ fn daemon_serves_metrics_reloads_and_stops_cleanly() {
     let scans = metric(&text, "tuner_scans_total");
     assert_eq!(
         metric(&text, "tuner_decisions_total{step=\"exclusion\"}"),
-        2 * scans,
-        "two kernel threads per scan"
+        3 * scans,
+        "two kernel threads and init (pid 1) per scan"
     );
     assert_eq!(
         metric(&text, "tuner_decisions_total{step=\"manual\"}"),

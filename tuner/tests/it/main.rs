@@ -1,12 +1,16 @@
 //! The tuner's integration tests: one binary, real servers on 127.0.0.1.
 
+mod cli_input;
 mod commands;
 mod daemon;
 mod errors;
+mod hostile_names;
 mod layers;
 mod llm_fault;
 mod llm_fault_server;
 mod llm_once;
 mod llm_real;
 mod llm_support;
+mod service;
 mod support;
+mod uapi_bindings;

@@ -22,10 +22,11 @@ pub fn fixture_config(extra: &str) -> (ScratchDir, PathBuf) {
     let path = dir.path().join("tuner.toml");
     let f = fixture();
     let text = format!(
-        "[observe]\nproc_root = \"{}\"\nsys_root = \"{}\"\n\n[rules]\npaths = []\n\n[daemon]\ndevice = \"{}\"\n{extra}",
+        "[observe]\nproc_root = \"{}\"\nsys_root = \"{}\"\n\n[rules]\npaths = []\n\n[daemon]\ndevice = \"{}\"\nlock_path = \"{}\"\n{extra}",
         f.join("proc").display(),
         f.join("sys").display(),
         dir.path().join("no-such-device").display(),
+        dir.path().join("tuner.lock").display(),
     );
     std::fs::write(&path, text).unwrap();
     (dir, path)
