@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use crate::apply::ApplyError;
 use crate::config::ConfigError;
 use crate::observe::ObserveError;
+use crate::state::file::StateError;
 
 pub const EXIT_OK: u8 = 0;
 pub const EXIT_RUNTIME: u8 = 1;
@@ -54,6 +55,8 @@ pub enum Error {
     Observe(#[from] ObserveError),
     #[error(transparent)]
     Apply(ApplyError),
+    #[error(transparent)]
+    State(#[from] StateError),
     #[error("{context}: {source}")]
     Io {
         context: String,
@@ -94,9 +97,11 @@ impl Error {
             Error::DeviceMissing(_) => EXIT_NO_DEVICE,
             Error::Permission(_) => EXIT_PERMISSION,
             Error::Observe(ObserveError::NoSuchProcess(_)) => EXIT_RUNTIME,
-            Error::Observe(_) | Error::Apply(_) | Error::Io { .. } | Error::Runtime(_) => {
-                EXIT_RUNTIME
-            }
+            Error::Observe(_)
+            | Error::Apply(_)
+            | Error::State(_)
+            | Error::Io { .. }
+            | Error::Runtime(_) => EXIT_RUNTIME,
         }
     }
 }

@@ -43,6 +43,7 @@ pub mod observe;
 pub mod output;
 pub mod plan;
 pub mod ratelimit;
+pub mod state;
 pub mod sys;
 pub mod uapi;
 
