@@ -11,8 +11,11 @@ pub fn run(path: Option<&Path>, args: RunArgs) -> Result<(), Error> {
     let app = App::load(path)?;
     let choice = args.backend.unwrap_or(app.cfg.daemon.backend);
     let sink = app.sink(choice)?;
+    let kind = sink.kind();
+    let cfg = app.cfg.clone();
     let external = app.external()?;
-    let daemon = app.daemon(sink, external, Some(app::reloader(path)));
+    let mut daemon = app.daemon(sink, external, Some(app::reloader(path)));
+    app::keep_state(&cfg, &mut daemon.engine, kind)?;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .max_blocking_threads(2)
