@@ -252,6 +252,19 @@ impl Engine {
             if e.backend != self.backend || e.by != Writer::Daemon {
                 continue;
             }
+            // Journalled before the write, and the write never came (the run died first):
+            // nothing of the tuner's is there.
+            let mut e = e;
+            e.tasks.retain(|r| {
+                let Some(t) = p.tasks.iter().find(|t| t.tid == r.tid) else {
+                    return false;
+                };
+                let now = Settings::of(t, base, r.written.cpus.is_some());
+                !(r.written.differs(&now, base).is_some() && r.prior.differs(&now, base).is_none())
+            });
+            if e.tasks.is_empty() && e.backend == "stock" {
+                continue;
+            }
             let a = Applied {
                 hint: e.hint,
                 scope: if e.per_thread {
@@ -1056,5 +1069,7 @@ fn entry_of(key: ProcKey, a: &Applied, backend: &str) -> Entry {
         tasks: a.records.clone(),
     }
 }
+#[cfg(test)]
+mod live_tests;
 #[cfg(test)]
 mod tests;
