@@ -25,6 +25,8 @@ use crate::metrics::Metrics;
 use crate::observe::procfs::ProcfsSource;
 use crate::observe::snapshot::{ClassifierServer, ObserveOptions, Observer};
 use crate::observe::sysfs::SysfsSource;
+use crate::state::file::{StateError, StateFile};
+use crate::state::Writer;
 
 /// The configuration and the effective rules (`[[manual]]`, rule files, embedded catalog).
 pub fn load(path: Option<&Path>) -> Result<(Arc<Config>, RuleSet), Error> {
@@ -99,6 +101,32 @@ pub fn reloader(path: Option<&Path>) -> Reloader {
             rules,
         })
     })
+}
+
+/// Keeps `engine`'s writes in the state file `[daemon] state_file` names, and hands it the
+/// hints an earlier run left there (taken up per `on_restart` at the first pass). Fails,
+/// before anything is written, when the file cannot be read or written.
+pub fn keep_state(cfg: &Config, engine: &mut Engine, backend: Backend) -> Result<(), Error> {
+    let store = StateFile::new(&cfg.daemon.state_file);
+    let earlier = store.update(|st| -> Result<_, Error> { Ok(st.entries.clone()) })?;
+    engine.resume(earlier, cfg.daemon.on_restart);
+    let name = backend.as_str();
+    engine.set_journal(
+        name,
+        Box::new(move |entries, yielded| {
+            store
+                .update(|st| -> Result<(), StateError> {
+                    // Entries `tuner hint set` made are the admin's; the rest are this run's.
+                    st.entries
+                        .retain(|e| e.by == Writer::Admin || e.backend != name);
+                    st.entries.extend(entries);
+                    st.yielded = yielded;
+                    Ok(())
+                })
+                .map_err(|e| e.to_string())
+        }),
+    );
+    Ok(())
 }
 
 /// A loaded configuration with the state its parts share.

@@ -52,6 +52,9 @@ pub struct Daemon {
     pub metrics_bound: Option<tokio::sync::oneshot::Sender<SocketAddr>>,
 }
 
+/// How long the exit waits for a scan in flight before it clears without it.
+const EXIT_SCAN_WAIT: Duration = Duration::from_secs(2);
+
 fn interval(ms: u64) -> tokio::time::Interval {
     let mut t = tokio::time::interval(Duration::from_millis(ms));
     t.set_missed_tick_behavior(MissedTickBehavior::Delay);
@@ -105,10 +108,11 @@ impl Daemon {
         let mut ready_sent = false;
         tokio::pin!(shutdown);
 
-        loop {
+        // An error ends the loop like a signal does: the exit below runs either way.
+        let outcome: Result<(), Error> = loop {
             tokio::select! {
                 biased;
-                () = &mut shutdown => break,
+                () = &mut shutdown => break Ok(()),
                 Some(()) = hup.recv() => {
                     let Some(reload) = self.reload.as_mut() else { continue };
                     service::reloading();
@@ -150,7 +154,10 @@ impl Daemon {
                 }
                 joined = async { scan.as_mut().expect("guarded").await }, if scan.is_some() => {
                     scan = None;
-                    let (mut obs, result, observe_us) = joined.map_err(|e| Error::Runtime(format!("scan task failed: {e}")))?;
+                    let (mut obs, result, observe_us) = match joined {
+                        Ok(j) => j,
+                        Err(e) => break Err(Error::Runtime(format!("scan task failed: {e}"))),
+                    };
                     if let Some(o) = pending_opts.take() {
                         obs.set_options(o);
                     }
@@ -201,11 +208,15 @@ impl Daemon {
                     }));
                 }
             }
-        }
+        };
 
         service::stopping();
         if let Some(s) = scan.take() {
-            let _ = s.await;
+            // A scan only reads; its result is not needed, and the exit must not wait on a
+            // stuck /proc read for long.
+            if tokio::time::timeout(EXIT_SCAN_WAIT, s).await.is_err() {
+                tracing::warn!("a scan still runs at exit; clearing without it");
+            }
         }
         let on_exit = self.engine.config().daemon.on_exit;
         if on_exit == OnExit::Clear {
@@ -218,6 +229,7 @@ impl Daemon {
                     failed,
                     "hints cleared on exit"
                 );
+                self.engine.cleared(&ops, &results);
             }
         } else {
             tracing::info!(kept = self.engine.applied_count(), "hints kept on exit");
@@ -226,7 +238,7 @@ impl Daemon {
         if let Some(t) = metrics_task {
             let _ = t.await;
         }
-        Ok(())
+        outcome
     }
 }
 

@@ -7,6 +7,7 @@ use crate::apply::ApplyError;
 use crate::config::ConfigError;
 use crate::lock::LockError;
 use crate::observe::ObserveError;
+use crate::state::file::StateError;
 
 pub const EXIT_OK: u8 = 0;
 pub const EXIT_RUNTIME: u8 = 1;
@@ -55,6 +56,8 @@ pub enum Error {
     Observe(#[from] ObserveError),
     #[error(transparent)]
     Apply(ApplyError),
+    #[error(transparent)]
+    State(#[from] StateError),
     #[error("{context}: {source}")]
     Io {
         context: String,
@@ -99,6 +102,7 @@ impl Error {
             Error::Observe(ObserveError::NoSuchProcess(_)) => EXIT_RUNTIME,
             Error::Observe(_)
             | Error::Apply(_)
+            | Error::State(_)
             | Error::Io { .. }
             | Error::Lock(_)
             | Error::Runtime(_) => EXIT_RUNTIME,

@@ -45,6 +45,7 @@ pub mod output;
 pub mod plan;
 pub mod ratelimit;
 pub mod service;
+pub mod state;
 pub mod sys;
 pub mod uapi;
 

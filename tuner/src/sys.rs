@@ -127,3 +127,23 @@ pub fn migrate_pages(pid: i32, old_nodes: &[u64], new_nodes: &[u64]) -> Result<u
     };
     Errno::result(rc).map(|n| n as u64)
 }
+
+/// Field 22 of `/proc/PID/stat` (start time in clock ticks since boot), `None` when the
+/// process is gone. The command name may hold spaces and parentheses: fields are counted
+/// after its last `)`.
+pub fn start_ticks(pid: i32) -> Option<u64> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = &text[text.rfind(')')? + 1..];
+    // `rest` starts at field 3 (state); field 22 is the 20th after it.
+    rest.split_ascii_whitespace().nth(19)?.parse().ok()
+}
+
+/// Whether `owner` (pid, start ticks) is still the same live process.
+pub fn is_process(owner: (i32, u64)) -> bool {
+    start_ticks(owner.0) == Some(owner.1)
+}
+
+/// Whether `tid` is a thread of process `pid` now.
+pub fn is_thread_of(pid: i32, tid: i32) -> bool {
+    Path::new(&format!("/proc/{pid}/task/{tid}")).exists()
+}

@@ -219,7 +219,15 @@ impl HintSink for IoctlSink {
         for (i, op) in ops.iter().enumerate() {
             match op {
                 HintOp::Set { target, hint, .. } => sets.push((i, *target, *hint)),
-                HintOp::Clear { target, .. } => {
+                HintOp::Clear {
+                    target, restore, ..
+                } => {
+                    if let Some(r) = restore {
+                        if !crate::sys::is_process(r.owner) {
+                            results[i] = Err(ApplyError::Reused(r.owner.0));
+                            continue;
+                        }
+                    }
                     let mut h = to_uapi(*target, None);
                     results[i] = self
                         .dev

@@ -26,7 +26,8 @@ use serde::Serialize;
 use crate::config::{Backend, Config};
 use crate::hint::{Hint, HintClass, KernelHint};
 use crate::metrics::{write_kind, Metrics};
-use crate::observe::{OwnWrite, Topology};
+use crate::observe::{OwnWrite, ProcKey, Topology};
+use crate::state::TaskRecord;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -52,10 +53,24 @@ pub enum HintOp {
         hint: Hint,
         tids: Vec<i32>,
     },
+    /// `restore`: what the tuner replaced, put back only where its own value still stands
+    /// and only in the same process; `None` where no record exists (the stock backend then
+    /// changes nothing, the kernel backend clears its hint).
     Clear {
         target: Target,
         tids: Vec<i32>,
+        restore: Option<Restore>,
     },
+}
+
+/// What a clear puts back, and the process it must still be.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Restore {
+    /// Pid and start time of the process written: a reused pid is left alone.
+    pub owner: ProcKey,
+    /// The slice a thread nobody configured has, so a base slice reads as such.
+    pub base_slice_ns: Option<u64>,
+    pub tasks: Vec<TaskRecord>,
 }
 
 impl HintOp {
@@ -85,6 +100,8 @@ pub enum ApplyError {
     },
     #[error("{0}")]
     Unsupported(String),
+    #[error("pid {0} is another process now (its start time changed); left alone")]
+    Reused(i32),
 }
 
 impl ApplyError {
@@ -95,9 +112,10 @@ impl ApplyError {
             ApplyError::PermissionDenied(_) => write_kind::PERMISSION,
             ApplyError::BadNode(_) => write_kind::NODE,
             ApplyError::Invalid(_) => write_kind::INVALID,
-            ApplyError::DeviceMissing(_) | ApplyError::Os { .. } | ApplyError::Unsupported(_) => {
-                write_kind::OTHER
-            }
+            ApplyError::DeviceMissing(_)
+            | ApplyError::Os { .. }
+            | ApplyError::Unsupported(_)
+            | ApplyError::Reused(_) => write_kind::OTHER,
         }
     }
 }
@@ -236,7 +254,7 @@ pub fn describe(op: &HintOp) -> String {
             hint.ttl_ms,
             hint.source
         ),
-        HintOp::Clear { target, tids } => format!("clear pid {} ({:?}, {} threads)", target.pid, target.scope, tids.len()),
+        HintOp::Clear { target, tids, .. } => format!("clear pid {} ({:?}, {} threads)", target.pid, target.scope, tids.len()),
     }
 }
 

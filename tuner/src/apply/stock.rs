@@ -12,11 +12,12 @@ use std::thread::JoinHandle;
 use nix::errno::Errno;
 use nix::unistd::Pid;
 
-use super::{ApplyError, HintOp, HintSink, Target};
+use super::{ApplyError, HintOp, HintSink, Restore, Target};
 use crate::config::{Backend, Config, MigrateMode, StockClass, StockConfig, StockPolicy};
 use crate::hint::{Hint, HintClass, KernelHint};
 use crate::metrics::Metrics;
 use crate::observe::{CpuSet, OwnWrite, Topology};
+use crate::state::Settings;
 use crate::sys;
 use crate::uapi::{self, sched_attr};
 
@@ -205,6 +206,68 @@ impl StockSink {
         Ok(())
     }
 
+    /// Puts back what the tuner replaced, thread by thread, where the tuner's value still
+    /// stands: a thread someone else changed since keeps their setting, and a process whose
+    /// pid now names another process is left alone.
+    fn restore(&mut self, r: &Restore) -> Result<(), ApplyError> {
+        let (pid, _) = r.owner;
+        if !sys::is_process(r.owner) {
+            return Err(if sys::start_ticks(pid).is_some() {
+                ApplyError::Reused(pid)
+            } else {
+                ApplyError::NoSuchTask(pid)
+            });
+        }
+        for rec in &r.tasks {
+            if rec.tid != pid && !sys::is_thread_of(pid, rec.tid) {
+                continue;
+            }
+            let Some(now) = current(rec.tid, rec.written.cpus.is_some(), r.base_slice_ns) else {
+                continue;
+            };
+            if let Some(why) = rec.written.differs(&now, r.base_slice_ns) {
+                tracing::info!(pid, tid = rec.tid, %why, "changed by someone else since the tuner wrote it; left as it is");
+                continue;
+            }
+            let attr = sched_attr {
+                size: uapi::ATTR_SIZE,
+                sched_policy: rec.prior.policy,
+                sched_nice: rec.prior.nice,
+                sched_runtime: rec.prior.slice_ns.unwrap_or(0),
+                ..Default::default()
+            };
+            let res = sys::sched_setattr(rec.tid, &attr).and_then(|()| {
+                self.saved_affinity.remove(&rec.tid);
+                match (rec.written.cpu_set(), rec.prior.cpu_set()) {
+                    (Some(_), Some(cpus)) => {
+                        let mut set = nix::sched::CpuSet::new();
+                        for cpu in cpus.iter() {
+                            set.set(cpu as usize)?;
+                        }
+                        nix::sched::sched_setaffinity(Pid::from_raw(rec.tid), &set)
+                    }
+                    _ => Ok(()),
+                }
+            });
+            match res {
+                Ok(()) | Err(Errno::ESRCH) => {}
+                Err(Errno::EPERM | Errno::EACCES) => {
+                    return Err(ApplyError::PermissionDenied(format!(
+                        "restoring tid {} of pid {pid} needs CAP_SYS_NICE",
+                        rec.tid
+                    )))
+                }
+                Err(errno) => {
+                    return Err(ApplyError::Os {
+                        op: "sched_setattr",
+                        errno,
+                    })
+                }
+            }
+        }
+        Ok(())
+    }
+
     fn maybe_migrate(&mut self, pid: i32, hint: &Hint) {
         let want = match self.cfg.migrate {
             MigrateMode::Never => false,
@@ -233,6 +296,29 @@ impl StockSink {
     }
 }
 
+/// What thread `tid` holds now, in the terms of the state file; `None` when it is gone.
+pub fn current(tid: i32, with_cpus: bool, base_slice_ns: Option<u64>) -> Option<Settings> {
+    let attr = sys::sched_getattr(tid).ok()?;
+    let cpus = if with_cpus {
+        let aff = nix::sched::sched_getaffinity(Pid::from_raw(tid)).ok()?;
+        let mut set = CpuSet::new();
+        for cpu in (0..nix::sched::CpuSet::count()).filter(|c| aff.is_set(*c).unwrap_or(false)) {
+            set.insert(cpu as u32);
+        }
+        Some(set.to_string())
+    } else {
+        None
+    };
+    let fair = matches!(attr.sched_policy, 0 | 3 | 5);
+    Some(Settings {
+        policy: attr.sched_policy,
+        nice: attr.sched_nice,
+        slice_ns: (fair && attr.sched_runtime != 0 && Some(attr.sched_runtime) != base_slice_ns)
+            .then_some(attr.sched_runtime),
+        cpus,
+    })
+}
+
 impl HintSink for StockSink {
     fn kind(&self) -> Backend {
         Backend::Stock
@@ -248,9 +334,15 @@ impl HintSink for StockSink {
                     }
                     r
                 }
-                HintOp::Clear { target, tids } => {
+                HintOp::Clear {
+                    target, restore, ..
+                } => {
                     self.migrated.remove(&target.pid);
-                    self.write_threads(target.pid, tids, None)
+                    match restore {
+                        Some(r) => self.restore(r),
+                        // No record of what was there: touch nothing.
+                        None => Ok(()),
+                    }
                 }
             })
             .collect()
@@ -338,6 +430,113 @@ mod tests {
     use super::*;
     use crate::config::Config;
     use crate::hint::{test_hint, HintSource};
+    use crate::state::TaskRecord;
+
+    struct Child(std::process::Child);
+
+    impl Drop for Child {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+
+    fn sleeper() -> (Child, i32) {
+        let c = std::process::Command::new("sleep")
+            .arg("60")
+            .spawn()
+            .expect("spawn sleep");
+        let pid = c.id() as i32;
+        (Child(c), pid)
+    }
+
+    fn renice(pid: i32, nice: i32) {
+        let out = std::process::Command::new("renice")
+            .args(["-n", &nice.to_string(), "-p", &pid.to_string()])
+            .output()
+            .expect("run renice");
+        assert!(out.status.success(), "renice: {out:?}");
+    }
+
+    /// Reproduction 4 of issue 19: a clear put nice 0 / SCHED_OTHER / the base slice on a
+    /// process started with `nice -n 5`. Now it puts back what was there, leaves a thread
+    /// someone changed since alone, and writes nothing to a pid that names another process.
+    /// Unprivileged: the written class keeps the children's nice, so nothing lowers it.
+    #[test]
+    fn clear_puts_back_what_it_replaced_and_nothing_else() {
+        let (_a, a) = sleeper();
+        let (_b, b) = sleeper();
+        let n = sys::sched_getattr(a).unwrap().sched_nice;
+        if n >= 18 {
+            eprintln!("skipped: the test runs at nice {n}, and needs two steps of room");
+            return;
+        }
+        renice(a, n + 1);
+        renice(b, n + 1);
+        let mut cfg = Config::default().stock;
+        cfg.classes[HintClass::Batch.index()].nice = n + 1;
+        cfg.classes[HintClass::Batch.index()].slice_us = 5000;
+        let mut sink = StockSink::new(cfg, None);
+        let prior = |pid| current(pid, false, None).unwrap();
+        let (prior_a, prior_b) = (prior(a), prior(b));
+        assert_eq!(prior_a.nice, n + 1);
+        let hint = test_hint(HintClass::Batch, HintSource::Rule);
+        let set = |pid| HintOp::Set {
+            target: Target {
+                pid,
+                scope: super::super::Scope::Process,
+            },
+            hint,
+            tids: vec![pid],
+        };
+        assert_eq!(sink.apply(&[set(a), set(b)]), vec![Ok(()), Ok(())]);
+        let written = current(a, false, None).unwrap();
+        assert_eq!(
+            (written.policy, written.slice_ns),
+            (uapi::SCHED_BATCH, Some(5_000_000))
+        );
+        // Someone else renices b after the tuner's write.
+        renice(b, n + 2);
+        let clear = |pid, prior: &Settings, start| HintOp::Clear {
+            target: Target {
+                pid,
+                scope: super::super::Scope::Process,
+            },
+            tids: vec![pid],
+            restore: Some(Restore {
+                owner: (pid, start),
+                base_slice_ns: None,
+                tasks: vec![TaskRecord {
+                    tid: pid,
+                    written: written.clone(),
+                    prior: prior.clone(),
+                }],
+            }),
+        };
+        let (sa, sb) = (sys::start_ticks(a).unwrap(), sys::start_ticks(b).unwrap());
+        // A pid whose start time changed is another process: nothing is written.
+        assert_eq!(
+            sink.apply(&[clear(a, &prior_a, sa + 1)]),
+            vec![Err(ApplyError::Reused(a))]
+        );
+        assert_eq!(current(a, false, None).unwrap(), written);
+        assert_eq!(
+            sink.apply(&[clear(a, &prior_a, sa), clear(b, &prior_b, sb)]),
+            vec![Ok(()), Ok(())]
+        );
+        assert_eq!(
+            current(a, false, None).unwrap(),
+            prior_a,
+            "a is back to nice {}",
+            n + 1
+        );
+        let b_now = current(b, false, None).unwrap();
+        assert_eq!(
+            (b_now.policy, b_now.nice),
+            (uapi::SCHED_BATCH, n + 2),
+            "b keeps the renice made after the tuner's write"
+        );
+    }
 
     #[test]
     fn classes_map_to_attributes() {
@@ -383,9 +582,25 @@ mod tests {
         );
         // Back to SCHED_OTHER: allowed for an unprivileged caller only from SCHED_BATCH/IDLE
         // with RLIMIT_NICE, so restore only when it works and check what we can.
+        let me = std::process::id() as i32;
+        let owner = (me, sys::start_ticks(me).unwrap());
         let r = sink.apply(&[HintOp::Clear {
             target: t,
             tids: vec![tid],
+            restore: Some(Restore {
+                owner,
+                base_slice_ns: None,
+                tasks: vec![TaskRecord {
+                    tid,
+                    written: current(tid, false, None).unwrap(),
+                    prior: Settings {
+                        policy: before.sched_policy,
+                        nice: before.sched_nice,
+                        slice_ns: None,
+                        cpus: None,
+                    },
+                }],
+            }),
         }]);
         if r == vec![Ok(())] {
             let after = sys::sched_getattr(tid).unwrap();

@@ -4,7 +4,8 @@ use std::path::Path;
 use std::sync::Arc;
 
 use crate::app;
-use crate::apply::{self, HintOp, HintSink, Scope, Target};
+use crate::apply::{self, HintOp, HintSink, Restore, Scope, Target};
+use crate::classify::exclude::infer_base_slice;
 use crate::cli::{HintClearArgs, HintSetArgs, HintTargetArgs};
 use crate::config::{Backend, Config};
 use crate::error::Error;
@@ -12,8 +13,10 @@ use crate::hint::{Hint, HintSource, KernelHint};
 use crate::metrics::Metrics;
 use crate::observe::procfs::ProcfsSource;
 use crate::observe::sysfs::SysfsSource;
-use crate::observe::{ObserveError, ProcSource, ScanOptions, SysSource};
+use crate::observe::{ObserveError, ProcKey, ProcSource, ScanOptions, SysSource};
 use crate::output::outln;
+use crate::state::file::StateFile;
+use crate::state::{unix_ms, Entry, Settings, TaskRecord, Writer};
 
 fn sink(cfg: &Config, backend: Option<Backend>) -> Result<Box<dyn HintSink>, Error> {
     let choice = backend.unwrap_or(cfg.daemon.backend);
@@ -24,15 +27,19 @@ fn sink(cfg: &Config, backend: Option<Backend>) -> Result<Box<dyn HintSink>, Err
     Ok(sink)
 }
 
-/// The target and the threads it covers now.
-fn target(cfg: &Config, pid: i32, thread: bool) -> Result<(Target, Vec<i32>), Error> {
+/// The target, the threads it covers now, and the identity of its process (pid and start
+/// time; for `--thread`, the thread's own).
+fn target(cfg: &Config, pid: i32, thread: bool) -> Result<(Target, Vec<i32>, ProcKey), Error> {
     if thread {
+        let start = crate::sys::start_ticks(pid)
+            .ok_or_else(|| Error::Runtime(format!("no such thread: {pid}")))?;
         return Ok((
             Target {
                 pid,
                 scope: Scope::Thread,
             },
             vec![pid],
+            (pid, start),
         ));
     }
     let opts = ScanOptions {
@@ -56,6 +63,7 @@ fn target(cfg: &Config, pid: i32, thread: bool) -> Result<(Target, Vec<i32>), Er
             scope: Scope::Process,
         },
         p.tasks.iter().map(|t| t.tid).collect(),
+        p.key(),
     ))
 }
 
@@ -86,7 +94,7 @@ pub fn set(path: Option<&Path>, args: HintSetArgs) -> Result<(), Error> {
         check_node(&cfg, node)?;
     }
     let mut sink = sink(&cfg, args.backend)?;
-    let (target, tids) = target(&cfg, args.pid, args.thread)?;
+    let (target, tids, owner) = target(&cfg, args.pid, args.thread)?;
     let hint = Hint {
         class: args.class,
         node: args.node,
@@ -95,7 +103,67 @@ pub fn set(path: Option<&Path>, args: HintSetArgs) -> Result<(), Error> {
         ttl_ms: args.ttl_ms,
         source: HintSource::Admin,
     };
-    one(sink.as_mut(), HintOp::Set { target, hint, tids })?;
+    let stock = sink.kind() == Backend::Stock;
+    let base_slice_ns = if stock { base_slice(&cfg) } else { None };
+    let strict = hint.strict && hint.node.is_some();
+    let read = |tids: &[i32]| -> Vec<(i32, Option<Settings>)> {
+        tids.iter()
+            .map(|&t| (t, apply::stock::current(t, strict, base_slice_ns)))
+            .collect()
+    };
+    let store = StateFile::new(&cfg.daemon.state_file);
+    // Read before writing, so that a bad state file stops the command before any change.
+    let held = if stock { Some(store.load()?) } else { None };
+    let before = if stock { read(&tids) } else { Vec::new() };
+    one(
+        sink.as_mut(),
+        HintOp::Set {
+            target,
+            hint,
+            tids: tids.clone(),
+        },
+    )?;
+    if let Some(held) = held {
+        // What this tuner replaced earlier stays what a clear puts back.
+        let earlier = held.entry(owner).cloned();
+        let tasks = before
+            .into_iter()
+            .zip(read(&tids))
+            .filter_map(|((tid, prior), (_, written))| {
+                let prior = earlier
+                    .as_ref()
+                    .and_then(|e| e.tasks.iter().find(|r| r.tid == tid))
+                    .map(|r| r.prior.clone())
+                    .or(prior)?;
+                Some(TaskRecord {
+                    tid,
+                    written: written?,
+                    prior,
+                })
+            })
+            .collect();
+        let now = unix_ms();
+        let entry = Entry {
+            pid: owner.0,
+            start_ticks: owner.1,
+            comm: std::fs::read_to_string(format!("/proc/{}/comm", owner.0))
+                .unwrap_or_default()
+                .trim_end()
+                .to_owned(),
+            hint,
+            backend: "stock".into(),
+            per_thread: args.thread,
+            by: Writer::Admin,
+            since_unix_ms: earlier.as_ref().map_or(now, |e| e.since_unix_ms),
+            written_unix_ms: now,
+            tasks,
+        };
+        store.update(|st| -> Result<(), Error> {
+            st.entries.retain(|e| e.key() != owner);
+            st.entries.push(entry);
+            Ok(())
+        })?;
+    }
     outln!(
         "pid {}: set class {} node {}{} inherit {} ttl {} (backend {})",
         args.pid,
@@ -158,12 +226,84 @@ pub fn get(path: Option<&Path>, args: HintTargetArgs) -> Result<(), Error> {
 pub fn clear(path: Option<&Path>, args: HintClearArgs) -> Result<(), Error> {
     let (cfg, _): (Arc<Config>, _) = app::load(path)?;
     let mut sink = sink(&cfg, args.backend)?;
-    let (target, tids) = target(&cfg, args.pid, args.thread)?;
-    one(sink.as_mut(), HintOp::Clear { target, tids })?;
+    let (target, tids, owner) = target(&cfg, args.pid, args.thread)?;
+    if sink.kind() != Backend::Stock {
+        // The kernel holds the hint itself: clearing it removes exactly what was set.
+        one(
+            sink.as_mut(),
+            HintOp::Clear {
+                target,
+                tids,
+                restore: None,
+            },
+        )?;
+        outln!(
+            "pid {}: cleared (backend {})",
+            args.pid,
+            sink.kind().as_str()
+        )?;
+        return Ok(());
+    }
+    // The stock backend's settings look like anyone's: only what the state file says the
+    // tuner wrote is put back, to what it replaced.
+    let store = StateFile::new(&cfg.daemon.state_file);
+    let entry = store
+        .load()?
+        .entries
+        .into_iter()
+        .find(|e| e.key() == owner && e.backend == "stock");
+    let Some(entry) = entry else {
+        return Err(Error::Runtime(format!(
+            "pid {}: the tuner holds no record of a hint it set there ({}); nothing changed",
+            args.pid,
+            store.path().display()
+        )));
+    };
+    let tasks: Vec<_> = entry
+        .tasks
+        .iter()
+        .filter(|t| !args.thread || t.tid == args.pid)
+        .cloned()
+        .collect();
+    let base_slice_ns = base_slice(&cfg);
+    one(
+        sink.as_mut(),
+        HintOp::Clear {
+            target,
+            tids,
+            restore: Some(Restore {
+                owner,
+                base_slice_ns,
+                tasks: tasks.clone(),
+            }),
+        },
+    )?;
+    store.update(|st| -> Result<(), Error> {
+        if let Some(e) = st.entries.iter_mut().find(|e| e.key() == owner) {
+            e.tasks.retain(|t| !tasks.contains(t));
+        }
+        st.entries
+            .retain(|e| e.key() != owner || !e.tasks.is_empty());
+        Ok(())
+    })?;
     outln!(
-        "pid {}: cleared (backend {})",
+        "pid {}: restored what the tuner replaced on {} threads (backend {})",
         args.pid,
+        tasks.len(),
         sink.kind().as_str()
     )?;
     Ok(())
+}
+
+/// The kernel's base slice, as the commonest slice of this process's neighbours.
+fn base_slice(cfg: &Config) -> Option<u64> {
+    let mut src = ProcfsSource::new(&cfg.observe.proc_root);
+    let procs = src.scan(&ScanOptions::default()).ok()?;
+    infer_base_slice(
+        procs
+            .iter()
+            .filter(|p| !p.kthread)
+            .flat_map(|p| p.tasks.iter()),
+        &Default::default(),
+    )
 }

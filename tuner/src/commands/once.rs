@@ -68,6 +68,10 @@ pub fn once(path: Option<&Path>, args: OnceArgs) -> Result<(), Error> {
     };
     let mut engine = app.engine(Mode::Once);
     engine.set_ttl_ms(args.ttl_ms);
+    if sink.kind() != Backend::DryRun {
+        // The tuner's earlier writes are its own, not manual settings (reproduction 3).
+        crate::app::keep_state(&app.cfg, &mut engine, sink.kind())?;
+    }
     let snap = sample(&app, &mut engine, args.sample_ms)?;
     ask_external(&app, &mut engine, &snap)?;
     let report = engine.pass(&snap, sink.as_mut());

@@ -15,8 +15,11 @@ pub fn run(path: Option<&Path>, args: RunArgs) -> Result<(), Error> {
     // After the privilege check, before the first write; held until the process exits.
     let lock = InstanceLock::acquire(&app.cfg.daemon.lock_path)?;
     tracing::debug!(path = %lock.path().display(), "single-instance lock taken");
+    let kind = sink.kind();
+    let cfg = app.cfg.clone();
     let external = app.external()?;
-    let daemon = app.daemon(sink, external, Some(app::reloader(path)));
+    let mut daemon = app.daemon(sink, external, Some(app::reloader(path)));
+    app::keep_state(&cfg, &mut daemon.engine, kind)?;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .max_blocking_threads(2)

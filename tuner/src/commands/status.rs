@@ -12,9 +12,12 @@ use crate::apply::{
 use crate::cli::StatusArgs;
 use crate::config::{Backend, DEFAULT_PATH};
 use crate::error::Error;
+use crate::hint::{HintClass, HintSource};
 use crate::observe::sysfs::SysfsSource;
 use crate::observe::{SchedHintSysfs, SysSource, Topology};
 use crate::output::outln;
+use crate::state::file::StateFile;
+use crate::state::{State, Writer, Yielded};
 
 #[derive(Serialize)]
 struct Status {
@@ -28,6 +31,59 @@ struct Status {
     sysfs: Option<SysfsView>,
     privileged: bool,
     nodes: Vec<NodeView>,
+    state_file: String,
+    state_error: Option<String>,
+    /// The hints the state file records and the process still holds (same pid and start).
+    applied: Vec<AppliedView>,
+    /// Processes the tuner backed off from, and why.
+    yielded: Vec<Yielded>,
+}
+
+#[derive(Serialize)]
+struct AppliedView {
+    pid: i32,
+    tids: usize,
+    comm: String,
+    class: HintClass,
+    node: Option<u32>,
+    source: HintSource,
+    since_unix_ms: u64,
+    backend: String,
+    by: Writer,
+}
+
+/// A name as a terminal may print it: control characters (escape sequences, newlines)
+/// written out as escapes, so a process cannot forge rows or colours.
+fn printable(s: &str) -> String {
+    s.chars()
+        .flat_map(|c| {
+            let esc: Vec<char> = if c.is_control() || c == '\\' {
+                c.escape_default().collect()
+            } else {
+                vec![c]
+            };
+            esc
+        })
+        .collect()
+}
+
+fn applied(state: &State) -> Vec<AppliedView> {
+    state
+        .entries
+        .iter()
+        .filter(|e| crate::sys::is_process(e.key()))
+        .map(|e| AppliedView {
+            pid: e.pid,
+            tids: e.tasks.len().max(1),
+            comm: e.comm.clone(),
+            class: e.hint.class,
+            node: e.hint.node,
+            source: e.hint.source,
+            since_unix_ms: e.since_unix_ms,
+            backend: e.backend.clone(),
+            by: e.by,
+        })
+        .collect()
 }
 
 #[derive(Serialize)]
@@ -80,6 +136,11 @@ pub fn status(path: Option<&Path>, args: StatusArgs) -> Result<(), Error> {
     } else {
         (None, None)
     };
+    // An unreadable state file is reported, not fatal: the rest of the status still holds.
+    let (state, state_error) = match StateFile::new(&cfg.daemon.state_file).load() {
+        Ok(s) => (s, None),
+        Err(e) => (State::default(), Some(e.to_string())),
+    };
     let mut sys = SysfsSource::new(&cfg.observe.sys_root);
     let topo = sys.topology()?;
     let st = Status {
@@ -102,6 +163,15 @@ pub fn status(path: Option<&Path>, args: StatusArgs) -> Result<(), Error> {
         sysfs: sys.sched_hint().map(sysfs_view),
         privileged: apply::check_privileges().is_ok(),
         nodes: nodes(&topo),
+        state_file: cfg.daemon.state_file.display().to_string(),
+        state_error,
+        applied: applied(&state),
+        yielded: state
+            .yielded
+            .iter()
+            .filter(|y| crate::sys::is_process((y.pid, y.start_ticks)))
+            .cloned()
+            .collect(),
     };
     if args.json {
         return super::print_json(&st);
@@ -167,5 +237,59 @@ pub fn status(path: Option<&Path>, args: StatusArgs) -> Result<(), Error> {
             n.distances
         )?;
     }
+    match &st.state_error {
+        Some(e) => outln!("applied     unknown: {e}")?,
+        None => outln!("applied     {} hints ({})", st.applied.len(), st.state_file)?,
+    }
+    if !st.applied.is_empty() {
+        outln!(
+            "  {:<8} {:>4} {:<16} {:<12} {:>4} {:<9} {:<14} {:<7} BY",
+            "PID",
+            "TIDS",
+            "COMM",
+            "CLASS",
+            "NODE",
+            "SOURCE",
+            "SINCE",
+            "BACKEND"
+        )?;
+    }
+    let now = crate::state::unix_ms();
+    for a in &st.applied {
+        outln!(
+            "  {:<8} {:>4} {:<16} {:<12} {:>4} {:<9} {:<14} {:<7} {}",
+            a.pid,
+            a.tids,
+            printable(&a.comm),
+            a.class.as_str(),
+            a.node.map_or("-".into(), |n| n.to_string()),
+            a.source.as_str(),
+            format!("{} s ago", now.saturating_sub(a.since_unix_ms) / 1000),
+            a.backend,
+            match a.by {
+                Writer::Daemon => "daemon",
+                Writer::Admin => "admin",
+            }
+        )?;
+    }
+    for y in &st.yielded {
+        outln!(
+            "yielded     pid {} ({}): {}",
+            y.pid,
+            printable(&y.comm),
+            printable(&y.reason)
+        )?;
+    }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn printed_names_cannot_forge_rows_or_colours() {
+        assert_eq!(printable("\x1b[31mRED\n9 sshd"), "\\u{1b}[31mRED\\n9 sshd");
+        assert_eq!(printable("rsync"), "rsync");
+    }
 }

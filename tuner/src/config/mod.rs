@@ -122,6 +122,17 @@ pub enum OnExit {
     Keep,
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnRestart {
+    /// Take the hints back as the tuner's own, where the process still holds them.
+    Adopt,
+    /// Put back what they replaced.
+    Restore,
+}
+
+/// The default `[daemon] state_file`, inside the systemd unit's `StateDirectory=`.
+pub const DEFAULT_STATE_FILE: &str = "/var/lib/sched_hint/state.json";
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct DaemonConfig {
     pub interval_ms: u64,
@@ -132,6 +143,11 @@ pub struct DaemonConfig {
     /// The single-instance lock: a second `tuner run` fails while the first holds it.
     pub lock_path: PathBuf,
     pub on_exit: OnExit,
+    /// What a start does with hints a previous run left in the state file (after a crash,
+    /// or `on_exit = "keep"`).
+    pub on_restart: OnRestart,
+    /// Where the tuner records what it wrote and what it replaced.
+    pub state_file: PathBuf,
     pub max_writes_per_s: u32,
     pub write_burst: u32,
 }
@@ -290,6 +306,8 @@ impl Default for Config {
                 device: PathBuf::from("/dev/sched_hint"),
                 lock_path: PathBuf::from("/run/sched_hint/tuner.lock"),
                 on_exit: OnExit::Clear,
+                on_restart: OnRestart::Adopt,
+                state_file: PathBuf::from(DEFAULT_STATE_FILE),
                 max_writes_per_s: 200,
                 write_burst: 400,
             },

@@ -45,6 +45,8 @@ pub struct RawDaemon {
     pub device: Opt<String>,
     pub lock_path: Opt<String>,
     pub on_exit: Opt<String>,
+    pub on_restart: Opt<String>,
+    pub state_file: Opt<String>,
     pub max_writes_per_s: Opt<i64>,
     pub write_burst: Opt<i64>,
 }

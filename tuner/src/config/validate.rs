@@ -9,7 +9,9 @@ use super::ceiling::{parse_ceiling, Ceilings};
 use super::llm::LlmSection;
 use super::raw::{Opt, RawConfig, RawLlm, RawStockClass};
 use super::rules::validate_rule;
-use super::{Backend, Config, ConfigError, MigrateMode, OnExit, StockClass, StockPolicy};
+use super::{
+    Backend, Config, ConfigError, MigrateMode, OnExit, OnRestart, StockClass, StockPolicy,
+};
 use crate::glob::Glob;
 use crate::hint::{HintClass, HintSource};
 use crate::uapi::SCHED_HINT_TTL_MAX_MS;
@@ -315,6 +317,13 @@ pub(super) fn validate(raw: RawConfig, src: &str, origin: &str) -> Result<Config
         &[("clear", OnExit::Clear), ("keep", OnExit::Keep)],
         d.daemon.on_exit,
     )?;
+    cfg.daemon.on_restart = c.choice(
+        &r.on_restart,
+        "daemon.on_restart",
+        &[("adopt", OnRestart::Adopt), ("restore", OnRestart::Restore)],
+        d.daemon.on_restart,
+    )?;
+    cfg.daemon.state_file = c.path(&r.state_file, "daemon.state_file", &d.daemon.state_file)?;
     cfg.daemon.max_writes_per_s = c.int(
         &r.max_writes_per_s,
         "daemon.max_writes_per_s",

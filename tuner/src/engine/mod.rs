@@ -11,12 +11,12 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Instant;
 
-use crate::apply::{ApplyError, HintOp, HintSink, Scope, Target};
+use crate::apply::{ApplyError, HintOp, HintSink, Restore, Scope, Target};
 use crate::classify::exclude::{infer_base_slice, ThreadContext};
 use crate::classify::external::{ExternalError, ExternalVerdict, ProcFacts};
 use crate::classify::{self, Decision, Inputs, Verdict};
 use crate::config::rules::RuleSet;
-use crate::config::Config;
+use crate::config::{Config, OnRestart};
 use crate::hint::{Hint, HintClass, HintSource, Step};
 use crate::metrics::Metrics;
 use crate::observe::rates::RateTracker;
@@ -24,6 +24,7 @@ use crate::observe::snapshot::Snapshot;
 use crate::observe::{CpuTime, OwnWrite, ProcKey, ProcObs};
 use crate::plan::{Candidate, Capacity, NodePlan, Planner};
 use crate::ratelimit::TokenBucket;
+use crate::state::{unix_ms, Entry, Settings, TaskRecord, Writer, Yielded};
 use report::row;
 
 pub use report::{Action, PassReport, Row};
@@ -48,7 +49,18 @@ struct Applied {
     /// The backend now expresses this hint's class differently (a reload changed it): the
     /// next pass writes it again.
     rewrite: bool,
+    comm: String,
+    /// Wall-clock time of the first write (the state file's `since`).
+    since_unix_ms: u64,
+    /// Stock backend: each thread's settings as written and as they were before.
+    records: Vec<TaskRecord>,
+    /// The base slice when the records were taken.
+    base_slice_ns: Option<u64>,
 }
+
+/// Writes the state before the sink writes (so a crash mid-pass leaves a record of every
+/// write that may have happened) and after.
+pub type Journal = Box<dyn FnMut(Vec<Entry>, Vec<Yielded>) -> Result<(), String> + Send>;
 
 #[derive(Debug, Clone, Default, PartialEq)]
 struct Stability {
@@ -71,6 +83,9 @@ struct Tracked {
     applied: Option<Applied>,
     /// After a failed write: the scan before which it is not tried again.
     backoff_until: Option<u64>,
+    /// Someone else changed what the tuner wrote: why, and since when. The tuner never
+    /// writes to this process again.
+    yielded: Option<(String, u64)>,
 }
 
 impl Tracked {
@@ -80,6 +95,7 @@ impl Tracked {
             && self.asked_at_ms.is_none()
             && self.applied.is_none()
             && self.backoff_until.is_none()
+            && self.yielded.is_none()
     }
 }
 
@@ -108,6 +124,12 @@ pub struct Engine {
     limiter: TokenBucket,
     prev_cpu: Vec<CpuTime>,
     ttl_override_ms: Option<u64>,
+    backend: &'static str,
+    journal: Option<Journal>,
+    /// The state changed in a way the journal has not recorded yet.
+    dirty: bool,
+    /// Entries of an earlier run, taken up at the next pass (see [`Engine::resume`]).
+    resume: Option<(Vec<Entry>, OnRestart)>,
 }
 
 impl Engine {
@@ -126,7 +148,157 @@ impl Engine {
             limiter,
             prev_cpu: Vec::new(),
             ttl_override_ms: None,
+            backend: "dry-run",
+            journal: None,
+            dirty: false,
+            resume: None,
         }
+    }
+
+    /// Records every change in the state through `journal`, naming `backend` in it.
+    pub fn set_journal(&mut self, backend: &'static str, journal: Journal) {
+        self.backend = backend;
+        self.journal = Some(journal);
+    }
+
+    /// Hints an earlier run wrote (the state file): at the next pass, each one whose
+    /// process is still the same (pid and start time) is taken back as this engine's own
+    /// (`adopt`) or restored (`restore`, and any whose TTL ran out). Entries of another
+    /// backend, or whose process is gone, are dropped.
+    pub fn resume(&mut self, entries: Vec<Entry>, on_restart: OnRestart) {
+        self.resume = Some((entries, on_restart));
+    }
+
+    /// The hints held now, as state-file entries.
+    pub fn entries(&self) -> Vec<Entry> {
+        let now = unix_ms();
+        let mut v: Vec<Entry> = self
+            .applied()
+            .map(|(k, a)| Entry {
+                pid: k.0,
+                start_ticks: k.1,
+                comm: a.comm.clone(),
+                hint: a.hint,
+                backend: self.backend.to_owned(),
+                per_thread: a.scope == Scope::Thread,
+                by: Writer::Daemon,
+                since_unix_ms: a.since_unix_ms,
+                written_unix_ms: now,
+                tasks: a.records.clone(),
+            })
+            .collect();
+        v.sort_by_key(|e| e.pid);
+        v
+    }
+
+    /// The processes this engine backed off from, and why.
+    pub fn yielded(&self) -> Vec<Yielded> {
+        let mut v: Vec<Yielded> = self
+            .procs
+            .iter()
+            .filter_map(|(k, t)| {
+                t.yielded.as_ref().map(|(why, since)| Yielded {
+                    pid: k.0,
+                    start_ticks: k.1,
+                    comm: String::new(),
+                    reason: why.clone(),
+                    since_unix_ms: *since,
+                })
+            })
+            .collect();
+        v.sort_by_key(|y| y.pid);
+        v
+    }
+
+    fn journal(&mut self, extra: Vec<Entry>) -> Result<(), String> {
+        if self.journal.is_none() {
+            return Ok(());
+        }
+        let mut entries = self.entries();
+        for e in extra {
+            match entries.iter_mut().find(|x| x.key() == e.key()) {
+                // Until the sink has written, the file keeps what the process held before
+                // too: the threads of both records.
+                Some(x) => {
+                    for t in e.tasks {
+                        if !x.tasks.iter().any(|r| r.tid == t.tid) {
+                            x.tasks.push(t);
+                        }
+                    }
+                }
+                None => entries.push(e),
+            }
+        }
+        let yielded = self.yielded();
+        let j = self.journal.as_mut().expect("checked above");
+        j(entries, yielded)
+    }
+
+    /// Takes up the entries [`Engine::resume`] left, against this snapshot.
+    fn take_up(&mut self, snap: &Snapshot, sink: &mut dyn HintSink) -> Vec<HintOp> {
+        let Some((entries, on_restart)) = self.resume.take() else {
+            return Vec::new();
+        };
+        let now = unix_ms();
+        let base = infer_base_slice(
+            snap.procs
+                .iter()
+                .filter(|p| !p.kthread)
+                .flat_map(|p| p.tasks.iter()),
+            &self.own,
+        );
+        let mut ops = Vec::new();
+        for e in entries {
+            let Some(p) = snap.procs.iter().find(|p| p.key() == e.key()) else {
+                continue;
+            };
+            if e.backend != self.backend || e.by != Writer::Daemon {
+                continue;
+            }
+            // Journalled before the write, and the write never came (the run died first):
+            // nothing of the tuner's is there.
+            let mut e = e;
+            e.tasks.retain(|r| {
+                let Some(t) = p.tasks.iter().find(|t| t.tid == r.tid) else {
+                    return false;
+                };
+                let now = Settings::of(t, base, r.written.cpus.is_some());
+                !(r.written.differs(&now, base).is_some() && r.prior.differs(&now, base).is_none())
+            });
+            if e.tasks.is_empty() && e.backend == "stock" {
+                continue;
+            }
+            let a = Applied {
+                hint: e.hint,
+                scope: if e.per_thread {
+                    Scope::Thread
+                } else {
+                    Scope::Process
+                },
+                tids: if e.tasks.is_empty() {
+                    p.tasks.iter().map(|t| t.tid).collect()
+                } else {
+                    e.tasks.iter().map(|t| t.tid).collect()
+                },
+                written_at_ms: snap.at_ms,
+                comm: p.comm.clone(),
+                since_unix_ms: e.since_unix_ms,
+                records: e.tasks.clone(),
+                base_slice_ns: base,
+                rewrite: false,
+            };
+            if on_restart == OnRestart::Restore || e.lapsed(now) {
+                ops.extend(clear_ops(e.key(), &a));
+                continue;
+            }
+            if let Some(own) = sink.own_write(&a.hint, Some(&snap.topology)) {
+                for &t in &a.tids {
+                    self.own.insert(t, own.clone());
+                }
+            }
+            self.procs.entry(e.key()).or_default().applied = Some(a);
+        }
+        ops
     }
 
     /// Pretend to be another process (tests that treat a fixture pid as the tuner).
@@ -323,10 +495,32 @@ impl Engine {
             .filter(|p| !p.kthread)
             .map(|p| p.pid)
             .collect();
+        let restores = self.take_up(snap, sink);
+        if !restores.is_empty() {
+            let results = sink.apply(&restores);
+            let failed = results.iter().filter(|r| r.is_err()).count();
+            tracing::info!(
+                restored = restores.len() - failed,
+                failed,
+                "hints of an earlier run restored"
+            );
+        }
         let mut admin = sink.admin_hinted(&pids);
         // Hints this engine wrote for [[manual]] entries carry the admin source too.
-        let ours: HashSet<i32> = self.applied().map(|(k, _)| k.0).collect();
-        admin.retain(|pid| !ours.contains(pid));
+        let ours: Vec<(ProcKey, HintSource)> =
+            self.applied().map(|(k, a)| (*k, a.hint.source)).collect();
+        for (key, source) in &ours {
+            // A hint with the admin source on a process the tuner hinted as anything else
+            // came through the device from someone else.
+            if admin.contains(&key.0) && *source != HintSource::Admin {
+                let why = "a hint was set through the device by someone else".to_owned();
+                tracing::info!(pid = key.0, "{why}; backing off");
+                self.forget(*key);
+                self.procs.entry(*key).or_default().yielded = Some((why, unix_ms()));
+                self.dirty = true;
+            }
+            admin.remove(&key.0);
+        }
 
         let raw = self.classify(snap, &admin);
         let decisions: Vec<Decision> = snap
@@ -378,6 +572,24 @@ impl Engine {
                     .fetch_add(w.ops.len() as u64, std::sync::atomic::Ordering::Relaxed);
             }
         }
+        let intended: Vec<Entry> = batch
+            .iter()
+            .filter_map(|&i| {
+                let w = &work[i];
+                w.result.as_ref().map(|a| entry_of(w.key, a, self.backend))
+            })
+            .collect();
+        if !ops.is_empty() {
+            if let Err(e) = self.journal(intended) {
+                // No record, no write: a crash now would leave changes nobody can undo.
+                tracing::error!("cannot record the state, writing nothing this pass: {e}");
+                ops.clear();
+                for &i in &batch {
+                    rows[work[i].row].action = Action::Deferred;
+                }
+                batch.clear();
+            }
+        }
         let results = if ops.is_empty() {
             Vec::new()
         } else {
@@ -397,6 +609,7 @@ impl Engine {
             .map(|(k, _)| *k)
             .filter(|k| !live.contains(k))
             .collect();
+        self.dirty |= !gone.is_empty() || !ops.is_empty() || !restores.is_empty();
         for k in gone {
             self.forget(k);
         }
@@ -434,6 +647,12 @@ impl Engine {
             Vec::new()
         };
 
+        if std::mem::take(&mut self.dirty) {
+            if let Err(e) = self.journal(Vec::new()) {
+                tracing::error!("cannot record the state: {e}");
+                self.dirty = true;
+            }
+        }
         self.count(&decisions, snap.procs.len());
         let pass_us = t0.elapsed().as_micros() as u64;
         PassReport {
@@ -459,8 +678,45 @@ impl Engine {
             0
         };
         let mut work = Vec::new();
+        let base_slice_ns = infer_base_slice(
+            snap.procs
+                .iter()
+                .filter(|p| !p.kthread)
+                .flat_map(|p| p.tasks.iter()),
+            &self.own,
+        );
         for (i, (p, d)) in snap.procs.iter().zip(decisions).enumerate() {
             let key = p.key();
+            if self.procs.get(&key).is_some_and(|t| t.yielded.is_some()) {
+                rows[i].action = Action::Yielded;
+                continue;
+            }
+            if let Some(why) = self.applied_of(key).and_then(|a| changed_by_others(a, p)) {
+                // Others win: the tuner withdraws what of its own still stands (the sink
+                // leaves every thread someone changed as it is) and never writes here again.
+                tracing::info!(pid = p.pid, comm = %p.comm, %why, "changed by someone else; backing off");
+                let a = self.applied_of(key).cloned().expect("checked above");
+                self.procs.entry(key).or_default().yielded = Some((why, unix_ms()));
+                rows[i].action = Action::Yielded;
+                let ops = if a.records.is_empty() {
+                    Vec::new()
+                } else {
+                    clear_ops(key, &a)
+                };
+                if ops.is_empty() {
+                    self.forget(key);
+                } else {
+                    work.push(Work {
+                        row: i,
+                        key,
+                        priority: (0, 0),
+                        ops,
+                        action: Action::Yielded,
+                        result: None,
+                    });
+                }
+                continue;
+            }
             if d.verdict == Verdict::Exclude {
                 if self.applied_of(key).is_some() {
                     // Someone else took over the task: forget it, write nothing.
@@ -524,35 +780,13 @@ impl Engine {
                         .collect(),
                 }
             };
-            let clear_ops = |a: &Applied| -> Vec<HintOp> {
-                match a.scope {
-                    Scope::Process => vec![HintOp::Clear {
-                        target: Target {
-                            pid: p.pid,
-                            scope: Scope::Process,
-                        },
-                        tids: a.tids.clone(),
-                    }],
-                    Scope::Thread => a
-                        .tids
-                        .iter()
-                        .map(|&t| HintOp::Clear {
-                            target: Target {
-                                pid: t,
-                                scope: Scope::Thread,
-                            },
-                            tids: vec![t],
-                        })
-                        .collect(),
-                }
-            };
             let conf = -((d.confidence * 1000.0) as i64);
             let (action, ops, priority) = match (&prev, desired) {
                 (None, None) => {
                     rows[i].action = Action::None;
                     continue;
                 }
-                (Some(a), None) => (Action::Clear, clear_ops(a), (0, 0)),
+                (Some(a), None) => (Action::Clear, clear_ops(key, a), (0, 0)),
                 (None, Some(h)) => (Action::New, set_ops(h), (2, conf)),
                 (Some(a), Some(h)) => {
                     let tids_changed = match scope {
@@ -564,7 +798,7 @@ impl Engine {
                     if !a.hint.same_effect(&h) || a.scope != scope || tids_changed || a.rewrite {
                         let mut ops = Vec::new();
                         if a.scope == Scope::Process && scope == Scope::Thread {
-                            ops.extend(clear_ops(a));
+                            ops.extend(clear_ops(key, a));
                         }
                         ops.extend(set_ops(h));
                         (Action::Changed, ops, (2, conf))
@@ -577,12 +811,43 @@ impl Engine {
                 }
             };
             rows[i].action = action;
-            let result = desired.map(|hint| Applied {
-                hint,
-                scope,
-                tids: tids.clone(),
-                written_at_ms: now,
-                rewrite: false,
+            let result = desired.map(|hint| {
+                let strict = hint.strict && hint.node.is_some();
+                let written = sink
+                    .own_write(&hint, Some(&snap.topology))
+                    .and_then(|w| written_settings(&w));
+                let records = written
+                    .map(|written| {
+                        p.tasks
+                            .iter()
+                            .filter(|t| tids.contains(&t.tid))
+                            .map(|t| TaskRecord {
+                                tid: t.tid,
+                                written: written.clone(),
+                                // What was there before the tuner's first write, not its
+                                // own earlier value.
+                                prior: prev
+                                    .as_ref()
+                                    .and_then(|a| a.records.iter().find(|r| r.tid == t.tid))
+                                    .map_or_else(
+                                        || Settings::of(t, base_slice_ns, strict),
+                                        |r| r.prior.clone(),
+                                    ),
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                Applied {
+                    hint,
+                    scope,
+                    tids: tids.clone(),
+                    written_at_ms: now,
+                    comm: p.comm.clone(),
+                    since_unix_ms: prev.as_ref().map_or_else(unix_ms, |a| a.since_unix_ms),
+                    records,
+                    base_slice_ns,
+                    rewrite: false,
+                }
             });
             work.push(Work {
                 row: i,
@@ -723,29 +988,107 @@ impl Engine {
         }
     }
 
-    /// Clears for every hint this engine holds (shutdown with `on_exit = "clear"`).
+    /// Clears for every hint this engine holds (shutdown with `on_exit = "clear"`): each
+    /// puts back what the hint replaced.
     pub fn clear_all_ops(&self) -> Vec<HintOp> {
-        let mut ops = Vec::new();
-        for (key, a) in self.applied() {
-            match a.scope {
-                Scope::Process => ops.push(HintOp::Clear {
-                    target: Target {
-                        pid: key.0,
-                        scope: Scope::Process,
-                    },
-                    tids: a.tids.clone(),
-                }),
-                Scope::Thread => ops.extend(a.tids.iter().map(|&t| HintOp::Clear {
-                    target: Target {
-                        pid: t,
-                        scope: Scope::Thread,
-                    },
-                    tids: vec![t],
-                })),
+        self.applied().flat_map(|(k, a)| clear_ops(*k, a)).collect()
+    }
+
+    /// After the exit clear: the state holds nothing more (or what failed to clear).
+    pub fn cleared(&mut self, ops: &[HintOp], results: &[Result<(), ApplyError>]) {
+        for (op, r) in ops.iter().zip(results) {
+            let failed = matches!(r, Err(e) if !matches!(e, ApplyError::NoSuchTask(_) | ApplyError::Reused(_)));
+            if let (
+                HintOp::Clear {
+                    restore: Some(rs), ..
+                },
+                false,
+            ) = (op, failed)
+            {
+                self.forget(rs.owner);
             }
         }
-        ops
+        let _ = self.journal(Vec::new());
     }
 }
+
+/// The clears that put back what `a` replaced, in process `key` only.
+fn clear_ops(key: ProcKey, a: &Applied) -> Vec<HintOp> {
+    let restore = |tasks: Vec<TaskRecord>| Restore {
+        owner: key,
+        base_slice_ns: a.base_slice_ns,
+        tasks,
+    };
+    match a.scope {
+        Scope::Process => vec![HintOp::Clear {
+            target: Target {
+                pid: key.0,
+                scope: Scope::Process,
+            },
+            tids: a.tids.clone(),
+            restore: Some(restore(a.records.clone())),
+        }],
+        Scope::Thread => a
+            .tids
+            .iter()
+            .map(|&t| HintOp::Clear {
+                target: Target {
+                    pid: t,
+                    scope: Scope::Thread,
+                },
+                tids: vec![t],
+                restore: Some(restore(
+                    a.records.iter().filter(|r| r.tid == t).cloned().collect(),
+                )),
+            })
+            .collect(),
+    }
+}
+
+/// What the stock backend writes for an [`OwnWrite`], in the state file's terms.
+fn written_settings(w: &OwnWrite) -> Option<Settings> {
+    match w {
+        OwnWrite::Stock {
+            policy,
+            nice,
+            slice_ns,
+            cpus,
+        } => Some(Settings {
+            policy: *policy,
+            nice: *nice,
+            slice_ns: *slice_ns,
+            cpus: cpus.as_ref().map(ToString::to_string),
+        }),
+        OwnWrite::Kernel => None,
+    }
+}
+
+/// Why process `p` no longer holds what the tuner wrote to it, or `None` while it does.
+fn changed_by_others(a: &Applied, p: &ProcObs) -> Option<String> {
+    a.records.iter().find_map(|r| {
+        let t = p.tasks.iter().find(|t| t.tid == r.tid)?;
+        let now = Settings::of(t, a.base_slice_ns, r.written.cpus.is_some());
+        r.written
+            .differs(&now, a.base_slice_ns)
+            .map(|why| format!("{why} on tid {}", r.tid))
+    })
+}
+
+fn entry_of(key: ProcKey, a: &Applied, backend: &str) -> Entry {
+    Entry {
+        pid: key.0,
+        start_ticks: key.1,
+        comm: a.comm.clone(),
+        hint: a.hint,
+        backend: backend.to_owned(),
+        per_thread: a.scope == Scope::Thread,
+        by: Writer::Daemon,
+        since_unix_ms: a.since_unix_ms,
+        written_unix_ms: unix_ms(),
+        tasks: a.records.clone(),
+    }
+}
+#[cfg(test)]
+mod live_tests;
 #[cfg(test)]
 mod tests;

@@ -29,6 +29,8 @@ pub enum Action {
     Failed,
     /// A write failed lately; left alone for a few scans.
     Backoff,
+    /// Someone else changed what the tuner wrote: left to them for good.
+    Yielded,
 }
 
 impl Action {
@@ -44,6 +46,7 @@ impl Action {
             Action::Deferred => "deferred",
             Action::Failed => "failed",
             Action::Backoff => "backoff",
+            Action::Yielded => "yielded",
         }
     }
 }

@@ -1,0 +1,260 @@
+//! The state file on disk: read, replaced atomically, and updated under a lock so that the
+//! daemon and `tuner hint` never lose each other's entries.
+
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use nix::fcntl::{Flock, FlockArg};
+
+use super::{State, VERSION};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    #[error("cannot read the state file {}: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("the state file {} is not valid ({message}); it was left as it is: move it aside to start afresh", path.display())]
+    Corrupt { path: PathBuf, message: String },
+    #[error("the state file {} has version {found}, newer than version {known} that this tuner knows; it was left as it is", path.display())]
+    FutureVersion {
+        path: PathBuf,
+        found: u32,
+        known: u32,
+    },
+    #[error("cannot write the state file {}: {source}", path.display())]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// The state file at one path (`[daemon] state_file`).
+#[derive(Debug, Clone)]
+pub struct StateFile {
+    path: PathBuf,
+}
+
+/// Only the version, read before the rest so that a newer format is named as such.
+#[derive(serde::Deserialize)]
+struct Versioned {
+    version: u32,
+}
+
+impl StateFile {
+    pub fn new(path: impl Into<PathBuf>) -> Self {
+        StateFile { path: path.into() }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The state on disk; an absent file is an empty state.
+    pub fn load(&self) -> Result<State, StateError> {
+        let text = match std::fs::read_to_string(&self.path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(State::default()),
+            Err(source) => {
+                return Err(StateError::Read {
+                    path: self.path.clone(),
+                    source,
+                })
+            }
+        };
+        let corrupt = |e: serde_json::Error| StateError::Corrupt {
+            path: self.path.clone(),
+            message: e.to_string(),
+        };
+        let v: Versioned = serde_json::from_str(&text).map_err(corrupt)?;
+        if v.version > VERSION {
+            return Err(StateError::FutureVersion {
+                path: self.path.clone(),
+                found: v.version,
+                known: VERSION,
+            });
+        }
+        serde_json::from_str(&text).map_err(corrupt)
+    }
+
+    /// Replaces the file with `state`: a temporary file beside it, fsync, rename over it,
+    /// fsync of the directory. On any failure the old file stays as it was.
+    pub fn save(&self, state: &State) -> Result<(), StateError> {
+        let werr = |source| StateError::Write {
+            path: self.path.clone(),
+            source,
+        };
+        let dir = self.dir();
+        std::fs::create_dir_all(&dir).map_err(werr)?;
+        let text = serde_json::to_vec_pretty(state)
+            .map_err(|e| werr(std::io::Error::other(e.to_string())))?;
+        let name = self
+            .path
+            .file_name()
+            .map_or("state.json".into(), |n| n.to_string_lossy().into_owned());
+        let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
+        let written = (|| {
+            let mut f = OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .open(&tmp)?;
+            f.write_all(&text)?;
+            f.write_all(b"\n")?;
+            f.sync_all()?;
+            std::fs::rename(&tmp, &self.path)?;
+            File::open(&dir)?.sync_all()
+        })();
+        if written.is_err() {
+            let _ = std::fs::remove_file(&tmp);
+        }
+        written.map_err(werr)
+    }
+
+    /// Reads, changes and writes back the state while holding the lock file beside it, so
+    /// two writers (the daemon, `tuner hint`) take turns. `change` returns what the caller
+    /// wants back; the file is written only when `change` succeeds.
+    pub fn update<T, E: From<StateError>>(
+        &self,
+        change: impl FnOnce(&mut State) -> Result<T, E>,
+    ) -> Result<T, E> {
+        let _lock = self.lock()?;
+        let mut state = self.load()?;
+        let out = change(&mut state)?;
+        self.save(&state)?;
+        Ok(out)
+    }
+
+    fn dir(&self) -> PathBuf {
+        match self.path.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => PathBuf::from("."),
+        }
+    }
+
+    fn lock(&self) -> Result<Flock<File>, StateError> {
+        let werr = |source| StateError::Write {
+            path: self.path.clone(),
+            source,
+        };
+        std::fs::create_dir_all(self.dir()).map_err(werr)?;
+        let mut lock_path = self.path.clone().into_os_string();
+        lock_path.push(".lock");
+        let f = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&lock_path)
+            .map_err(werr)?;
+        Flock::lock(f, FlockArg::LockExclusive).map_err(|(_, errno)| werr(errno.into()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::hint::{test_hint, HintClass, HintSource};
+    use crate::state::{Entry, Settings, TaskRecord, Writer};
+
+    fn entry(pid: i32) -> Entry {
+        let s = Settings {
+            policy: 0,
+            nice: 0,
+            slice_ns: None,
+            cpus: None,
+        };
+        Entry {
+            pid,
+            start_ticks: 42,
+            comm: "rsync".into(),
+            hint: test_hint(HintClass::Background, HintSource::Rule),
+            backend: "stock".into(),
+            per_thread: false,
+            by: Writer::Daemon,
+            since_unix_ms: 1,
+            written_unix_ms: 1,
+            tasks: vec![TaskRecord {
+                tid: pid,
+                written: Settings {
+                    policy: 5,
+                    ..s.clone()
+                },
+                prior: s,
+            }],
+        }
+    }
+
+    #[test]
+    fn round_trip_and_an_absent_file_is_empty() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = StateFile::new(dir.path().join("sub/state.json"));
+        assert_eq!(f.load().unwrap(), State::default());
+        let mut st = State::default();
+        st.entries.push(entry(10));
+        f.save(&st).unwrap();
+        assert_eq!(f.load().unwrap(), st);
+        let names: Vec<_> = std::fs::read_dir(dir.path().join("sub"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        assert_eq!(
+            names,
+            vec!["state.json"],
+            "no temporary file is left behind"
+        );
+    }
+
+    #[test]
+    fn a_corrupt_file_is_refused_and_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.json");
+        std::fs::write(&path, "{\"version\": 1, \"entries\": [tru").unwrap();
+        let f = StateFile::new(&path);
+        let e = f.load().unwrap_err().to_string();
+        assert!(
+            e.contains("is not valid") && e.contains("left as it is"),
+            "{e}"
+        );
+        let r: Result<(), StateError> = f.update(|_| Ok(()));
+        assert!(r.is_err());
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            "{\"version\": 1, \"entries\": [tru",
+            "nothing is lost"
+        );
+    }
+
+    #[test]
+    fn a_future_version_is_refused_by_name_and_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.json");
+        let text = "{\"version\": 2, \"entries\": [], \"new_field\": {}}";
+        std::fs::write(&path, text).unwrap();
+        let f = StateFile::new(&path);
+        let e = f.load().unwrap_err().to_string();
+        assert!(e.contains("has version 2, newer than version 1"), "{e}");
+        let r: Result<(), StateError> = f.update(|_| Ok(()));
+        assert!(r.is_err());
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), text);
+    }
+
+    #[test]
+    fn an_unwritable_directory_is_a_clear_error_and_keeps_the_old_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.json");
+        let f = StateFile::new(&path);
+        let mut st = State::default();
+        st.entries.push(entry(10));
+        f.save(&st).unwrap();
+        // A directory where the file's directory should be: creating the temporary file
+        // fails for root and non-root alike.
+        let blocked = StateFile::new(path.join("state.json"));
+        let e = blocked.save(&st).unwrap_err().to_string();
+        assert!(e.starts_with("cannot write the state file"), "{e}");
+        assert_eq!(f.load().unwrap(), st);
+    }
+}
