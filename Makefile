@@ -11,7 +11,7 @@ help:
 	@echo "make kernel-baseline build the same base and config without the series"
 	@echo "make module          build kernel-rust/sched_hint against the patched kernel"
 	@echo "make vm-test         boot the patched kernel with 2 NUMA nodes and run the guest tests"
-	@echo "make vm-test-debug   the same on the KASAN/lockdep kernel, with 300,000 fuzzed ioctls"
+	@echo "make vm-test-debug   the same on the KASAN/lockdep/Smack kernel, with 300,000 fuzzed ioctls"
 	@echo "make bench           patched vs baseline benchmarks, results/bench/"
 	@echo "make series          export the kernel work tree's 'dev' branch to patches/"
 	@echo "make install         the tuner alone: binary, unit, udev rule, config, docs (PREFIX, DESTDIR)"

@@ -4,7 +4,8 @@
 # non-zero when any check failed. Inputs from the environment: SH_PHASE (functional: the ABI,
 # module and tuner checks; sched: the scheduling-behaviour tests, run in a guest with
 # instruction-counted time; baseline: those tests on the unpatched kernel, no module;
-# races: the race tests, in a guest with a host thread per vCPU), SH_MODULE
+# races: the race tests, in a guest with a host thread per vCPU), SH_LSM (smack: the kernel
+# has Smack, and the LSM test must run rather than skip), SH_MODULE
 # (sched_hint.ko), SH_SELFTESTS (folder of test binaries), SH_TUNER (tuner binary,
 # optional), SH_FUZZ_CALLS, SH_INJECT_FAIL (1: add a check that fails, to prove the host
 # notices).
@@ -121,7 +122,17 @@ no_splats() {
 	echo "dmesg clean since sched_hint was first loaded"
 }
 
-export -f splats kunit_results numa_nodes load_module run_selftest unload_with_active_hints \
+run_unskipped() {	# run_unskipped BIN TEST: one harness test, which must not skip
+	"$SH_SELFTESTS/$1" -t "$2" | tee /tmp/unskipped.out
+	local rc=${PIPESTATUS[0]}
+	if grep -q '# SKIP' /tmp/unskipped.out; then
+		echo "$2 skipped, but this kernel is meant to run it"
+		return 1
+	fi
+	return "$rc"
+}
+
+export -f run_unskipped splats kunit_results numa_nodes load_module run_selftest unload_with_active_hints \
 	fuzz tuner_in_guest no_splats
 
 echo "KTAP version 1"
@@ -136,6 +147,9 @@ functional)
 	check selftest_abi_this_header run_selftest sched_hint_abi
 	check selftest_abi_grown_header run_selftest sched_hint_abi_next
 	check selftest_permission_matrix run_selftest sched_hint_perm
+	[[ ${SH_LSM:-} == smack ]] &&
+		check selftest_get_asks_the_lsm run_unskipped sched_hint_ioctl \
+			get_asks_the_lsm_as_sched_getattr_does
 	check module_unload_with_active_hints unload_with_active_hints
 	check ioctl_fuzz fuzz
 	check ioctl_bench "$SH_SELFTESTS/sched_hint_bench" 500

@@ -16,7 +16,7 @@ usage: scripts/vm-test.sh [--debug] [--baseline] [--no-build] [--inject-failure]
                     vCPU: on one thread the vCPUs take turns too seldom for a race to
                     land. Not in make test: such a guest can die with "Oops: int3" while
                     the kernel patches its own static keys at boot (it did, once).
-  --debug           use the debug kernel (KASAN, lockdep) and fuzz 300,000 ioctls, with
+  --debug           use the debug kernel (KASAN, lockdep, Smack) and fuzz 300,000 ioctls, with
                     -icount for the functional phase too (the script says why)
   --baseline        run the scheduling tests on the unpatched kernel instead (hinted cases skip)
   --no-build        use what is already built
@@ -53,6 +53,8 @@ fi
 kdir=$("$SH_ROOT/scripts/kernel.sh" "${flavour_args[@]}" --print-dir)
 tests=$("$SH_ROOT/scripts/selftests.sh" --print-dir)
 envs=(--env "SH_SELFTESTS=$tests" --env "SH_FUZZ_CALLS=$fuzz_calls" --env "SH_INJECT_FAIL=$inject")
+# configs/debug.config adds Smack: the guest then checks that GET asks the LSM.
+((debug)) && envs+=(--env SH_LSM=smack)
 if ((!baseline)); then
 	envs+=(--env "SH_MODULE=$("$SH_ROOT/scripts/module.sh" "${flavour_args[@]}" --print-ko)")
 	tuner=${SCHED_HINT_TUNER:-$SH_ROOT/target/release/tuner}
