@@ -1,7 +1,8 @@
 #!/bin/bash
 # The guest half of `make vm-test`: runs as root inside the test VM (see scripts/vm-test.sh)
-# and prints KTAP. Each check is one "ok N name" / "not ok N name" line; the exit status is
-# non-zero when any check failed. Inputs from the environment: SH_PHASE (functional: the ABI,
+# and prints KTAP through the kernel's ktap_helpers.sh ($SH_KTAP, set by scripts/vm-run.sh).
+# Each check is one "ok N name" / "not ok N name" line; the exit status is non-zero when any
+# check failed. Inputs from the environment: SH_PHASE (functional: the ABI,
 # module and tuner checks; sched: the scheduling-behaviour tests, run in a guest with
 # instruction-counted time; baseline: those tests on the unpatched kernel, no module;
 # races: the race tests, in a guest with a host thread per vCPU), SH_LSM (smack: the kernel
@@ -10,12 +11,12 @@
 # optional), SH_FUZZ_CALLS, SH_INJECT_FAIL (1: add a check that fails, to prove the host
 # notices).
 set -u
-n=0 failed=0 skipped=0
+# shellcheck source=/dev/null
+source "${SH_KTAP:?set by scripts/vm-run.sh}"
 
 check() {	# check NAME COMMAND...: runs COMMAND, its output indented as KTAP diagnostics
 	local name=$1 rc
 	shift
-	n=$((n + 1))
 	echo "# -- $name"
 	# Through a file, not a pipe: a process the check leaves behind must not hold up the run.
 	timeout -k 10 "${SH_CHECK_TIMEOUT_S:-900}" bash -c '"$@"' check "$@" >/tmp/check.out 2>&1
@@ -23,13 +24,12 @@ check() {	# check NAME COMMAND...: runs COMMAND, its output indented as KTAP dia
 	sed 's/^/#   /' /tmp/check.out
 	((rc == 124)) && echo "#   timed out"
 	if ((rc == 0)); then
-		echo "ok $n $name"
-	elif ((rc == 4)); then
-		echo "ok $n $name # SKIP"
-		skipped=$((skipped + 1))
+		ktap_test_pass "$name"
+	elif ((rc == KSFT_SKIP)); then
+		ktap_test_skip "$name"
 	else
-		echo "not ok $n $name (exit $rc)"
-		failed=$((failed + 1))
+		echo "#   exit status $rc"
+		ktap_test_fail "$name"
 	fi
 }
 
@@ -97,7 +97,10 @@ tuner_in_guest() {
 	cp /bin/sleep /tmp/rsync
 	/tmp/rsync 600 &
 	pid=$!
-	out=$("$t" once --backend ioctl --json 2>&1) || { echo "$out"; kill $pid; return 1; }
+	# The guest's / is the host's, read-only: the state file goes to /tmp.
+	printf '[daemon]\nstate_file = "/tmp/tuner-state.json"\n' >/tmp/tuner-once.toml
+	out=$("$t" --config /tmp/tuner-once.toml once --backend ioctl --json 2>&1) ||
+		{ echo "$out"; kill $pid; return 1; }
 	echo "$out" | head -c 2000
 	echo
 	"$ctl" get "$pid" || { kill $pid; return 1; }
@@ -135,7 +138,7 @@ run_unskipped() {	# run_unskipped BIN TEST: one harness test, which must not ski
 export -f run_unskipped splats kunit_results numa_nodes load_module run_selftest unload_with_active_hints \
 	fuzz tuner_in_guest no_splats
 
-echo "KTAP version 1"
+ktap_print_header
 case ${SH_PHASE:-functional} in
 functional)
 	check numa_nodes numa_nodes
@@ -175,6 +178,6 @@ baseline)
 esac
 [[ ${SH_INJECT_FAIL:-0} == 1 ]] && check injected_failure false
 check dmesg_clean no_splats
-echo "1..$n"
-echo "# Totals: pass:$((n - failed - skipped)) fail:$failed xfail:0 xpass:0 skip:$skipped error:0"
-((failed == 0))
+# The plan comes last: which checks run depends on the phase and on what the guest has.
+ktap_set_plan $((KTAP_TESTNO - 1))
+ktap_finished
