@@ -136,6 +136,7 @@ def main():
 
     if "lat" in ran:
         lat_rows(data, add)
+        bench_rows(data, add)
     if "numa" in ran:
         numa_rows(data, add)
     if "llm" in ran:
@@ -192,6 +193,37 @@ def lat_rows(data, add):
     r, rs = paired_ratio(bg_h, bg_u)
     add("background throughput hinted / unhinted", ">= 0.95", r and round(r, 3),
         r is not None and r >= 0.95, "per round " + ", ".join(f"{x:.3f}" for x in rs) if r else "no data")
+
+
+def ratio_row(data, add, label, goal, num, den, ok_fn):
+    """One paired ratio num/den of two patched series, with its rounds and medians."""
+    a, b = series(data, "patched", num), series(data, "patched", den)
+    r, rs = paired_ratio(a, b)
+    add(label, goal, r and round(r, 3), None if goal == "report" or r is None else ok_fn(r),
+        f"{median(a.values())} -> {median(b.values())}; per round " + ", ".join(f"{x:.2f}" for x in rs)
+        if r else "no data")
+
+
+def bench_rows(data, add):
+    """rt-app and cyclictest (benchmarks not written here), unhinted vs latency-hinted."""
+    ratio_row(data, add, "rt-app wakeup p99 unhinted / hinted", ">= 3.0",
+              "rtapp_wakeup_p99_us.unhinted", "rtapp_wakeup_p99_us.hinted", lambda r: r >= 3.0)
+    ratio_row(data, add, "rt-app wakeup p50 unhinted / hinted", "report",
+              "rtapp_wakeup_p50_us.unhinted", "rtapp_wakeup_p50_us.hinted", None)
+    # The request must also finish no later: the class may not trade completion for wakeup.
+    ratio_row(data, add, "rt-app response p99 hinted / unhinted", "<= 1.0",
+              "rtapp_response_p99_us.hinted", "rtapp_response_p99_us.unhinted", lambda r: r <= 1.0)
+    ratio_row(data, add, "rt-app response p50 hinted / unhinted", "report",
+              "rtapp_response_p50_us.hinted", "rtapp_response_p50_us.unhinted", None)
+    ratio_row(data, add, "rt-app CPU-bound loops/s hinted / unhinted", ">= 0.95",
+              "rtapp_hog_loops_per_s.hinted", "rtapp_hog_loops_per_s.unhinted", lambda r: r >= 0.95)
+    for tag in ("unhinted", "hinted"):
+        m = median(series(data, "patched", f"rtapp_missed_share.{tag}").values())
+        add(f"rt-app missed periods, {tag}", "report", m, None, "share of periods with negative slack")
+    ratio_row(data, add, "cyclictest p99 unhinted / hinted", ">= 3.0",
+              "cyclic_p99_us.unhinted", "cyclic_p99_us.hinted", lambda r: r >= 3.0)
+    ratio_row(data, add, "cyclictest p50 unhinted / hinted", "report",
+              "cyclic_p50_us.unhinted", "cyclic_p50_us.hinted", None)
 
 
 def numa_rows(data, add):

@@ -70,6 +70,24 @@ class Summary(unittest.TestCase):
         self.assertIsNone(row["value"])
         self.assertEqual(row["detail"], "no data")
 
+    def test_rtapp_rows_judge_wakeup_response_and_throughput(self):
+        rows = []
+        for r in (1, 2):
+            rows += [(r, "patched", "rtapp_wakeup_p99_us.unhinted", 3000),
+                     (r, "patched", "rtapp_wakeup_p99_us.hinted", 500),
+                     (r, "patched", "rtapp_response_p99_us.unhinted", 4000),
+                     (r, "patched", "rtapp_response_p99_us.hinted", 4400),
+                     (r, "patched", "rtapp_hog_loops_per_s.unhinted", 1000),
+                     (r, "patched", "rtapp_hog_loops_per_s.hinted", 990)]
+        m = report(ENV_HEAD + run_line("lat"), rows)["metrics"]
+        self.assertEqual(m["rt-app wakeup p99 unhinted / hinted"]["value"], 6.0)
+        self.assertIs(m["rt-app wakeup p99 unhinted / hinted"]["met"], True)
+        # A later finish is a miss even when the wakeup got faster.
+        self.assertEqual(m["rt-app response p99 hinted / unhinted"]["value"], 1.1)
+        self.assertIs(m["rt-app response p99 hinted / unhinted"]["met"], False)
+        self.assertIs(m["rt-app CPU-bound loops/s hinted / unhinted"]["met"], True)
+        self.assertEqual(m["cyclictest p99 unhinted / hinted"]["detail"], "no data")
+
     def test_hot_verdicts(self):
         # Tight rounds: the goal decides. 0.1 % over passes 1.005, 2 % over fails it.
         met = report(ENV_HEAD + run_line("hot"), hot_rows([10.0, 10.0], [10.01, 10.01]))
