@@ -4,7 +4,8 @@
 # Each check is one "ok N name" / "not ok N name" line; the exit status is non-zero when any
 # check failed. Inputs from the environment: SH_PHASE (functional: the ABI,
 # module and tuner checks; sched: the scheduling-behaviour tests, run in a guest with
-# instruction-counted time; baseline: those tests on the unpatched kernel, no module;
+# instruction-counted time; small: the class tests on two CPUs (maxcpus=2); baseline: those
+# tests on the unpatched kernel, no module;
 # races: the race tests, in a guest with a host thread per vCPU), SH_LSM (smack: the kernel
 # has Smack, and the LSM test must run rather than skip), SH_MODULE
 # (sched_hint.ko), SH_SELFTESTS (folder of test binaries), SH_TUNER (tuner binary,
@@ -164,6 +165,12 @@ functional)
 sched)
 	check module_load load_module
 	check selftest_sched run_selftest sched_hint_sched
+	;;
+small)
+	check two_cpus_online test "$(nproc)" -eq 2
+	check module_load load_module
+	check selftest_sched_two_cpus "$SH_SELFTESTS/sched_hint_sched" \
+		-t latency_class_wakeup -t interactive_class_wakeup -t cpu_share_bound
 	;;
 races)
 	check module_load load_module
