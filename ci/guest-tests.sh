@@ -175,7 +175,8 @@ small)
 races)
 	check module_load load_module
 	check selftest_races "$SH_SELFTESTS/sched_hint_adversarial" \
-		-t class_row_writers_lose_nothing -t get_process_scope_races_exec_and_exit
+		-t class_row_writers_lose_nothing -t get_process_scope_races_exec_and_exit \
+		-t size_flip_writes_nothing_past_the_struct
 	;;
 baseline)
 	check numa_nodes numa_nodes

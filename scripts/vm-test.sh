@@ -13,9 +13,9 @@ usage: scripts/vm-test.sh [--debug] [--baseline] [--no-build] [--inject-failure]
   scheduling-behaviour tests with instruction-counted guest time (-icount), whose timings
   do not depend on host load, and once more with two CPUs online (maxcpus=2) for the class
   tests, since the base slice scales with the CPU count.
-  --races           a third boot for the race tests (class rows, exec) with a host thread per
-                    vCPU: on one thread the vCPUs take turns too seldom for a race to
-                    land. Not in make test: such a guest can die with "Oops: int3" while
+  --races           a fourth boot for the race tests (class rows, exec, size flips) with
+                    a host thread per vCPU: on one thread the vCPUs take turns too
+                    seldom for a race to land. Not in make test: such a guest can die with "Oops: int3" while
                     the kernel patches its own static keys at boot (it did, once).
   --debug           use the debug kernel (KASAN, lockdep, Smack) and fuzz 300,000 ioctls, with
                     -icount for the functional phase too (the script says why)

@@ -129,27 +129,41 @@ static void *latency_thread(void *argp)
 }
 
 /*
- * Runs @fn(@arg) in a thread pinned to @cpu next to two CPU-bound threads
- * pinned there too: 0 when @fn returned non-NULL.
+ * Runs @fn(@arg) in a thread that may run on the CPUs in @cpus, next to
+ * two CPU-bound threads pinned to each of them: 0 when @fn returned
+ * non-NULL.
  */
+static int run_next_to_hogs(const cpu_set_t *cpus, void *(*fn)(void *), void *arg)
+{
+	int n = 2 * CPU_COUNT(cpus), started;
+	pthread_t hogs[2 * CPU_SETSIZE], t;
+	pthread_attr_t a;
+	void *ret;
+
+	started = start_hogs(hogs, cpus, 2);
+	if (started != n) {
+		stop_hogs(hogs, started > 0 ? started : 0);
+		return -1;
+	}
+	pthread_attr_init(&a);
+	pthread_attr_setaffinity_np(&a, sizeof(*cpus), cpus);
+	if (pthread_create(&t, &a, fn, arg)) {
+		stop_hogs(hogs, n);
+		return -1;
+	}
+	pthread_join(t, &ret);
+	stop_hogs(hogs, n);
+	return ret ? 0 : -1;
+}
+
+/* The same, with the thread and both hogs pinned to @cpu. */
 static int run_next_to_two_hogs(int cpu, void *(*fn)(void *), void *arg)
 {
-	pthread_t hogs[2], t;
-	pthread_attr_t a;
 	cpu_set_t one;
-	void *ret;
 
 	CPU_ZERO(&one);
 	CPU_SET(cpu, &one);
-	if (start_hogs(hogs, &one, 2) != 2)
-		return -1;
-	pthread_attr_init(&a);
-	pthread_attr_setaffinity_np(&a, sizeof(one), &one);
-	if (pthread_create(&t, &a, fn, arg))
-		return -1;
-	pthread_join(t, &ret);
-	stop_hogs(hogs, 2);
-	return ret ? 0 : -1;
+	return run_next_to_hogs(&one, fn, arg);
 }
 
 /* One run: two hogs and the sleeper share one CPU. */
@@ -393,16 +407,19 @@ TEST_F(numa, rt_task_lands_on_node)
 
 /*
  * No class takes more CPU over time than its weight grants: a thread that
- * runs R us and sleeps S us, next to two CPU-bound threads on one CPU,
- * wants more than the third of the CPU a nice-0 weight gets it, and must
- * get no more than that third (the idle-weight class: almost nothing) plus
- * a margin, whatever its class and pattern.
+ * runs R us and sleeps S us, next to two CPU-bound threads on each CPU it
+ * may use, wants more than the third of a CPU a nice-0 weight gets it, and
+ * must get no more than that third (the idle-weight class: almost nothing)
+ * plus a margin, whatever its class and pattern. Pinned to one CPU, and
+ * free to move between two, where it wakes up on either: a migrating
+ * wakeup is placed against another runqueue's clock and average vruntime.
  */
 struct share_arg {
 	int fd;
 	__u32 hint_class;
 	double run_us, sleep_us;
 	double share;
+	int migrations;
 };
 
 #define SHARE_SECONDS	1.0
@@ -426,11 +443,14 @@ static void *share_thread(void *argp)
 		return NULL;
 	t0 = sh_now_us();
 	c0 = thread_cpu_us();
+	arg->migrations = 0;
 	while (sh_now_us() - t0 < SHARE_SECONDS * 1e6) {
 		struct timespec ts = { 0, (long)(arg->sleep_us * 1000) };
+		int cpu = sched_getcpu();
 
 		spin_us(arg->run_us);
 		nanosleep(&ts, NULL);
+		arg->migrations += sched_getcpu() != cpu;
 	}
 	arg->share = (thread_cpu_us() - c0) / (sh_now_us() - t0);
 	if (arg->hint_class != SCHED_HINT_CLASS_NONE)
@@ -448,23 +468,36 @@ TEST(cpu_share_bound)
 		SCHED_HINT_CLASS_INTERACTIVE, SCHED_HINT_CLASS_THROUGHPUT,
 		SCHED_HINT_CLASS_BATCH, SCHED_HINT_CLASS_BACKGROUND,
 	};
-	int fd = sh_open(), cpu = (int)sysconf(_SC_NPROCESSORS_ONLN) - 1, c, i;
+	int fd = sh_open(), last = (int)sysconf(_SC_NPROCESSORS_ONLN) - 1, c, i, p;
+	cpu_set_t placement[2];
 
+	ASSERT_GE(last, 1);
+	/* Pinned to the last CPU; free to move between the last two. */
+	CPU_ZERO(&placement[0]);
+	CPU_SET(last, &placement[0]);
+	CPU_ZERO(&placement[1]);
+	CPU_SET(last - 1, &placement[1]);
+	CPU_SET(last, &placement[1]);
 	for (c = 0; c < (int)ARRAY_SIZE(classes); c++) {
 		if (classes[c] != SCHED_HINT_CLASS_NONE && fd < 0)
 			continue;
-		for (i = 0; i < (int)ARRAY_SIZE(pattern); i++) {
-			struct share_arg a = {
-				.fd = fd, .hint_class = classes[c],
-				.run_us = pattern[i][0], .sleep_us = pattern[i][1],
-			};
-			double bound = classes[c] == SCHED_HINT_CLASS_BACKGROUND ?
-				       SHARE_MARGIN : 1.0 / 3 + SHARE_MARGIN;
+		for (p = 0; p < 2; p++) {
+			for (i = 0; i < (int)ARRAY_SIZE(pattern); i++) {
+				struct share_arg a = {
+					.fd = fd, .hint_class = classes[c],
+					.run_us = pattern[i][0], .sleep_us = pattern[i][1],
+				};
+				double bound = classes[c] == SCHED_HINT_CLASS_BACKGROUND ?
+					       SHARE_MARGIN : 1.0 / 3 + SHARE_MARGIN;
 
-			ASSERT_EQ(0, run_next_to_two_hogs(cpu, share_thread, &a));
-			TH_LOG("class %u, run %.0f us, sleep %.0f us: share %.3f (bound %.3f)",
-			       classes[c], a.run_us, a.sleep_us, a.share, bound);
-			EXPECT_LE(a.share, bound);
+				ASSERT_EQ(0, run_next_to_hogs(&placement[p], share_thread, &a));
+				TH_LOG("class %u, %s, run %.0f us, sleep %.0f us:",
+				       classes[c], p ? "two CPUs" : "pinned", a.run_us,
+				       a.sleep_us);
+				TH_LOG("share %.3f (bound %.3f), %d wakeups on another CPU",
+				       a.share, bound, a.migrations);
+				EXPECT_LE(a.share, bound);
+			}
 		}
 	}
 	if (fd >= 0)
