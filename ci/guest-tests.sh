@@ -6,7 +6,8 @@
 # module and tuner checks; sched: the scheduling-behaviour tests, run in a guest with
 # instruction-counted time; small: the class tests on two CPUs (maxcpus=2); baseline: those
 # tests on the unpatched kernel, no module;
-# races: the race tests, in a guest with a host thread per vCPU), SH_LSM (smack: the kernel
+# races: the race tests, in a guest with a host thread per vCPU; kcsan: the functional
+# tests that exercise the hint code's locking, on a KCSAN kernel), SH_LSM (smack: the kernel
 # has Smack, and the LSM test must run rather than skip), SH_MODULE
 # (sched_hint.ko), SH_SELFTESTS (folder of test binaries), SH_TUNER (tuner binary,
 # optional), SH_FUZZ_CALLS, SH_INJECT_FAIL (1: add a check that fails, to prove the host
@@ -126,6 +127,24 @@ no_splats() {
 	echo "dmesg clean since sched_hint was first loaded"
 }
 
+# The KCSAN lane: a data race whose report names the hint code (sched_hint_*, task_hint_*,
+# hint_* in the scheduler, the module) fails; strict mode also reports races elsewhere in
+# the kernel, which are counted and not failed on. Any other kind of splat fails.
+kcsan_clean() {
+	local log ours all others
+	log=$(dmesg)
+	# Reports are framed by lines of '='; print each whole report that names our code.
+	ours=$(awk '/==================/ { if (r ~ /BUG: KCSAN/ && r ~ /sched_hint|task_hint|hint_/) printf "%s", r; r = ""; next }
+		{ r = r $0 "\n" }' <<<"$log")
+	all=$(grep -c 'BUG: KCSAN' <<<"$log" || true)
+	others=$(grep -E "$splat_re" <<<"$log" | grep -v 'BUG: KCSAN' || true)
+	echo "KCSAN reports since boot: $all; naming the hint code: $(grep -c 'BUG: KCSAN' <<<"$ours" || true)"
+	grep -q 'kcsan: enabled' <<<"$log" || grep -qi 'kcsan' <<<"$log" ||
+		{ echo "no sign of KCSAN in dmesg: is this the KCSAN kernel?"; return 1; }
+	[[ -z $others ]] || { echo "$others"; return 1; }
+	[[ -z $ours ]] || { echo "$ours"; return 1; }
+}
+
 run_unskipped() {	# run_unskipped BIN TEST: one harness test, which must not skip
 	"$SH_SELFTESTS/$1" -t "$2" | tee /tmp/unskipped.out
 	local rc=${PIPESTATUS[0]}
@@ -136,7 +155,7 @@ run_unskipped() {	# run_unskipped BIN TEST: one harness test, which must not ski
 	return "$rc"
 }
 
-export -f run_unskipped splats kunit_results numa_nodes load_module run_selftest unload_with_active_hints \
+export -f kcsan_clean run_unskipped splats kunit_results numa_nodes load_module run_selftest unload_with_active_hints \
 	fuzz tuner_in_guest no_splats
 
 ktap_print_header
@@ -177,6 +196,16 @@ races)
 	check selftest_races "$SH_SELFTESTS/sched_hint_adversarial" \
 		-t class_row_writers_lose_nothing -t get_process_scope_races_exec_and_exit \
 		-t size_flip_writes_nothing_past_the_struct
+	;;
+kcsan)
+	check kunit_sched_hint kunit_results
+	check module_load load_module
+	check selftest_ioctl run_selftest sched_hint_ioctl
+	check selftest_adversarial run_selftest sched_hint_adversarial
+	check selftest_permission_matrix run_selftest sched_hint_perm
+	check module_unload_with_active_hints unload_with_active_hints
+	check ioctl_fuzz fuzz
+	check kcsan_no_race_in_hint_code kcsan_clean
 	;;
 baseline)
 	check numa_nodes numa_nodes

@@ -5,8 +5,8 @@ source "$(dirname "$0")/lib.sh"
 
 usage() {
 	cat <<USAGE
-usage: scripts/module.sh [--debug] [--print-ko]
-  Builds sched_hint.ko against \$SCHED_HINT_CACHE/build/patched (or patched-debug) with
+usage: scripts/module.sh [--debug | --kcsan] [--print-ko]
+  Builds sched_hint.ko against \$SCHED_HINT_CACHE/build/patched (or patched-debug, patched-kcsan) with
   'make -C \$KDIR M=kernel-rust/sched_hint MO=<cache>', so the clone stays clean.
   KDIR=/path overrides the kernel build directory.
 USAGE
@@ -15,6 +15,7 @@ flavour=patched print_ko=0
 for a in "$@"; do
 	case $a in
 	--debug) flavour=patched-debug ;;
+	--kcsan) flavour=patched-kcsan ;;
 	--print-ko) print_ko=1 ;;
 	-h | --help) usage; exit 0 ;;
 	*) usage >&2; exit 2 ;;

@@ -458,7 +458,20 @@ static void *share_thread(void *argp)
 	return arg;
 }
 
-TEST(cpu_share_bound)
+/* No setup: only for the timeout of tests that run longer than the default. */
+FIXTURE(slow) {
+};
+
+FIXTURE_SETUP(slow)
+{
+}
+
+FIXTURE_TEARDOWN(slow)
+{
+}
+
+/* 36 runs of SHARE_SECONDS each, past the harness's default timeout. */
+TEST_F_TIMEOUT(slow, cpu_share_bound, 180)
 {
 	static const double pattern[][2] = {	/* run us, sleep us */
 		{ 10000, 1000 }, { 3000, 3000 }, { 400, 100 },
