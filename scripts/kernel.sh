@@ -20,21 +20,19 @@ usage: scripts/kernel.sh [--baseline] [--debug | --kcsan] [--print-dir] [--tree-
 USAGE
 }
 
-flavour=patched debug=0 kcsan=0 print_dir=0 tree_only=0
+flavour_flags=() debug=0 kcsan=0 print_dir=0 tree_only=0
 for a in "$@"; do
 	case $a in
-	--baseline) flavour=baseline ;;
-	--debug) debug=1 ;;
-	--kcsan) kcsan=1 ;;
+	--baseline) flavour_flags+=("$a") ;;
+	--debug) debug=1 flavour_flags+=("$a") ;;
+	--kcsan) kcsan=1 flavour_flags+=("$a") ;;
 	--print-dir) print_dir=1 ;;
 	--tree-only) tree_only=1 ;;
 	-h | --help) usage; exit 0 ;;
 	*) usage >&2; exit 2 ;;
 	esac
 done
-((debug && kcsan)) && { usage >&2; sh_die "--debug (KASAN) and --kcsan exclude each other"; }
-((debug)) && flavour=$flavour-debug
-((kcsan)) && flavour=$flavour-kcsan
+flavour=$(sh_flavour "${flavour_flags[@]}")
 build=$SH_CACHE/build/$flavour
 if ((print_dir)); then
 	echo "$build"

@@ -11,16 +11,16 @@ usage: scripts/module.sh [--debug | --kcsan] [--print-ko]
   KDIR=/path overrides the kernel build directory.
 USAGE
 }
-flavour=patched print_ko=0
+flavour_flags=() print_ko=0
 for a in "$@"; do
 	case $a in
-	--debug) flavour=patched-debug ;;
-	--kcsan) flavour=patched-kcsan ;;
+	--debug | --kcsan) flavour_flags+=("$a") ;;
 	--print-ko) print_ko=1 ;;
 	-h | --help) usage; exit 0 ;;
 	*) usage >&2; exit 2 ;;
 	esac
 done
+flavour=$(sh_flavour "${flavour_flags[@]}")
 kdir=${KDIR:-$SH_CACHE/build/$flavour}
 out=$SH_CACHE/module/$flavour
 if ((print_ko)); then
