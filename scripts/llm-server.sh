@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Start, stop or query the local llama.cpp server that the tuner's LLM classifier talks to in
 # tests and development (and the serving bench): the server embedded in the xllamacpp wheel,
-# SmolLM2-135M, one compute thread unless told otherwise,
-# 127.0.0.1 only. `make setup` installs both (scripts/setup.sh, install_llm).
+# SmolLM2-135M, one compute thread unless told otherwise, 127.0.0.1 only.
+# `make setup` installs both (scripts/setup.sh, install_llm).
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
