@@ -26,6 +26,10 @@ usage: scripts/bench-serving.sh --out DIR [--rounds N] [--quick] [--tuner PATH]
   The tuner runs with its default settings and the embedded rules, plus
   configs/llm-serving.rules.toml (the catalog does not match this server yet), through a
   config file written to DIR/serving/tuner.toml (its lock and state file live there too).
+  That file excludes the task names of the processes that ran before the bench and are not
+  of the kinds it starts (python, bash, sh, make, cc, cc1, as, ld, collect2): on a shared
+  host the tuner leaves most of the other users' work alone, but not their processes of
+  those kinds.
   The scheduling settings of the server's busiest thread (as the measurement starts) and of
   a CPU hog (as it ends) are recorded: serve_sched_* and serve_hog_* (policy, nice, slice).
 USAGE
@@ -61,6 +65,22 @@ py=$SH_VENV/bin/python
 work=$out/serving
 mkdir -p "$work"
 [[ -s $out/raw.csv ]] || echo "round,kernel,name,value" >"$out/raw.csv"
+# The task names of the processes that run before the bench starts and are none of the kinds
+# it starts itself, as a TOML list: the tuner is to leave the host's other users alone (on a
+# shared host it would otherwise hint their jobs too, for as long as the tuned case runs).
+# Names with quotes, backslashes or glob characters are left out of the list.
+foreign_comms() {
+	local own=" python bash sh make cc cc1 as ld collect2 " p c list=()
+	for p in /proc/[0-9]*; do
+		# Kernel threads have an empty command line; the tuner excludes them anyway.
+		[[ -n $(tr -d '\0' 2>/dev/null <"$p/cmdline") ]] || continue
+		c=$(cat "$p/comm" 2>/dev/null) || continue
+		[[ $own == *" $c "* || $c == *[\"\\*?[]* ]] && continue
+		list+=("\"$c\"")
+	done
+	printf '[%s]\n' "$(printf '%s\n' "${list[@]}" | sort -u | paste -sd, -)"
+}
+
 cfg=$work/tuner.toml
 cat >"$cfg" <<EOF
 # Written by scripts/bench-serving.sh: the defaults, the stock backend, a short interval so
@@ -75,6 +95,9 @@ on_exit = "clear"
 [rules]
 defaults = true
 paths = ["$SH_ROOT/configs/llm-serving.rules.toml"]
+
+[exclude]
+comm = $(foreign_comms)
 EOF
 "$tuner" config check "$cfg" >&2
 
