@@ -252,10 +252,21 @@ def serving_rows(data, add):
         if r is None:
             add(label, goal, None, None, "no data")
             return
-        ok = None if goal == "report" else (ok_fn(r) and not failed)
+        ok, why = None, ""
+        if goal != "report":
+            # A verdict needs MEASURING.md's five rounds, and rounds that agree on which side
+            # of the goal they fall; failed requests miss it whatever the ratio.
+            if failed:
+                ok = False
+            elif len(rs) < 5:
+                why = f"; {len(rs)} rounds, fewer than 5: inconclusive"
+            elif all(ok_fn(x) for x in rs) or not any(ok_fn(x) for x in rs):
+                ok = ok_fn(r)
+            else:
+                why = "; rounds fall on both sides of the goal: inconclusive"
         add(label, goal, round(r, 3), ok,
             f"{fmt.format(median(a.values()))} / {fmt.format(median(b.values()))}; per round "
-            + ", ".join(f"{x:.2f}" for x in rs) + (context if ok is not None else ""))
+            + ", ".join(f"{x:.2f}" for x in rs) + (context + why if goal != "report" else ""))
 
     tps = {c: s("serve_tokens_per_s", c) for c in SERVING_CASES}
     ttft = {c: s("serve_ttft_p99_ms", c) for c in SERVING_CASES}
