@@ -7,6 +7,7 @@
   lat_stats.py hog TAG SECONDS LOGFILE...  rt-app CPU-bound threads: loops per second
   lat_stats.py cyclic TAG FILE        cyclictest -h output: wakeup latency percentiles
 """
+import math
 import sys
 
 RTAPP_COLS = ("idx", "perf", "run", "period", "start", "end", "rel_st", "slack",
@@ -14,9 +15,12 @@ RTAPP_COLS = ("idx", "perf", "run", "period", "start", "end", "rel_st", "slack",
 
 
 def percentile(values, p):
-    """Nearest-rank percentile of a non-empty list."""
+    """Nearest-rank percentile of a non-empty list: the smallest value with at least p of the
+    values at or below it. (round(x + 0.5) is not ceil: Python rounds halves to even, which
+    made p99 of 100 values the maximum.) The epsilon keeps 0.07 * 100 = 7.000000000000001
+    at rank 7."""
     v = sorted(values)
-    k = max(0, min(len(v) - 1, int(round(p * len(v) + 0.5)) - 1))
+    k = max(0, min(len(v) - 1, math.ceil(p * len(v) - 1e-9) - 1))
     return v[k]
 
 

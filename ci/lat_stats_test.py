@@ -29,6 +29,19 @@ def run(fn, *args):
     return dict(line.split() for line in out.getvalue().splitlines())
 
 
+class Percentile(unittest.TestCase):
+    def test_nearest_rank(self):
+        v = list(range(1, 101))
+        # p99 of 1..100 is 99: the old round(x + 0.5) gave 100 (halves round to even).
+        self.assertEqual(lat_stats.percentile(v, 0.99), 99)
+        self.assertEqual(lat_stats.percentile(v, 0.50), 50)
+        self.assertEqual(lat_stats.percentile(v, 0.07), 7)
+        self.assertEqual(lat_stats.percentile(list(range(1, 301)), 0.99), 297)
+        self.assertEqual(lat_stats.percentile([5], 0.99), 5)
+        self.assertEqual(lat_stats.percentile([3, 1, 2], 1.0), 3)
+        self.assertEqual(lat_stats.percentile([3, 1, 2], 0.0), 1)
+
+
 class RtApp(unittest.TestCase):
     def test_response_is_release_to_end_of_work_and_the_first_period_is_left_out(self):
         with tempfile.TemporaryDirectory() as d:
