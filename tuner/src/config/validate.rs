@@ -7,7 +7,7 @@ use toml::Spanned;
 
 use super::ceiling::{parse_ceiling, Ceilings};
 use super::llm::LlmSection;
-use super::raw::{Opt, RawConfig, RawLlm, RawStockClass};
+use super::raw::{Opt, RawCeilings, RawConfig, RawLlm, RawStockClass};
 use super::rules::validate_rule;
 use super::{
     Backend, Config, ConfigError, MigrateMode, OnExit, OnRestart, StockClass, StockPolicy,
@@ -194,27 +194,39 @@ fn endpoint_port(endpoint: &str) -> Option<u16> {
     }
 }
 
-/// `[llm]`: what only the LLM classifier needs (`[external]` has the endpoint and timeout).
-fn llm_section(c: &Checker<'_>, r: &RawLlm, d: &LlmSection) -> Result<LlmSection, ConfigError> {
-    let ceiling = |s: &Spanned<String>, key: &str| {
+/// A ceiling table (`[trust.ceilings]`, `[llm.ceilings]`): entries written override the
+/// defaults' entries one by one, so a config that names uid 1000 keeps the shipped entry
+/// for uid 65534 (an admin lifts that one by naming it).
+fn ceilings(
+    c: &Checker<'_>,
+    r: &RawCeilings,
+    d: &Ceilings,
+    key: &str,
+) -> Result<Ceilings, ConfigError> {
+    let ceiling = |s: &Spanned<String>, key: String| {
         parse_ceiling(s.get_ref()).map_err(|e| c.err(s, format!("{key}: {e}")))
     };
-    let mut ceilings = Ceilings::new(match &r.ceilings.default {
-        None => d.ceilings.default_class(),
-        Some(s) => ceiling(s, "llm.ceilings.default")?,
-    });
-    for (uid, s) in &r.ceilings.uid {
+    let mut out = d.clone();
+    if let Some(s) = &r.default {
+        out.set_default(ceiling(s, format!("{key}.default"))?);
+    }
+    for (uid, s) in &r.uid {
         let u = uid
             .parse::<u32>()
-            .map_err(|_| c.err(s, format!("llm.ceilings.uid: {uid:?} is not a uid")))?;
-        ceilings.set_uid(u, ceiling(s, "llm.ceilings.uid")?);
+            .map_err(|_| c.err(s, format!("{key}.uid: {uid:?} is not a uid")))?;
+        out.set_uid(u, ceiling(s, format!("{key}.uid"))?);
     }
-    for (cgroup, s) in &r.ceilings.cgroup {
-        let class = ceiling(s, "llm.ceilings.cgroup")?;
-        ceilings
-            .set_cgroup(cgroup, class)
-            .map_err(|e| c.err(s, format!("llm.ceilings.cgroup: {e}")))?;
+    for (cgroup, s) in &r.cgroup {
+        let class = ceiling(s, format!("{key}.cgroup"))?;
+        out.set_cgroup(cgroup, class)
+            .map_err(|e| c.err(s, format!("{key}.cgroup: {e}")))?;
     }
+    Ok(out)
+}
+
+/// `[llm]`: what only the LLM classifier needs (`[external]` has the endpoint and timeout).
+fn llm_section(c: &Checker<'_>, r: &RawLlm, d: &LlmSection) -> Result<LlmSection, ConfigError> {
+    let ceilings = ceilings(c, &r.ceilings, &d.ceilings, "llm.ceilings")?;
     let optional_path = |v: &Opt<String>, key: &str, default: &Option<PathBuf>| match v {
         None => Ok(default.clone()),
         Some(s) if s.get_ref().is_empty() => Ok(None),
@@ -552,9 +564,28 @@ pub(super) fn validate(raw: RawConfig, src: &str, origin: &str) -> Result<Config
         (HintClass::Background, &r.background),
     ];
     for (class, raw_class) in raw_classes {
-        cfg.stock.classes[class.index()] =
-            c.stock_class(raw_class, class.as_str(), d.stock.class(class))?;
+        let sc = c.stock_class(raw_class, class.as_str(), d.stock.class(class))?;
+        // Every uid may hold the classes that do not raise (trust model): they must not
+        // give more than an unprivileged process may take itself.
+        if !class.is_raising() {
+            if let Some(why) = sc.raises() {
+                let raw = raw_class.as_ref().expect("defaults do not raise");
+                let at = raw.nice.as_ref().filter(|_| sc.nice < 0);
+                let at = at
+                    .map(|s| s.span())
+                    .or(raw.slice_us.as_ref().map(|s| s.span()));
+                return Err(ConfigError::at(
+                    origin,
+                    src,
+                    at.unwrap_or_default(),
+                    format!("stock.{class}: {why}, which only latency and interactive may do"),
+                ));
+            }
+        }
+        cfg.stock.classes[class.index()] = sc;
     }
+
+    cfg.trust.ceilings = ceilings(&c, &raw.trust.ceilings, &d.trust.ceilings, "trust.ceilings")?;
 
     let r = &raw.metrics;
     cfg.metrics.enabled = r

@@ -527,7 +527,11 @@ impl Engine {
             .procs
             .iter()
             .zip(raw)
-            .map(|(p, d)| self.stabilize(p.key(), d))
+            .map(|(p, d)| {
+                let d = self.stabilize(p.key(), d);
+                let kept = self.applied_of(p.key()).map(|a| &a.hint);
+                classify::trust::regate(d, p, kept, &self.cfg)
+            })
             .collect();
 
         let cands: Vec<Candidate<'_>> = snap

@@ -403,3 +403,37 @@ fn own_kernel_writes_do_not_look_manual() {
         .filter(|r| r.excluded && r.step == Step::Manual)
         .all(|r| [900, 950, 960].contains(&r.pid)));
 }
+
+/// Issue 20: a raised class that the trust model allowed while the process was root's is not
+/// kept once it runs as nobody, though heuristic stability would hold it for more scans.
+#[test]
+fn a_settled_raised_class_goes_when_the_owner_changes() {
+    let mut host = SyntheticHost::build(40, 1, 4).unwrap();
+    let i = host
+        .procs
+        .iter()
+        .position(|p| {
+            p.profile == Profile::Interactive
+                && !p.kthread
+                && p.comm.starts_with("app")
+                && p.nice == 0
+        })
+        .expect("an interactive anonymous process");
+    host.procs[i].uid = 0;
+    let pid = host.procs[i].pid;
+    let (proc_root, sys_root) = (host.proc_root(), host.sys_root());
+    let mut rig = Rig::at(proc_root, sys_root, Mode::Daemon, |c| {
+        c.external.enabled = false
+    });
+    let step = |rig: &mut Rig, host: &mut SyntheticHost| {
+        host.advance(5_000).unwrap();
+        rows(&rig.pass())[&pid].clone()
+    };
+    rig.pass();
+    step(&mut rig, &mut host);
+    let settled = step(&mut rig, &mut host);
+    assert_eq!(settled.class, Some(HintClass::Interactive), "{settled:?}");
+    host.procs[i].uid = crate::config::NOBODY_UID;
+    let after = step(&mut rig, &mut host);
+    assert_eq!(after.class, Some(HintClass::Throughput), "{after:?}");
+}

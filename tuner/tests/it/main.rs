@@ -13,4 +13,6 @@ mod llm_real;
 mod llm_support;
 mod service;
 mod support;
+mod trust;
+mod trust_live;
 mod uapi_bindings;
