@@ -120,6 +120,9 @@ pub struct RawLlm {
     pub cache_path: Opt<String>,
     pub health_wait_ms: Opt<i64>,
     pub retry_down_ms: Opt<i64>,
+    pub server_uids: Opt<Vec<i64>>,
+    pub plain_http_remote: Opt<bool>,
+    pub max_response_kib: Opt<i64>,
     #[serde(default)]
     pub ceilings: RawCeilings,
 }

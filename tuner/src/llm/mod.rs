@@ -15,6 +15,7 @@ pub mod export;
 pub mod metrics;
 pub mod prompt;
 pub mod schema;
+pub mod server_check;
 
 use std::collections::{HashMap, HashSet};
 use std::path::Path;

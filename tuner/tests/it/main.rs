@@ -11,6 +11,7 @@ mod llm_fault_server;
 mod llm_once;
 mod llm_real;
 mod llm_support;
+mod llm_trust;
 mod service;
 mod support;
 mod trust;
