@@ -278,7 +278,7 @@ impl Inner {
                     let mut cache = lock(&self.cache);
                     for (g, class) in answers {
                         let rep = &g.procs[0];
-                        cache.insert(g.key.clone(), class, &self.model, &rep.comm);
+                        cache.insert(g.key.clone(), class, &self.model, &rep.comm, &rep.cgroup);
                         for f in &g.procs {
                             if let Some(v) = self.verdict(f, class) {
                                 LlmMetrics::inc(&m.decisions_model);

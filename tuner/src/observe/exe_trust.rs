@@ -31,6 +31,22 @@ pub fn exe_trusted(pid_dir: &Path, exe: &Path) -> bool {
         Ok(md) if md.is_file() && root_only(&md) => {}
         _ => return false,
     }
+    dirs_root_only(&pid_dir.join("root"), exe)
+}
+
+/// The same judgement for a path that no process runs now (an exported rule's executable),
+/// seen from the file system at `root`.
+pub fn path_trusted(root: &Path, exe: &Path) -> bool {
+    let rel = exe.strip_prefix("/").unwrap_or(exe);
+    match std::fs::metadata(root.join(rel)) {
+        Ok(md) if md.is_file() && root_only(&md) => {}
+        _ => return false,
+    }
+    dirs_root_only(root, exe)
+}
+
+/// Every directory from `exe`'s up to `/`, under `root`, is root's and only root's to write.
+fn dirs_root_only(root: &Path, exe: &Path) -> bool {
     // "(deleted)" and relative targets name no directory chain that can be checked.
     if !exe.is_absolute() || exe.as_os_str().as_encoded_bytes().ends_with(b" (deleted)") {
         return false;
@@ -41,7 +57,6 @@ pub fn exe_trusted(pid_dir: &Path, exe: &Path) -> bool {
     {
         return false;
     }
-    let root = pid_dir.join("root");
     let mut dir = exe.parent();
     while let Some(d) = dir {
         let rel = d.strip_prefix("/").unwrap_or(d);
@@ -93,6 +108,7 @@ mod tests {
         };
         let s = ScratchDir::new("exe-trust").unwrap();
         assert!(exe_trusted(&pid_dir(s.path(), bin), bin));
+        assert!(path_trusted(Path::new("/"), bin));
     }
 
     #[test]
@@ -106,6 +122,7 @@ mod tests {
         std::fs::copy(bin, &copy).unwrap();
         // Owned by whoever runs the tests, under the world-writable temp dir: either fails.
         assert!(!exe_trusted(&pid_dir(s.path(), &copy), &copy));
+        assert!(!path_trusted(Path::new("/"), &copy));
     }
 
     #[test]
