@@ -219,3 +219,11 @@ pub fn test_proc(pid: i32, comm: &str) -> ProcObs {
         ..Default::default()
     }
 }
+
+/// Gives a map's memory back once it holds far fewer entries than it has room for: maps
+/// keyed by pid grow with a flood of processes and would otherwise keep that size.
+pub fn shrink_map<K: std::hash::Hash + Eq, V>(m: &mut std::collections::HashMap<K, V>) {
+    if m.capacity() > 64 && m.capacity() > 4 * m.len() {
+        m.shrink_to_fit();
+    }
+}

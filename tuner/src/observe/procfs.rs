@@ -308,9 +308,9 @@ impl ProcfsSource {
     }
 
     fn read_static(&self, p: &Process, start_ticks: u64) -> StaticFacts {
-        let cmdline = p.cmdline().unwrap_or_default();
-        let exe = p.exe().ok();
         let pid_dir = self.root.join(p.pid().to_string());
+        let cmdline = super::procfile::read_cmdline(&pid_dir.join("cmdline"));
+        let exe = p.exe().ok();
         let exe_trusted = exe
             .as_deref()
             .is_some_and(|e| exe_trust::exe_trusted(&pid_dir, e));
@@ -384,6 +384,9 @@ impl ProcSource for ProcfsSource {
         let seen: HashSet<i32> = out.iter().map(|p| p.pid).collect();
         self.cache.retain(|pid, _| seen.contains(pid));
         self.idle.retain(|pid, _| seen.contains(pid));
+        // After a flood of short-lived processes the maps keep their size: give it back.
+        super::shrink_map(&mut self.cache);
+        super::shrink_map(&mut self.idle);
         Ok(out)
     }
 

@@ -28,7 +28,8 @@
 //! missing-pids    the first asked pid left out
 //! duplicate-pids  the first asked pid answered twice, with different classes
 //! bad-class       class "realtime" for every pid
-//! reject-schema   400 for response_format json_schema; ok for json_object or none
+//! reject-schema   400 for response_format json_schema (in the first `fail_count` chat
+//!                 requests; -1: all); ok for json_object or none
 //! unhealthy       /health answers 503; chat answers ok
 //! huge            200, no length, a chat completion whose content runs on for `body_bytes`
 //!                 bytes, written until the client stops reading
@@ -416,7 +417,10 @@ fn chat(req: &Request, state: &Mutex<State>) -> Response {
             stream_bytes: None,
         };
     }
-    if mode.mode == "reject-schema" && body["response_format"]["type"] == "json_schema" {
+    if mode.mode == "reject-schema"
+        && body["response_format"]["type"] == "json_schema"
+        && (mode.fail_count < 0 || n as i64 <= mode.fail_count)
+    {
         return json_response(
             400,
             &json!({ "error": { "code": 400, "type": "invalid_request_error",

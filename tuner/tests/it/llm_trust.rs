@@ -189,3 +189,36 @@ fn exported_rules_name_the_uid_and_keep_the_ceilings() {
     let o = run(tuner().args(["config", "check"]).arg(&check));
     assert!(o.status.success(), "{}", stderr(&o));
 }
+
+/// Repro 7: one HTTP 400 moved the client down the response formats for good (the pinned
+/// schema, which holds the model to the asked pids, was never tried again). The fallback
+/// now lasts `retry_down_ms`; then the pinned schema is asked for again.
+#[tokio::test]
+async fn one_rejected_format_is_not_forever() {
+    let srv = FaultServer::start("reject-schema", &["--fail-count", "1"]);
+    let procs = Procs::new();
+    let c = classifier(&config(&srv.url(), &procs.dir.path().join("c.json"), |t| {
+        t.llm.retry_down_ms = 300;
+    }));
+    let pinned = |v: &serde_json::Value| {
+        !v["body"]["response_format"]["json_schema"]["schema"]["properties"]["verdicts"]
+            ["prefixItems"]
+            .is_null()
+    };
+    c.classify(procs.ordinary(BASE + 500, 1)).await.unwrap();
+    assert!(!pinned(&srv.last().await), "the fallback after the 400");
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    c.classify(vec![procs.proc(
+        BASE + 510,
+        1000,
+        "later",
+        "later",
+        &[],
+        "/",
+    )])
+    .await
+    .unwrap();
+    let last = srv.last().await;
+    println!("400 ms after the 400: {}", last["body"]["response_format"]);
+    assert!(pinned(&last), "still on the fallback");
+}

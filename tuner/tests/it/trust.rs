@@ -140,3 +140,41 @@ fn impostor_names_get_no_raised_class() {
         );
     }
 }
+
+/// Repro 7: one byte that is not UTF-8 in an argument hid the whole command line, so an
+/// admin's `[[manual]]` entry on it no longer matched (and the process fell to whatever
+/// else it looked like).
+#[test]
+fn a_non_utf8_argument_hides_nothing_from_manual_entries() {
+    let dir = ScratchDir::new("it-utf8").unwrap();
+    let host = dir.path().join("host");
+    let st = Command::new("cp")
+        .arg("-a")
+        .arg(fixture())
+        .arg(&host)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    std::fs::write(
+        host.join("proc/800/cmdline"),
+        b"/usr/bin/renderd\0--scene\0caf\xe9.blend\0--farm\0",
+    )
+    .unwrap();
+    let cfg = write(
+        dir.path(),
+        "tuner.toml",
+        &format!(
+            "[observe]\nproc_root = \"{}\"\nsys_root = \"{}\"\n\n[rules]\npaths = []\n\n[daemon]\ndevice = \"{}\"\n\n\
+             [[manual]]\nname = \"render-farm\"\ncmdline = [\"* --farm\"]\nclass = \"background\"\n",
+            host.join("proc").display(),
+            host.join("sys").display(),
+            dir.path().join("no-such-device").display(),
+        ),
+    );
+    let v = once_json(&cfg);
+    assert_eq!(
+        class_of(&v, 800),
+        "background",
+        "the [[manual]] entry did not match"
+    );
+}
