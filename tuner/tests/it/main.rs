@@ -14,6 +14,7 @@ mod llm_real;
 mod llm_support;
 mod llm_trust;
 mod service;
+mod serving_rules;
 mod support;
 mod trust;
 mod trust_live;
