@@ -81,6 +81,8 @@ model = "smollm2"
 cache_path = ""
 health_wait_ms = 60000
 retry_down_ms = 1000
+# The host's server through QEMU's user-mode network.
+plain_http_remote = true
 [llm.ceilings]
 default = "latency"
 [metrics]

@@ -52,7 +52,8 @@ else
 	install -Dm644 "$SH_ROOT/configs/tuner.toml" "$conf"
 fi
 install -d "$DESTDIR$SYSCONFDIR/sched_hint/rules.d"
-for doc in README.md Documentation/tuner-llm.md Documentation/scheduler/sched-hint.rst \
+for doc in README.md Documentation/tuner-llm.md Documentation/tuner-trust-model.md \
+	Documentation/scheduler/sched-hint.rst \
 	Documentation/userspace-api/sched_hint.rst configs/tuner.toml; do
 	install -Dm644 "$SH_ROOT/$doc" "$DESTDIR$DOCDIR/$(basename "$doc")"
 done

@@ -14,16 +14,21 @@ usage: scripts/llm-server.sh start  [--port N] [--run-dir DIR] [--model PATH] [-
                                     [--threads-http N]
        scripts/llm-server.sh stop   [--run-dir DIR]
        scripts/llm-server.sh status [--run-dir DIR]
+       scripts/llm-server.sh keygen FILE
   start   launches the server on 127.0.0.1, waits until /health answers ok
           and prints the port on stdout. --port 0 (the default) lets the kernel pick a free
           port. --watch-pid makes the server exit when that process does (for tests).
-          --api-key-file makes the server require that key as a bearer token.
+          --api-key-file makes the server require that key as a bearer token; the file
+          must be the caller's and closed to others (chmod 600), as the tuner wants it.
           --threads and --threads-batch size the compute pools for generation and for
           prompt processing (llama.cpp's --threads / --threads-batch), --parallel the
           number of slots (requests decoded together), --threads-http the HTTP worker
           pool (-1: llama.cpp's default).
   stop    sends SIGTERM to the server and waits for it to exit.
   status  prints "running PORT" (exit 0) or "stopped" (exit 3).
+  keygen  writes a new random key to FILE (mode 600; FILE must not exist). For the
+          service: keygen /etc/sched_hint/llm.key as root, start --api-key-file with it,
+          and [llm] api_key_file = "/etc/sched_hint/llm.key".
   Files in the run dir: llm-server.pid, llm-server.port, llm-server.log.
   Defaults: --run-dir \${XDG_RUNTIME_DIR:-/tmp}/sched_hint-llm, --alias smollm2,
   --ctx 4096, --model $SH_MODELS/SmolLM2-135M-Instruct.Q4_1.gguf, --threads 1,
@@ -76,6 +81,28 @@ os.unlink(port_file)
 cmd=${1:-}
 [[ -n $cmd ]] || { usage >&2; exit 2; }
 shift
+
+# A key file that others can read is no secret; one that others can write chooses the key.
+check_key_file() {
+	local owner mode
+	[[ -r $1 ]] || sh_die "cannot read api key file $1"
+	read -r owner mode < <(stat -Lc '%u %a' "$1")
+	[[ $owner == "$(id -u)" ]] || sh_die "api key file $1 belongs to uid $owner, not to $(id -u)"
+	((8#$mode & 8#077)) && sh_die "api key file $1 is open to others (mode $mode): chmod 600 it"
+	[[ -s $1 ]] || sh_die "api key file $1 is empty"
+}
+
+if [[ $cmd == keygen ]]; then
+	[[ $# -eq 1 && $1 != -* ]] || { usage >&2; exit 2; }
+	[[ -e $1 ]] && sh_die "$1 exists; remove it first to replace the key"
+	(
+		umask 077
+		set -o noclobber
+		printf 'sk-sched-hint-%s\n' "$(od -An -tx1 -N24 /dev/urandom | tr -d ' \n')" >"$1"
+	)
+	sh_log "wrote a new api key to $1 (mode 600)"
+	exit 0
+fi
 port=0 run_dir=${XDG_RUNTIME_DIR:-/tmp}/sched_hint-llm
 model=$SH_MODELS/SmolLM2-135M-Instruct.Q4_1.gguf alias=smollm2 ctx=4096 key_file= watch_pid=0
 threads=1 threads_batch=1 parallel=1 threads_http=-1
@@ -125,7 +152,7 @@ do_start() {
 	local py=$SH_VENV/bin/python pid
 	[[ -x $py ]] || sh_die "no venv python at $py: run 'make setup'"
 	[[ -s $model ]] || sh_die "no model at $model: run 'make setup'"
-	[[ -z $key_file || -r $key_file ]] || sh_die "cannot read api key file $key_file"
+	[[ -z $key_file ]] || check_key_file "$key_file"
 	if pid=$(live_pid); then
 		sh_die "already running (pid $pid, port $(cat "$port_file" 2>/dev/null)) in $run_dir"
 	fi

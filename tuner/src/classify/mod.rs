@@ -3,7 +3,8 @@
 //! 1. exclusions and manual settings ([`exclude`]): never touched, or set by the admin;
 //! 2. the rule catalog ([`rules`]): `[[manual]]` entries, user rules, embedded rules;
 //! 3. behaviour heuristics ([`heuristics`]) from the measured rates;
-//! 4. the external classifier ([`external`]), whose cached answers fill what is still open.
+//! 4. the external classifier ([`external`]), whose cached answers fill what is still open;
+//! 5. the trust model ([`trust`]): what any of these may give the process, whoever asked.
 //!
 //! [`decide`] is a pure function of one observation and its inputs; the engine keeps the
 //! state (stability of heuristic classes, the external classifier's cache).
@@ -12,6 +13,7 @@ pub mod exclude;
 pub mod external;
 pub mod heuristics;
 pub mod rules;
+pub mod trust;
 
 use std::collections::HashSet;
 
@@ -168,7 +170,7 @@ pub fn decide(
         d.spread = rule.spread;
         d.node = rule.node;
         d.skipped_tids = skipped;
-        return d;
+        return trust::gate(d, p, Some(rule), inp.cfg, &mut note);
     }
     note(format!("2 rules: none of {} rules match", inp.rules.len()));
 
@@ -223,7 +225,7 @@ pub fn decide(
         }
     }
     d.skipped_tids = skipped;
-    d
+    trust::gate(d, p, None, inp.cfg, &mut note)
 }
 
 /// What the external classifier is told about a process.

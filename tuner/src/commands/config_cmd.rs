@@ -44,7 +44,15 @@ pub fn export_rules(path: Option<&Path>, llm_cache: bool) -> Result<(), Error> {
         };
         let cache =
             crate::llm::load_cache(cache_path).map_err(|e| Error::Runtime(e.to_string()))?;
-        out!("{}", crate::llm::export::export_cache(&cache, cache_path))?;
+        let limits = crate::llm::export::ExportLimits {
+            llm: &cfg.llm.ceilings,
+            trust: &cfg.trust.ceilings,
+            root: Path::new("/"),
+        };
+        out!(
+            "{}",
+            crate::llm::export::export_cache(&cache, cache_path, &limits)
+        )?;
         return Ok(());
     }
     let (_, rules) = app::load(path)?;

@@ -1,4 +1,5 @@
-//! Ceilings: the most favoured class the model may grant, per uid and per cgroup.
+//! Ceilings: the most favoured class a source may grant, per uid and per cgroup. `[trust]`
+//! holds the ones for every source but the admin, `[llm]` tighter ones for the model.
 //!
 //! Classes rank latency > interactive > throughput > batch > background. The model's answer is
 //! clamped down to the ceiling of the process it is about; a ceiling of `none` means the model
@@ -66,6 +67,10 @@ impl Ceilings {
 
     pub fn default_class(&self) -> HintClass {
         self.default
+    }
+
+    pub fn set_default(&mut self, class: HintClass) {
+        self.default = class;
     }
 
     pub fn set_uid(&mut self, uid: u32, class: HintClass) {

@@ -1,6 +1,7 @@
 //! The validated `[llm]` section: the keys only the LLM classifier needs (`[external]` has the
 //! endpoint and timeout). `crate::llm::LlmConfig` turns it into what the classifier runs with.
 
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::PathBuf;
 
 use super::ceiling::Ceilings;
@@ -25,6 +26,13 @@ pub struct LlmSection {
     pub health_wait_ms: u64,
     /// After a failure, how long to leave the server alone.
     pub retry_down_ms: u64,
+    /// Uids besides root and the tuner's own whose listener on a loopback endpoint's port is
+    /// taken for the server (`llm::server_check`).
+    pub server_uids: Vec<u32>,
+    /// Allows plain `http://` to another host, which nothing can verify.
+    pub plain_http_remote: bool,
+    /// Longest response body read.
+    pub max_response_kib: u64,
     pub ceilings: Ceilings,
 }
 
@@ -42,7 +50,27 @@ impl Default for LlmSection {
             cache_path: Some(PathBuf::from(DEFAULT_CACHE_PATH)),
             health_wait_ms: 5_000,
             retry_down_ms: 30_000,
+            server_uids: Vec::new(),
+            plain_http_remote: false,
+            max_response_kib: 256,
             ceilings: Ceilings::default(),
         }
     }
+}
+
+/// The loopback addresses `host` (a URL's host: `127.0.0.1`, `[::1]`, `localhost`) stands
+/// for, or `None` when it is not this host.
+pub fn loopback_addrs(host: &str) -> Option<Vec<IpAddr>> {
+    if host.eq_ignore_ascii_case("localhost") {
+        return Some(vec![
+            IpAddr::V4(Ipv4Addr::LOCALHOST),
+            IpAddr::V6(Ipv6Addr::LOCALHOST),
+        ]);
+    }
+    let ip: IpAddr = host
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .parse()
+        .ok()?;
+    ip.is_loopback().then(|| vec![ip])
 }

@@ -17,6 +17,7 @@ use std::path::{Path, PathBuf};
 
 use crate::glob::Glob;
 use crate::hint::HintClass;
+use ceiling::Ceilings;
 use llm::LlmSection;
 use rules::{Rule, RuleSet};
 
@@ -250,7 +251,46 @@ impl StockClass {
         nice: 0,
         slice_us: 0,
     };
+
+    /// Why this class would raise a task above what its owner may set itself (a negative
+    /// nice, or a slice that can be below the kernel's base slice), or `None`.
+    pub fn raises(&self) -> Option<String> {
+        if self.nice < 0 {
+            return Some(format!("nice {} is below 0", self.nice));
+        }
+        if self.slice_us != 0 && self.slice_us < MAX_BASE_SLICE_US {
+            return Some(format!(
+                "slice_us {} can be below the base slice ({MAX_BASE_SLICE_US} us on 8+ CPUs)",
+                self.slice_us
+            ));
+        }
+        None
+    }
 }
+
+/// The largest default EEVDF base slice: 0.75 ms x (1 + ilog2(min(CPUs, 8))).
+pub const MAX_BASE_SLICE_US: u64 = 3000;
+
+/// `[trust]`: the most favoured class any source but the admin's `[[manual]]` entries may
+/// give, per uid and cgroup (Documentation/tuner-trust-model.md).
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrustConfig {
+    pub ceilings: Ceilings,
+}
+
+impl Default for TrustConfig {
+    /// The shipped ceilings: anyone may hold every class (the exe checks guard the raising
+    /// ones), but `nobody`, the uid that untrusted daemons and sandboxes run as, never
+    /// more than throughput.
+    fn default() -> Self {
+        let mut ceilings = Ceilings::new(HintClass::Latency);
+        ceilings.set_uid(NOBODY_UID, HintClass::Throughput);
+        TrustConfig { ceilings }
+    }
+}
+
+/// `nobody`.
+pub const NOBODY_UID: u32 = 65534;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct StockConfig {
@@ -292,6 +332,7 @@ pub struct Config {
     pub plan: PlanConfig,
     pub stock: StockConfig,
     pub metrics: MetricsConfig,
+    pub trust: TrustConfig,
     /// `[[manual]]` entries: admin settings, tried before any rule.
     pub manual: Vec<Rule>,
 }
@@ -400,6 +441,7 @@ impl Default for Config {
                 enabled: false,
                 listen: "127.0.0.1:9464".parse().expect("literal address"),
             },
+            trust: TrustConfig::default(),
             manual: Vec::new(),
         }
     }
@@ -525,6 +567,31 @@ mod tests {
     fn example_is_the_default() {
         let parsed = Config::parse(EXAMPLE, "configs/tuner.toml").expect("example parses");
         assert_eq!(parsed, Config::default());
+    }
+
+    #[test]
+    fn trust_ceilings_keep_the_shipped_entries_and_stock_cannot_raise_everyone() {
+        let c = Config::parse("[trust.ceilings.uid]\n\"1000\" = \"batch\"\n", "t").unwrap();
+        assert_eq!(c.trust.ceilings.cap(1000, "/"), HintClass::Batch);
+        assert_eq!(c.trust.ceilings.cap(NOBODY_UID, "/"), HintClass::Throughput);
+        assert_eq!(c.trust.ceilings.cap(0, "/"), HintClass::Latency);
+        let lifted = Config::parse("[trust.ceilings.uid]\n\"65534\" = \"latency\"\n", "t").unwrap();
+        assert_eq!(
+            lifted.trust.ceilings.cap(NOBODY_UID, "/"),
+            HintClass::Latency
+        );
+        for bad in [
+            "[stock.batch]\nnice = -1\n",
+            "[stock.throughput]\nslice_us = 500\n",
+            "[stock.background]\npolicy = \"normal\"\nnice = -20\n",
+        ] {
+            let e = Config::parse(bad, "t").unwrap_err().to_string();
+            assert!(
+                e.contains("only latency and interactive may do"),
+                "{bad}: {e}"
+            );
+        }
+        assert!(Config::parse("[stock.interactive]\nnice = -2\n", "t").is_ok());
     }
 
     #[test]

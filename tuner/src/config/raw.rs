@@ -33,6 +33,8 @@ pub struct RawConfig {
     #[serde(default)]
     pub metrics: RawMetrics,
     #[serde(default)]
+    pub trust: RawTrust,
+    #[serde(default)]
     pub manual: Vec<RawRule>,
 }
 
@@ -118,14 +120,26 @@ pub struct RawLlm {
     pub cache_path: Opt<String>,
     pub health_wait_ms: Opt<i64>,
     pub retry_down_ms: Opt<i64>,
+    pub server_uids: Opt<Vec<i64>>,
+    pub plain_http_remote: Opt<bool>,
+    pub max_response_kib: Opt<i64>,
     #[serde(default)]
-    pub ceilings: RawLlmCeilings,
+    pub ceilings: RawCeilings,
 }
 
-/// `[llm.ceilings]`: keys are uids and cgroup paths, values class names or "none".
+/// `[trust]`: what any source but the admin may grant (Documentation/tuner-trust-model.md).
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawLlmCeilings {
+pub struct RawTrust {
+    #[serde(default)]
+    pub ceilings: RawCeilings,
+}
+
+/// `[trust.ceilings]` and `[llm.ceilings]`: keys are uids and cgroup paths, values class
+/// names or "none".
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCeilings {
     pub default: Opt<String>,
     #[serde(default)]
     pub uid: BTreeMap<String, Spanned<String>>,

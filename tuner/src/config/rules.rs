@@ -196,7 +196,12 @@ pub fn validate_rule(
         class,
         confidence,
         strict: raw.strict.as_ref().is_some_and(|s| *s.get_ref()),
-        inherit: raw.inherit.as_ref().is_none_or(|s| *s.get_ref()),
+        // A raised class stays with the process the rule names unless the rule says its
+        // children are meant too: a shell the tuner raised would pass it to every job.
+        inherit: raw
+            .inherit
+            .as_ref()
+            .map_or(!class.is_raising(), |s| *s.get_ref()),
         spread: raw.spread.as_ref().is_some_and(|s| *s.get_ref()),
         node,
         source,
@@ -285,8 +290,9 @@ pub fn export_toml(rules: &[Rule]) -> String {
         if r.strict {
             out.push_str("strict = true\n");
         }
-        if !r.inherit {
-            out.push_str("inherit = false\n");
+        // The default is `inherit = !is_raising`: write it only where it differs.
+        if r.inherit == r.class.is_raising() {
+            let _ = writeln!(out, "inherit = {}", r.inherit);
         }
         if r.spread {
             out.push_str("spread = true\n");
@@ -317,6 +323,29 @@ mod tests {
         let src = "[[rule]]\nname = \"x\"\ncomm = [\"a\"]\nclas = \"batch\"\n";
         let e = parse_rules(src, "r.toml").unwrap_err().to_string();
         assert!(e.starts_with("r.toml:4:1: "), "{e}");
+    }
+
+    #[test]
+    fn raised_classes_stay_with_the_process_unless_the_rule_says() {
+        let src = "[[rule]]\nname = \"a\"\ncomm = [\"a\"]\nclass = \"latency\"\n\
+                   [[rule]]\nname = \"b\"\ncomm = [\"b\"]\nclass = \"interactive\"\ninherit = true\n\
+                   [[rule]]\nname = \"c\"\ncomm = [\"c\"]\nclass = \"batch\"\n";
+        let r = parse_rules(src, "t").unwrap();
+        assert_eq!(
+            r.iter().map(|r| r.inherit).collect::<Vec<_>>(),
+            [false, true, true]
+        );
+        let back = parse_rules(&export_toml(&r), "export").unwrap();
+        assert_eq!(
+            back.iter().map(|r| r.inherit).collect::<Vec<_>>(),
+            [false, true, true]
+        );
+        // On stock the kernel resets a child's nice, policy and slice for us.
+        let attr = crate::apply::stock::attr_for(crate::config::StockClass::DEFAULT, r[0].inherit);
+        assert_ne!(
+            attr.sched_flags & u64::from(crate::uapi::SCHED_FLAG_RESET_ON_FORK),
+            0
+        );
     }
 
     #[test]

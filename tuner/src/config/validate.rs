@@ -7,7 +7,7 @@ use toml::Spanned;
 
 use super::ceiling::{parse_ceiling, Ceilings};
 use super::llm::LlmSection;
-use super::raw::{Opt, RawConfig, RawLlm, RawStockClass};
+use super::raw::{Opt, RawCeilings, RawConfig, RawLlm, RawStockClass};
 use super::rules::validate_rule;
 use super::{
     Backend, Config, ConfigError, MigrateMode, OnExit, OnRestart, StockClass, StockPolicy,
@@ -184,37 +184,70 @@ impl Checker<'_> {
     }
 }
 
-/// The port of an `http://host:port/...` endpoint (80 when none is given).
+/// The port of an `http://host:port/...` or `https://...` endpoint (80 or 443 when none is
+/// given).
 fn endpoint_port(endpoint: &str) -> Option<u16> {
-    let rest = endpoint.strip_prefix("http://")?;
+    let (rest, default) = match endpoint.strip_prefix("https://") {
+        Some(rest) => (rest, 443),
+        None => (endpoint.strip_prefix("http://")?, 80),
+    };
     let authority = rest.split('/').next()?;
+    if authority.is_empty() {
+        return None;
+    }
     match authority.rsplit_once(':') {
         Some((_, port)) if !port.ends_with(']') => port.parse().ok(),
-        _ => Some(80),
+        _ => Some(default),
     }
+}
+
+/// Why `endpoint` cannot be used as written, if it cannot: plain http to another host, where
+/// anyone on the path can answer, needs the admin's word (`llm.plain_http_remote`).
+fn endpoint_unverifiable(endpoint: &str, plain_http_remote: bool) -> Option<String> {
+    let url = reqwest::Url::parse(endpoint).ok()?;
+    let host = url.host_str()?;
+    if url.scheme() != "http" || plain_http_remote || super::llm::loopback_addrs(host).is_some() {
+        return None;
+    }
+    Some(format!(
+        "external.endpoint {endpoint:?}: nothing can tell who answers plain http on another \
+         host; use https://, or set llm.plain_http_remote = true"
+    ))
+}
+
+/// A ceiling table (`[trust.ceilings]`, `[llm.ceilings]`): entries written override the
+/// defaults' entries one by one, so a config that names uid 1000 keeps the shipped entry
+/// for uid 65534 (an admin lifts that one by naming it).
+fn ceilings(
+    c: &Checker<'_>,
+    r: &RawCeilings,
+    d: &Ceilings,
+    key: &str,
+) -> Result<Ceilings, ConfigError> {
+    let ceiling = |s: &Spanned<String>, key: String| {
+        parse_ceiling(s.get_ref()).map_err(|e| c.err(s, format!("{key}: {e}")))
+    };
+    let mut out = d.clone();
+    if let Some(s) = &r.default {
+        out.set_default(ceiling(s, format!("{key}.default"))?);
+    }
+    for (uid, s) in &r.uid {
+        let u = uid
+            .parse::<u32>()
+            .map_err(|_| c.err(s, format!("{key}.uid: {uid:?} is not a uid")))?;
+        out.set_uid(u, ceiling(s, format!("{key}.uid"))?);
+    }
+    for (cgroup, s) in &r.cgroup {
+        let class = ceiling(s, format!("{key}.cgroup"))?;
+        out.set_cgroup(cgroup, class)
+            .map_err(|e| c.err(s, format!("{key}.cgroup: {e}")))?;
+    }
+    Ok(out)
 }
 
 /// `[llm]`: what only the LLM classifier needs (`[external]` has the endpoint and timeout).
 fn llm_section(c: &Checker<'_>, r: &RawLlm, d: &LlmSection) -> Result<LlmSection, ConfigError> {
-    let ceiling = |s: &Spanned<String>, key: &str| {
-        parse_ceiling(s.get_ref()).map_err(|e| c.err(s, format!("{key}: {e}")))
-    };
-    let mut ceilings = Ceilings::new(match &r.ceilings.default {
-        None => d.ceilings.default_class(),
-        Some(s) => ceiling(s, "llm.ceilings.default")?,
-    });
-    for (uid, s) in &r.ceilings.uid {
-        let u = uid
-            .parse::<u32>()
-            .map_err(|_| c.err(s, format!("llm.ceilings.uid: {uid:?} is not a uid")))?;
-        ceilings.set_uid(u, ceiling(s, "llm.ceilings.uid")?);
-    }
-    for (cgroup, s) in &r.ceilings.cgroup {
-        let class = ceiling(s, "llm.ceilings.cgroup")?;
-        ceilings
-            .set_cgroup(cgroup, class)
-            .map_err(|e| c.err(s, format!("llm.ceilings.cgroup: {e}")))?;
-    }
+    let ceilings = ceilings(c, &r.ceilings, &d.ceilings, "llm.ceilings")?;
     let optional_path = |v: &Opt<String>, key: &str, default: &Option<PathBuf>| match v {
         None => Ok(default.clone()),
         Some(s) if s.get_ref().is_empty() => Ok(None),
@@ -261,6 +294,27 @@ fn llm_section(c: &Checker<'_>, r: &RawLlm, d: &LlmSection) -> Result<LlmSection
             "llm.retry_down_ms",
             0..=86_400_000,
             d.retry_down_ms as i64,
+        )? as u64,
+        server_uids: match &r.server_uids {
+            None => d.server_uids.clone(),
+            Some(s) => s
+                .get_ref()
+                .iter()
+                .map(|&u| {
+                    u32::try_from(u)
+                        .map_err(|_| c.err(s, format!("llm.server_uids: {u} is not a uid")))
+                })
+                .collect::<Result<_, _>>()?,
+        },
+        plain_http_remote: r
+            .plain_http_remote
+            .as_ref()
+            .map_or(d.plain_http_remote, |s| *s.get_ref()),
+        max_response_kib: c.int(
+            &r.max_response_kib,
+            "llm.max_response_kib",
+            1..=65_536,
+            d.max_response_kib as i64,
         )? as u64,
         ceilings,
     })
@@ -459,7 +513,7 @@ pub(super) fn validate(raw: RawConfig, src: &str, origin: &str) -> Result<Config
             c.err(
                 s,
                 format!(
-                    "external.endpoint must look like http://host:port, got {:?}",
+                    "external.endpoint must look like http://host:port or https://host:port, got {:?}",
                     s.get_ref()
                 ),
             )
@@ -497,6 +551,11 @@ pub(super) fn validate(raw: RawConfig, src: &str, origin: &str) -> Result<Config
     )? as u64;
 
     cfg.llm = llm_section(&c, &raw.llm, &d.llm)?;
+    if let Some(s) = &raw.external.endpoint {
+        if let Some(why) = endpoint_unverifiable(s.get_ref(), cfg.llm.plain_http_remote) {
+            return Err(c.err(s, why));
+        }
+    }
 
     let r = &raw.plan;
     let p = &d.plan;
@@ -552,9 +611,28 @@ pub(super) fn validate(raw: RawConfig, src: &str, origin: &str) -> Result<Config
         (HintClass::Background, &r.background),
     ];
     for (class, raw_class) in raw_classes {
-        cfg.stock.classes[class.index()] =
-            c.stock_class(raw_class, class.as_str(), d.stock.class(class))?;
+        let sc = c.stock_class(raw_class, class.as_str(), d.stock.class(class))?;
+        // Every uid may hold the classes that do not raise (trust model): they must not
+        // give more than an unprivileged process may take itself.
+        if !class.is_raising() {
+            if let Some(why) = sc.raises() {
+                let raw = raw_class.as_ref().expect("defaults do not raise");
+                let at = raw.nice.as_ref().filter(|_| sc.nice < 0);
+                let at = at
+                    .map(|s| s.span())
+                    .or(raw.slice_us.as_ref().map(|s| s.span()));
+                return Err(ConfigError::at(
+                    origin,
+                    src,
+                    at.unwrap_or_default(),
+                    format!("stock.{class}: {why}, which only latency and interactive may do"),
+                ));
+            }
+        }
+        cfg.stock.classes[class.index()] = sc;
     }
+
+    cfg.trust.ceilings = ceilings(&c, &raw.trust.ceilings, &d.trust.ceilings, "trust.ceilings")?;
 
     let r = &raw.metrics;
     cfg.metrics.enabled = r
@@ -596,6 +674,31 @@ mod tests {
         assert_eq!(endpoint_port("http://localhost/v1"), Some(80));
         assert_eq!(endpoint_port("unix:/run/llm.sock"), None);
         assert_eq!(endpoint_port("http://[::1]:99/x"), Some(99));
+        assert_eq!(endpoint_port("https://llm.example/v1"), Some(443));
+        assert_eq!(endpoint_port("https://"), None);
+    }
+
+    /// Issue 20, reproduction 7: https endpoints were refused; plain http to another host
+    /// is now refused unless the admin says so.
+    #[test]
+    fn https_endpoints_are_accepted_and_remote_plain_http_needs_a_word() {
+        let c = Config::parse(
+            "[external]\nendpoint = \"https://llm.example:8443/v1\"\n",
+            "t",
+        )
+        .unwrap();
+        assert_eq!(c.external.endpoint_port, Some(8443));
+        let remote = "[external]\nendpoint = \"http://10.0.2.100:8080\"\n";
+        let e = Config::parse(remote, "t").unwrap_err().to_string();
+        assert!(e.starts_with("t:2:12: ") && e.contains("plain http"), "{e}");
+        let opted = format!("{remote}[llm]\nplain_http_remote = true\n");
+        assert!(Config::parse(&opted, "t").is_ok());
+        let c = Config::parse("[llm]\nserver_uids = [998]\nmax_response_kib = 64\n", "t").unwrap();
+        assert_eq!(
+            (c.llm.server_uids.as_slice(), c.llm.max_response_kib),
+            (&[998][..], 64)
+        );
+        assert!(Config::parse("[llm]\nserver_uids = [-1]\n", "t").is_err());
     }
 
     #[test]

@@ -5,6 +5,7 @@
 //! machine: observations come in as a [`Snapshot`], writes go out through a [`HintSink`].
 //! The daemon, `tuner once` and the benchmark all drive the same engine.
 
+mod asks;
 mod report;
 
 use std::collections::{HashMap, HashSet};
@@ -130,6 +131,8 @@ pub struct Engine {
     dirty: bool,
     /// Entries of an earlier run, taken up at the next pass (see [`Engine::resume`]).
     resume: Option<(Vec<Entry>, OnRestart)>,
+    /// Whom the external classifier is asked about next.
+    asks: asks::AskQueue,
 }
 
 impl Engine {
@@ -152,6 +155,7 @@ impl Engine {
             journal: None,
             dirty: false,
             resume: None,
+            asks: asks::AskQueue::default(),
         }
     }
 
@@ -476,11 +480,26 @@ impl Engine {
     /// (`tuner once`). Does not change state.
     pub fn open_facts(&self, snap: &Snapshot) -> Vec<(ProcKey, ProcFacts)> {
         let decisions = self.classify(snap, &HashSet::new());
-        snap.procs
+        let open: Vec<&ProcObs> = snap
+            .procs
             .iter()
             .zip(&decisions)
             .filter(|(p, d)| d.verdict == Verdict::Open && p.rates.is_some())
-            .map(|(p, _)| (p.key(), classify::facts(p)))
+            .map(|(p, _)| p)
+            .collect();
+        // In the order a fresh queue deals them: a fair share per uid for the first batch.
+        let cands: Vec<asks::Candidate> = open
+            .iter()
+            .map(|p| asks::Candidate {
+                key: p.key(),
+                uid: p.uid,
+            })
+            .collect();
+        let order = asks::AskQueue::default().pick(&cands, snap.at_ms, cands.len(), 1, 1);
+        order
+            .iter()
+            .filter_map(|k| open.iter().find(|p| p.key() == *k))
+            .map(|p| (p.key(), classify::facts(p)))
             .collect()
     }
 
@@ -527,7 +546,11 @@ impl Engine {
             .procs
             .iter()
             .zip(raw)
-            .map(|(p, d)| self.stabilize(p.key(), d))
+            .map(|(p, d)| {
+                let d = self.stabilize(p.key(), d);
+                let kept = self.applied_of(p.key()).map(|a| &a.hint);
+                classify::trust::regate(d, p, kept, &self.cfg)
+            })
             .collect();
 
         let cands: Vec<Candidate<'_>> = snap
@@ -627,22 +650,11 @@ impl Engine {
             t.asked_at_ms = t.asked_at_ms.filter(|at| now.saturating_sub(*at) < timeout);
             !t.is_empty()
         });
+        crate::observe::shrink_map(&mut self.procs);
+        self.asks.retain(&live);
 
         let open = if self.cfg.external.enabled {
-            snap.procs
-                .iter()
-                .zip(&decisions)
-                .filter(|(p, d)| {
-                    d.verdict == Verdict::Open
-                        && p.rates.is_some()
-                        && self
-                            .procs
-                            .get(&p.key())
-                            .is_none_or(|t| t.asked_at_ms.is_none())
-                })
-                .take(self.cfg.external.max_batch)
-                .map(|(p, _)| (p.key(), classify::facts(p)))
-                .collect()
+            self.pick_open(snap, &decisions, now)
         } else {
             Vec::new()
         };
@@ -950,6 +962,47 @@ impl Engine {
         self.metrics.scans.fetch_add(1, Relaxed);
     }
 
+    /// The open processes the external classifier is asked about after this pass: a fair
+    /// share per uid, each process backing off each time it is asked ([`asks`]).
+    fn pick_open(
+        &mut self,
+        snap: &Snapshot,
+        decisions: &[Decision],
+        now: u64,
+    ) -> Vec<(ProcKey, ProcFacts)> {
+        let cands: Vec<asks::Candidate> = snap
+            .procs
+            .iter()
+            .zip(decisions)
+            .filter(|(p, d)| {
+                d.verdict == Verdict::Open
+                    && p.rates.is_some()
+                    && self
+                        .procs
+                        .get(&p.key())
+                        .is_none_or(|t| t.asked_at_ms.is_none())
+            })
+            .map(|(p, _)| asks::Candidate {
+                key: p.key(),
+                uid: p.uid,
+            })
+            .collect();
+        // First wait: two scans; longest: the life of an answer (or ten minutes).
+        let base_ms = self.cfg.daemon.interval_ms.saturating_mul(2);
+        let max_ms = match self.cfg.external.cache_ttl_ms {
+            0 => 600_000,
+            ttl => ttl,
+        };
+        let picked = self
+            .asks
+            .pick(&cands, now, self.cfg.external.max_batch, base_ms, max_ms);
+        picked
+            .into_iter()
+            .filter_map(|k| snap.procs.iter().find(|p| p.key() == k))
+            .map(|p| (p.key(), classify::facts(p)))
+            .collect()
+    }
+
     /// Marks processes as asked, so they are not asked again while the answer is pending.
     pub fn mark_pending(&mut self, keys: &[ProcKey], now_ms: u64) {
         for k in keys {
@@ -973,6 +1026,9 @@ impl Engine {
         }
         match answer {
             Ok(verdicts) => {
+                if self.asks.outcome(false) {
+                    tracing::info!("external classifier answers again");
+                }
                 for v in verdicts {
                     // Answers about pids that were not asked about are ignored.
                     if let Some(key) = asked.iter().find(|k| k.0 == v.pid) {
@@ -983,7 +1039,12 @@ impl Engine {
             }
             Err(e) => {
                 self.metrics.external_errors.fetch_add(1, Relaxed);
-                tracing::warn!(error = %e, "external classifier failed");
+                // Once when it starts failing, not on every pass while it stays down.
+                if self.asks.outcome(true) {
+                    tracing::warn!(error = %e, "external classifier failed");
+                } else {
+                    tracing::debug!(error = %e, "external classifier still failing");
+                }
             }
         }
     }

@@ -403,3 +403,134 @@ fn own_kernel_writes_do_not_look_manual() {
         .filter(|r| r.excluded && r.step == Step::Manual)
         .all(|r| [900, 950, 960].contains(&r.pid)));
 }
+
+/// Issue 20: a raised class that the trust model allowed while the process was root's is not
+/// kept once it runs as nobody, though heuristic stability would hold it for more scans.
+#[test]
+fn a_settled_raised_class_goes_when_the_owner_changes() {
+    let mut host = SyntheticHost::build(40, 1, 4).unwrap();
+    let i = host
+        .procs
+        .iter()
+        .position(|p| {
+            p.profile == Profile::Interactive
+                && !p.kthread
+                && p.comm.starts_with("app")
+                && p.nice == 0
+        })
+        .expect("an interactive anonymous process");
+    host.procs[i].uid = 0;
+    let pid = host.procs[i].pid;
+    let (proc_root, sys_root) = (host.proc_root(), host.sys_root());
+    let mut rig = Rig::at(proc_root, sys_root, Mode::Daemon, |c| {
+        c.external.enabled = false
+    });
+    let step = |rig: &mut Rig, host: &mut SyntheticHost| {
+        host.advance(5_000).unwrap();
+        rows(&rig.pass())[&pid].clone()
+    };
+    rig.pass();
+    step(&mut rig, &mut host);
+    let settled = step(&mut rig, &mut host);
+    assert_eq!(settled.class, Some(HintClass::Interactive), "{settled:?}");
+    host.procs[i].uid = crate::config::NOBODY_UID;
+    let after = step(&mut rig, &mut host);
+    assert_eq!(after.class, Some(HintClass::Throughput), "{after:?}");
+}
+
+/// Issue 20, reproduction 5: one uid's processes that stay open (the model answers nothing
+/// for them) filled every batch on every pass, so another user's process was never asked
+/// about, and each of them was re-sent on every pass.
+#[test]
+fn one_uids_open_processes_leave_room_for_others_and_back_off() {
+    let mut host = SyntheticHost::build(300, 1, 4).unwrap();
+    for p in host.procs.iter_mut().filter(|p| !p.kthread) {
+        p.uid = crate::config::NOBODY_UID;
+    }
+    // The scan lists the synthetic tree (tmpfs) newest first: the oldest process comes last.
+    let other = host
+        .procs
+        .iter_mut()
+        .find(|p| {
+            !p.kthread && p.comm.starts_with("app") && p.nice == 0 && p.profile != Profile::Idle
+        })
+        .expect("an anonymous busy process");
+    other.uid = 1000;
+    let other = other.pid;
+    // Rewrites the status files with the uids.
+    host.advance(0).unwrap();
+    let (proc_root, sys_root) = (host.proc_root(), host.sys_root());
+    let mut rig = Rig::at(proc_root, sys_root, Mode::Daemon, |c| {
+        c.heuristics.enabled = false;
+        c.external.max_batch = 16;
+    });
+    let mut asks: HashMap<i32, u32> = HashMap::new();
+    let mut other_asked = Vec::new();
+    rig.pass();
+    for pass in 0..12 {
+        host.advance(5_000).unwrap();
+        let report = rig.pass();
+        let keys: Vec<ProcKey> = report.open.iter().map(|(k, _)| *k).collect();
+        assert!(keys.len() <= 16);
+        for k in &keys {
+            *asks.entry(k.0).or_default() += 1;
+            if k.0 == other {
+                other_asked.push(pass);
+            }
+        }
+        let now = crate::clock::Clock::now_ms(rig.clock.as_ref());
+        rig.engine.mark_pending(&keys, now);
+        // The model answers nothing about them: they stay open.
+        rig.engine.on_external(&keys, Ok(Vec::new()), now);
+    }
+    // Its uid has nothing else open: it is due on the first pass with rates, and gets a slot.
+    assert_eq!(
+        other_asked.first(),
+        Some(&0),
+        "uid 1000's process asked about in passes {other_asked:?}"
+    );
+    let most = asks.values().max().copied().unwrap_or(0);
+    assert!(
+        most <= 4,
+        "a process asked about {most} times in 12 passes: {asks:?}"
+    );
+}
+
+/// Issue 20, reproduction 7: while the classifier's server was down, every pass logged a
+/// warning. Now the first failure warns, repeats are debug, and a recovery is news again.
+#[test]
+fn a_server_that_stays_down_is_reported_once() {
+    use std::io::Write;
+    #[derive(Clone, Default)]
+    struct Log(Arc<std::sync::Mutex<Vec<u8>>>);
+    impl Write for Log {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let log = Log::default();
+    let writer = log.clone();
+    let sub = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::WARN)
+        .with_writer(move || writer.clone())
+        .finish();
+    let mut rig = Rig::new(Mode::Daemon, |_| {});
+    let down = || Err(ExternalError::Unavailable("cannot reach llm server".into()));
+    tracing::subscriber::with_default(sub, || {
+        for now in 0..10 {
+            rig.engine.on_external(&[], down(), now * 5_000);
+        }
+        rig.engine.on_external(&[], Ok(Vec::new()), 60_000);
+        rig.engine.on_external(&[], down(), 65_000);
+    });
+    let text = String::from_utf8(log.0.lock().unwrap().clone()).unwrap();
+    assert_eq!(
+        text.matches("external classifier failed").count(),
+        2,
+        "{text}"
+    );
+}

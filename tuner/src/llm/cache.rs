@@ -1,17 +1,23 @@
-//! The answer cache: one model answer per binary identity, persisted as JSON.
+//! The answer cache: one model answer per binary identity and owner, persisted as JSON.
 //!
 //! A binary's identity is its executable (path, device, inode, size, mtime) plus a command-line
 //! pattern and the cgroup, with digit runs folded so that `worker 17` and `worker 18`, or
 //! `session-3.scope` and `session-4.scope`, share an answer. A new build of the binary changes
 //! its inode, size or mtime, so it is asked about again and its old answer is dropped.
 //!
+//! The process's uid is part of the key: the model's answer was drawn from facts its owner
+//! chose (a command line that reads as an instruction, say), so it stands for that owner's
+//! processes alone and one user cannot plant an answer for another's
+//! (Documentation/tuner-trust-model.md).
+//!
 //! The cache stores the model's raw class; ceilings are applied each time an answer is used,
-//! for the process at hand. The file is replaced atomically (write, fsync, rename).
+//! for the process at hand. The file is replaced atomically (write, fsync, rename), and read
+//! only when it is a regular file that no other user can write, up to `MAX_FILE_BYTES`.
 
 use std::collections::HashMap;
 use std::fs;
 use std::io::{self, Write};
-use std::os::unix::fs::MetadataExt;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -28,6 +34,14 @@ const CACHE_VERSION: u32 = 1;
 const MAX_PATTERN_CHARS: usize = 96;
 /// Beyond this many entries the oldest answers are forgotten.
 pub const MAX_ENTRIES: usize = 8192;
+/// A file of `MAX_ENTRIES` entries is a few MiB; a larger one is not ours.
+const MAX_FILE_BYTES: u64 = 32 << 20;
+/// The uid of entries written before answers were kept per uid: matches no process.
+const UNKNOWN_UID: u32 = u32::MAX;
+
+fn unknown_uid() -> u32 {
+    UNKNOWN_UID
+}
 
 /// What makes two processes "the same program" for the cache.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -41,12 +55,18 @@ pub struct BinaryKey {
     pub pattern: String,
     /// The cgroup path with digit runs folded.
     pub cgroup: String,
+    /// The owner of the processes the answer is for.
+    #[serde(default = "unknown_uid")]
+    pub uid: u32,
 }
 
 impl BinaryKey {
     /// Same program, place and pattern, whatever the file's stamp.
     fn same_slot(&self, o: &BinaryKey) -> bool {
-        self.exe == o.exe && self.pattern == o.pattern && self.cgroup == o.cgroup
+        self.exe == o.exe
+            && self.pattern == o.pattern
+            && self.cgroup == o.cgroup
+            && self.uid == o.uid
     }
 }
 
@@ -76,6 +96,7 @@ pub fn identify(f: &ProcFacts) -> Option<BinaryKey> {
             .saturating_add(meta.mtime_nsec()),
         pattern: cmdline_pattern(&f.comm, &f.cmdline),
         cgroup: fold_digits(&sanitise(&f.cgroup, 256)),
+        uid: f.uid,
     })
 }
 
@@ -130,6 +151,9 @@ pub struct CacheEntry {
     pub model: String,
     /// The sanitised comm of the process that was asked about, for reviewers.
     pub comm: String,
+    /// Its cgroup as it was (the key's is folded): which ceilings an export applies.
+    #[serde(default)]
+    pub cgroup_seen: String,
     pub answered_at_unix: u64,
 }
 
@@ -147,6 +171,8 @@ pub enum CacheError {
     Parse { path: PathBuf, reason: String },
     #[error("cannot write llm cache {path}: {source}")]
     Write { path: PathBuf, source: io::Error },
+    #[error("llm cache {path} is not trusted: {reason}")]
+    Untrusted { path: PathBuf, reason: String },
 }
 
 #[derive(Debug, Default)]
@@ -162,22 +188,53 @@ impl AnswerCache {
         AnswerCache::default()
     }
 
-    /// Loads the cache at `path`; a missing file is an empty cache.
+    /// Loads the cache at `path`; a missing file is an empty cache. A file that another
+    /// user could have written, or that is not a regular file (a FIFO would block the
+    /// start-up), or that is larger than any cache the tuner writes, is refused.
     pub fn load(path: &Path) -> Result<Self, CacheError> {
         let mut c = AnswerCache {
             path: Some(path.to_path_buf()),
             ..Default::default()
         };
-        let text = match fs::read_to_string(path) {
-            Ok(t) => t,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(c),
-            Err(source) => {
-                return Err(CacheError::Read {
-                    path: path.into(),
-                    source,
-                })
-            }
+        let read_err = |source| CacheError::Read {
+            path: path.into(),
+            source,
         };
+        let untrusted = |reason: String| CacheError::Untrusted {
+            path: path.into(),
+            reason,
+        };
+        // O_NONBLOCK: opening a FIFO returns at once; the type is checked on the open file.
+        let file = match fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(path)
+        {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(c),
+            Err(source) => return Err(read_err(source)),
+        };
+        let md = file.metadata().map_err(read_err)?;
+        if !md.is_file() {
+            return Err(untrusted("not a regular file".into()));
+        }
+        let own = nix::unistd::geteuid().as_raw();
+        if (md.uid() != 0 && md.uid() != own) || md.mode() & 0o022 != 0 {
+            return Err(untrusted(format!(
+                "owner uid {}, mode {:04o}: another user could have written its answers",
+                md.uid(),
+                md.mode() & 0o7777
+            )));
+        }
+        if md.len() > MAX_FILE_BYTES {
+            return Err(untrusted(format!(
+                "{} bytes, more than the {MAX_FILE_BYTES} a cache can take",
+                md.len()
+            )));
+        }
+        let mut text = String::new();
+        io::Read::read_to_string(&mut io::Read::take(file, MAX_FILE_BYTES), &mut text)
+            .map_err(read_err)?;
         let parse = |reason: String| CacheError::Parse {
             path: path.into(),
             reason,
@@ -189,10 +246,22 @@ impl AnswerCache {
                 file.version
             )));
         }
+        let mut ownerless = 0;
         for e in file.entries {
-            if class_from_name(&e.class).is_some() {
+            if e.key.uid == UNKNOWN_UID {
+                ownerless += 1;
+            } else if class_from_name(&e.class).is_some() {
                 c.entries.insert(e.key.clone(), e);
             }
+        }
+        if ownerless > 0 {
+            // Answers from before they were kept per uid: whose they are is not known.
+            tracing::info!(
+                path = %path.display(),
+                ownerless,
+                "llm cache entries without a uid dropped; those binaries are asked again"
+            );
+            c.dirty = true;
         }
         Ok(c)
     }
@@ -226,7 +295,14 @@ impl AnswerCache {
 
     /// Records an answer. Older answers for the same program, place and pattern but another
     /// file stamp (a previous build) are dropped.
-    pub fn insert(&mut self, key: BinaryKey, class: HintClass, model: &str, comm: &str) {
+    pub fn insert(
+        &mut self,
+        key: BinaryKey,
+        class: HintClass,
+        model: &str,
+        comm: &str,
+        cgroup: &str,
+    ) {
         let Some(name) = class_name(class) else {
             return;
         };
@@ -236,6 +312,7 @@ impl AnswerCache {
             class: name.to_string(),
             model: sanitise(model, 128),
             comm: sanitise(comm, 32),
+            cgroup_seen: sanitise(cgroup, 256),
             answered_at_unix: SystemTime::now()
                 .duration_since(UNIX_EPOCH)
                 .map(|d| d.as_secs())
@@ -324,7 +401,13 @@ fn write_atomic(path: &Path, data: &[u8]) -> io::Result<()> {
     let seq = SEQ.fetch_add(1, Ordering::Relaxed);
     let tmp = dir.join(format!(".{name}.{}.{seq}.tmp", std::process::id()));
     let res = (|| {
-        let mut f = fs::File::create(&tmp)?;
+        // The file holds other users' command-line patterns: root's to read.
+        let mut f = fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)?;
         f.write_all(data)?;
         f.sync_all()?;
         fs::rename(&tmp, path)?;
@@ -432,6 +515,55 @@ mod tests {
         );
     }
 
+    /// Issue 20, reproduction 3: one user's answer is not another's.
+    #[test]
+    fn answers_are_kept_per_uid() {
+        let dir = tempfile::tempdir().unwrap();
+        let exe = dir.path().join("prog");
+        fs::write(&exe, b"v1").unwrap();
+        let mut f = facts(i32::MAX, &exe, &["prog"], "/");
+        let mine = identify(&f).unwrap();
+        f.uid = 65534;
+        let theirs = identify(&f).unwrap();
+        assert_ne!(mine, theirs);
+        let mut c = AnswerCache::in_memory();
+        c.insert(theirs.clone(), HintClass::Background, "m", "prog", "/");
+        assert_eq!(c.get(&mine), None);
+        c.insert(mine.clone(), HintClass::Batch, "m", "prog", "/");
+        assert_eq!((c.get(&theirs), c.len()), (Some(HintClass::Background), 2));
+    }
+
+    #[test]
+    fn a_file_others_could_write_a_fifo_and_ownerless_entries_are_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let exe = dir.path().join("prog");
+        fs::write(&exe, b"v1").unwrap();
+        let path = dir.path().join("c.json");
+        let mut c = AnswerCache::load(&path).unwrap();
+        let k = identify(&facts(i32::MAX, &exe, &["prog"], "/")).unwrap();
+        c.insert(k.clone(), HintClass::Latency, "m", "prog", "/");
+        c.save().unwrap();
+        assert_eq!(fs::metadata(&path).unwrap().mode() & 0o777, 0o600);
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o666)).unwrap();
+        assert!(matches!(
+            AnswerCache::load(&path),
+            Err(CacheError::Untrusted { .. })
+        ));
+        // An entry from before answers were kept per uid.
+        let text = fs::read_to_string(&path)
+            .unwrap()
+            .replace("\"uid\": 0,", "");
+        fs::write(&path, text).unwrap();
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).unwrap();
+        assert!(AnswerCache::load(&path).unwrap().is_empty());
+
+        let fifo = dir.path().join("fifo");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+        let e = AnswerCache::load(&fifo).unwrap_err();
+        assert!(e.to_string().contains("not a regular file"), "{e}");
+    }
+
     #[test]
     fn own_exe_is_identified_through_proc() {
         let exe = std::env::current_exe().unwrap();
@@ -449,7 +581,7 @@ mod tests {
         let k1 = identify(&facts(i32::MAX, &exe, &["prog"], "/")).unwrap();
         let mut c = AnswerCache::load(&path).unwrap();
         assert!(c.is_empty());
-        c.insert(k1.clone(), HintClass::Batch, "m", "prog\n");
+        c.insert(k1.clone(), HintClass::Batch, "m", "prog\n", "/");
         c.save().unwrap();
         let c2 = AnswerCache::load(&path).unwrap();
         assert_eq!(c2.get(&k1), Some(HintClass::Batch));
@@ -459,7 +591,7 @@ mod tests {
         let k2 = identify(&facts(i32::MAX, &exe, &["prog"], "/")).unwrap();
         let mut c3 = c2;
         assert_eq!(c3.get(&k2), None);
-        c3.insert(k2.clone(), HintClass::Interactive, "m", "prog");
+        c3.insert(k2.clone(), HintClass::Interactive, "m", "prog", "/");
         assert_eq!(c3.len(), 1, "the old build's answer is gone");
         c3.save().unwrap();
         assert_eq!(
@@ -487,7 +619,7 @@ mod tests {
         let mut c = AnswerCache::fresh_at(&path);
         let exe = std::env::current_exe().unwrap();
         let k = identify(&facts(i32::MAX, &exe, &[], "/")).unwrap();
-        c.insert(k.clone(), HintClass::None, "m", "x");
+        c.insert(k.clone(), HintClass::None, "m", "x", "/");
         assert_eq!(c.get(&k), None);
     }
 }

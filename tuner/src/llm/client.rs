@@ -1,8 +1,11 @@
 //! HTTP client for an OpenAI-compatible server: `POST /v1/chat/completions` and `GET /health`.
 //!
-//! Request and connect timeouts come from the configuration; a 429 or 503 is retried with
-//! exponential backoff (honouring `Retry-After`, capped). The API key goes in the
-//! `Authorization` header only and never into a log, an error message or `Debug` output.
+//! Request and connect timeouts come from the configuration (the request timeout covers the
+//! whole body too); a 429 or 503 is retried with exponential backoff (honouring
+//! `Retry-After`, capped). Before every request the server is recognised
+//! ([`super::server_check`]); redirects are not followed, and a body larger than
+//! `max_response_bytes` is dropped unread. The API key goes in the `Authorization` header
+//! only and never into a log, an error message or `Debug` output.
 
 use std::fmt;
 use std::time::{Duration, Instant};
@@ -13,6 +16,7 @@ use serde_json::Value;
 
 use super::metrics::LlmMetrics;
 use super::prompt::sanitise;
+use super::server_check::{ServerCheck, ServerCheckError};
 
 /// A bearer token. `Debug` and `Display` print a placeholder.
 #[derive(Clone, PartialEq, Eq)]
@@ -57,6 +61,10 @@ pub struct ClientConfig {
     pub backoff: Duration,
     /// Longest single backoff, `Retry-After` included.
     pub max_backoff: Duration,
+    /// How the server is recognised before each request.
+    pub server: ServerCheck,
+    /// Longest response body read; a longer one fails the request.
+    pub max_response_bytes: usize,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -71,6 +79,10 @@ pub enum ClientError {
     Status { status: u16, body: String },
     #[error("llm server sent a response that is not a chat completion: {0}")]
     Body(String),
+    #[error("llm server at {url} is not trusted: {reason}")]
+    Untrusted { url: String, reason: String },
+    #[error("llm server sent more than {0} bytes; response dropped")]
+    TooLarge(usize),
 }
 
 impl ClientError {
@@ -172,6 +184,8 @@ impl ChatClient {
             .default_headers(headers)
             .timeout(cfg.timeout)
             .connect_timeout(cfg.connect_timeout)
+            // A redirect would lead past the server check to anyone.
+            .redirect(reqwest::redirect::Policy::none())
             .no_proxy()
             .user_agent(concat!("sched_hint-tuner/", env!("CARGO_PKG_VERSION")))
             .build()
@@ -186,6 +200,41 @@ impl ChatClient {
 
     pub fn base_url(&self) -> &Url {
         &self.cfg.base_url
+    }
+
+    fn verify_server(&self, url: &Url) -> Result<(), ClientError> {
+        self.cfg.server.verify().map_err(|e| match e {
+            // A server that is down, as a refused connection would have said.
+            ServerCheckError::NotListening(_) => ClientError::Connect {
+                url: url.to_string(),
+                reason: e.to_string(),
+            },
+            e => ClientError::Untrusted {
+                url: url.to_string(),
+                reason: e.to_string(),
+            },
+        })
+    }
+
+    /// The body, up to `max_response_bytes`: a server that sends more is cut off there, so
+    /// the tuner's memory does not grow with what a server chooses to send.
+    async fn read_body(&self, mut resp: reqwest::Response) -> Result<String, ClientError> {
+        let max = self.cfg.max_response_bytes;
+        if resp.content_length().is_some_and(|n| n > max as u64) {
+            return Err(ClientError::TooLarge(max));
+        }
+        let mut buf = Vec::new();
+        while let Some(chunk) = resp
+            .chunk()
+            .await
+            .map_err(|e| self.transport_error(&self.chat_url, e))?
+        {
+            if buf.len() + chunk.len() > max {
+                return Err(ClientError::TooLarge(max));
+            }
+            buf.extend_from_slice(&chunk);
+        }
+        Ok(String::from_utf8_lossy(&buf).into_owned())
     }
 
     fn transport_error(&self, url: &Url, e: reqwest::Error) -> ClientError {
@@ -212,6 +261,7 @@ impl ChatClient {
     /// One look at `/health`. A server without that endpoint (404; Ollama, LM Studio) counts as
     /// ready once it answers at all.
     pub async fn health(&self) -> Result<Health, ClientError> {
+        self.verify_server(&self.health_url)?;
         // A health check answers at once or not at all: no need to wait a whole request timeout.
         let limit = self
             .cfg
@@ -259,6 +309,8 @@ impl ChatClient {
     pub async fn chat(&self, body: &Value, metrics: &LlmMetrics) -> Result<ChatReply, ClientError> {
         let mut attempt = 0u32;
         loop {
+            // Before every attempt: the server may have gone and its port been taken.
+            self.verify_server(&self.chat_url)?;
             LlmMetrics::inc(&metrics.requests);
             let start = Instant::now();
             let res = self
@@ -286,13 +338,12 @@ impl ChatClient {
                 .and_then(|v| v.to_str().ok())
                 .and_then(|s| s.trim().parse::<u64>().ok())
                 .map(Duration::from_secs);
-            let text = resp.text().await;
+            let text = self.read_body(resp).await;
             metrics.latency(start.elapsed());
             let text = match text {
                 Ok(t) => t,
-                Err(e) => {
+                Err(err) => {
                     LlmMetrics::inc(&metrics.request_errors);
-                    let err = self.transport_error(&self.chat_url, e);
                     if matches!(err, ClientError::Timeout(_)) {
                         LlmMetrics::inc(&metrics.timeouts);
                     }
@@ -395,6 +446,8 @@ mod tests {
             max_retries: 0,
             backoff: Duration::from_millis(1),
             max_backoff: Duration::from_millis(1),
+            server: ServerCheck::Tls,
+            max_response_bytes: 1024,
         };
         assert!(!format!("{cfg:?}").contains("secret"));
         let c = ChatClient::new(cfg).unwrap();

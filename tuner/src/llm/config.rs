@@ -2,12 +2,14 @@
 //! ([`LlmSection`], parsed and range-checked by the config module) and `[external]` (switch,
 //! endpoint, timeout, batch size).
 
+use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use reqwest::Url;
 
 use super::client::{ApiKey, ClientConfig};
+use super::server_check::{loopback_addrs, ServerCheck};
 use crate::config::ceiling::Ceilings;
 use crate::config::llm::LlmSection;
 
@@ -24,6 +26,11 @@ pub enum LlmConfigError {
     },
     #[error("llm.api_key_file {0} is empty")]
     KeyFileEmpty(PathBuf),
+    #[error(
+        "llm.api_key_file {path} is open to other users (owner uid {uid}, mode {mode:04o}); \
+         make it root's and chmod 600"
+    )]
+    KeyFileOpen { path: PathBuf, uid: u32, mode: u32 },
 }
 
 /// Everything the classifier runs with.
@@ -53,8 +60,9 @@ impl LlmConfig {
         };
         let base_url = Url::parse(endpoint).map_err(|e| bad(e.to_string()))?;
         if !matches!(base_url.scheme(), "http" | "https") || base_url.host().is_none() {
-            return Err(bad("want http://host:port".into()));
+            return Err(bad("want http://host:port or https://host:port".into()));
         }
+        let server = server_check(&base_url, s).map_err(bad)?;
         Ok(LlmConfig {
             client: ClientConfig {
                 base_url,
@@ -64,6 +72,8 @@ impl LlmConfig {
                 max_retries: s.max_retries,
                 backoff: Duration::from_millis(s.backoff_ms),
                 max_backoff: Duration::from_millis(s.backoff_ms.saturating_mul(16).max(1_000)),
+                server,
+                max_response_bytes: (s.max_response_kib as usize).saturating_mul(1024),
             },
             model: s.model.clone(),
             batch_size: batch_size.max(1),
@@ -75,12 +85,53 @@ impl LlmConfig {
     }
 }
 
+/// How the server at `url` is recognised (`super::server_check`).
+fn server_check(url: &Url, s: &LlmSection) -> Result<ServerCheck, String> {
+    if url.scheme() == "https" {
+        return Ok(ServerCheck::Tls);
+    }
+    let host = url.host_str().unwrap_or_default();
+    let Some(addrs) = loopback_addrs(host) else {
+        if s.plain_http_remote {
+            return Ok(ServerCheck::Unverified);
+        }
+        return Err(
+            "nothing can tell who answers plain http on another host; use https://, or set \
+             llm.plain_http_remote = true"
+                .into(),
+        );
+    };
+    // Root, and the uid the tuner runs as (root in production; the test user in tests).
+    let mut uids = vec![0, nix::unistd::geteuid().as_raw()];
+    uids.extend(&s.server_uids);
+    uids.sort_unstable();
+    uids.dedup();
+    Ok(ServerCheck::Loopback {
+        port: url.port_or_known_default().unwrap_or(80),
+        addrs,
+        uids,
+        proc_root: PathBuf::from("/proc"),
+    })
+}
+
 fn api_key(s: &LlmSection) -> Result<Option<ApiKey>, LlmConfigError> {
     if let Some(path) = &s.api_key_file {
-        let text = std::fs::read_to_string(path).map_err(|source| LlmConfigError::KeyFile {
+        let read_err = |source| LlmConfigError::KeyFile {
             path: path.clone(),
             source,
-        })?;
+        };
+        // A key others can read or replace is no secret: whoever reads it can be the tuner
+        // to the server, and whoever writes it chooses which server the tuner believes.
+        let md = std::fs::metadata(path).map_err(read_err)?;
+        let own = nix::unistd::geteuid().as_raw();
+        if md.mode() & 0o077 != 0 || (md.uid() != 0 && md.uid() != own) {
+            return Err(LlmConfigError::KeyFileOpen {
+                path: path.clone(),
+                uid: md.uid(),
+                mode: md.mode() & 0o7777,
+            });
+        }
+        let text = std::fs::read_to_string(path).map_err(read_err)?;
         let key = text.lines().next().unwrap_or("").trim();
         if key.is_empty() {
             return Err(LlmConfigError::KeyFileEmpty(path.clone()));
@@ -169,10 +220,47 @@ mod tests {
     }
 
     #[test]
+    fn the_server_is_recognised_by_tls_or_its_listener() {
+        let s = LlmSection::default();
+        let c = LlmConfig::new("https://llm.example:8443/v1", 1000, 8, &s).unwrap();
+        assert_eq!(c.client.server, ServerCheck::Tls);
+        let c = LlmConfig::new("http://127.0.0.1:8080", 1000, 8, &s).unwrap();
+        assert!(matches!(
+            &c.client.server,
+            ServerCheck::Loopback { port: 8080, uids, .. } if uids.contains(&0)
+        ));
+        let e = LlmConfig::new("http://10.0.2.100:8080", 1000, 8, &s).unwrap_err();
+        assert!(e.to_string().contains("plain http"), "{e}");
+        let opted = LlmSection {
+            plain_http_remote: true,
+            ..Default::default()
+        };
+        let c = LlmConfig::new("http://10.0.2.100:8080", 1000, 8, &opted).unwrap();
+        assert_eq!(c.client.server, ServerCheck::Unverified);
+        assert_eq!(c.client.max_response_bytes, 256 * 1024);
+    }
+
+    #[test]
+    fn a_key_file_others_can_read_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("key");
+        std::fs::write(&p, "sk-secret\n").unwrap();
+        std::fs::set_permissions(&p, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
+        let s = LlmSection {
+            api_key_file: Some(p),
+            ..Default::default()
+        };
+        let e = LlmConfig::new("http://127.0.0.1:1", 1, 1, &s).unwrap_err();
+        assert!(e.to_string().contains("mode 0644"), "{e}");
+    }
+
+    #[test]
     fn api_key_from_file_or_env_is_redacted() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("key");
         std::fs::write(&p, "sk-secret-123\nignored\n").unwrap();
+        let private = std::os::unix::fs::PermissionsExt::from_mode(0o600);
+        std::fs::set_permissions(&p, private).unwrap();
         let s = LlmSection {
             api_key_file: Some(p),
             ..Default::default()
@@ -183,12 +271,14 @@ mod tests {
 
         let empty = dir.path().join("empty");
         std::fs::write(&empty, "\n").unwrap();
+        std::fs::set_permissions(&empty, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+            .unwrap();
         let s = LlmSection {
             api_key_file: Some(empty),
             ..Default::default()
         };
         assert!(matches!(
-            LlmConfig::new("http://h:1", 1, 1, &s),
+            LlmConfig::new("http://127.0.0.1:1", 1, 1, &s),
             Err(LlmConfigError::KeyFileEmpty(_))
         ));
 
@@ -196,7 +286,7 @@ mod tests {
             api_key_env: Some("SCHED_HINT_TEST_SURELY_UNSET".into()),
             ..Default::default()
         };
-        let e = LlmConfig::new("http://h:1", 1, 1, &s).unwrap_err();
+        let e = LlmConfig::new("http://127.0.0.1:1", 1, 1, &s).unwrap_err();
         assert_eq!(
             e.to_string(),
             "llm.api_key_env names SCHED_HINT_TEST_SURELY_UNSET, which is not set"

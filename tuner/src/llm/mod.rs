@@ -15,6 +15,7 @@ pub mod export;
 pub mod metrics;
 pub mod prompt;
 pub mod schema;
+pub mod server_check;
 
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
@@ -64,8 +65,13 @@ struct Inner {
     cache: Mutex<AnswerCache>,
     /// Serialises cache writes so an older snapshot never lands after a newer one.
     save_lock: tokio::sync::Mutex<()>,
-    /// The `FormatLevel` the server last accepted; only ever moves down the fallback chain.
+    /// The `FormatLevel` the server last accepted; moves down the fallback chain when the
+    /// server rejects a format, and back to the top `retry_down` after the last move down:
+    /// one 400 (a prompt too long, a server restarting with other flags) must not leave the
+    /// tuner on the looser formats for good.
     level: AtomicU8,
+    /// When `level` last moved down.
+    level_lowered_at: Mutex<Option<Instant>>,
     /// Binaries being asked about right now, so overlapping calls do not ask twice.
     in_flight: Mutex<HashSet<BinaryKey>>,
     /// Set when the server failed; until then only the cache answers.
@@ -110,6 +116,7 @@ impl LlmClassifier {
                 cache: Mutex::new(cache),
                 save_lock: tokio::sync::Mutex::new(()),
                 level: AtomicU8::new(FormatLevel::PinnedSchema as u8),
+                level_lowered_at: Mutex::new(None),
                 in_flight: Mutex::new(HashSet::new()),
                 down_until: Mutex::new(None),
                 metrics: LlmMetrics::default(),
@@ -244,13 +251,16 @@ impl Inner {
             let now = Instant::now();
             if now < until {
                 let secs = (until - now).as_secs();
-                return self.finish(
-                    out,
-                    ExternalError::Unavailable(format!(
-                        "llm server at {} failed recently; retrying in {secs} s",
-                        self.client.base_url()
-                    )),
-                );
+                let e = ExternalError::Unavailable(format!(
+                    "llm server at {} failed recently; retrying in {secs} s",
+                    self.client.base_url()
+                ));
+                if out.is_empty() {
+                    return Err(e);
+                }
+                // The failure was reported when it happened; not again on every pass.
+                tracing::debug!("{e}; cached answers used");
+                return Ok(out);
             }
         }
         let claim = {
@@ -277,7 +287,7 @@ impl Inner {
                     let mut cache = lock(&self.cache);
                     for (g, class) in answers {
                         let rep = &g.procs[0];
-                        cache.insert(g.key.clone(), class, &self.model, &rep.comm);
+                        cache.insert(g.key.clone(), class, &self.model, &rep.comm, &rep.cgroup);
                         for f in &g.procs {
                             if let Some(v) = self.verdict(f, class) {
                                 LlmMetrics::inc(&m.decisions_model);
@@ -348,7 +358,7 @@ impl Inner {
         let reps: Vec<&ProcFacts> = batch.iter().map(|g| &g.procs[0]).collect();
         let pids: Vec<i32> = reps.iter().map(|f| f.pid).collect();
         let user = prompt::user_message(&reps);
-        let mut level = FormatLevel::from_index(self.level.load(Ordering::Relaxed));
+        let mut level = self.format_level();
         let reply = loop {
             let mut body = json!({
                 "model": self.model,
@@ -374,6 +384,7 @@ impl Inner {
                         );
                         LlmMetrics::inc(&m.format_fallbacks);
                         self.level.fetch_max(next as u8, Ordering::Relaxed);
+                        *lock(&self.level_lowered_at) = Some(Instant::now());
                         level = next;
                     }
                     None => return Err(self.server_failed(e)),
@@ -408,6 +419,19 @@ impl Inner {
                     .map(|g| (g, class))
             })
             .collect())
+    }
+
+    /// The format to ask in: the one last accepted, or the best again once a fallback is
+    /// `retry_down` old.
+    fn format_level(&self) -> FormatLevel {
+        let mut at = lock(&self.level_lowered_at);
+        if at.is_some_and(|t| t.elapsed() >= self.retry_down) {
+            *at = None;
+            self.level
+                .store(FormatLevel::PinnedSchema as u8, Ordering::Relaxed);
+            tracing::debug!("llm response format fallback expired; trying the schema again");
+        }
+        FormatLevel::from_index(self.level.load(Ordering::Relaxed))
     }
 
     async fn save_cache(&self) {

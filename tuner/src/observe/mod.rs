@@ -6,6 +6,7 @@
 //! [`rates::RateTracker`] turns two observations into rates.
 
 pub mod cpuset;
+pub mod exe_trust;
 pub mod numa_maps;
 pub mod procfile;
 pub mod procfs;
@@ -72,6 +73,8 @@ pub struct ProcObs {
     pub ppid: i32,
     pub comm: String,
     pub exe: Option<PathBuf>,
+    /// No unprivileged user can have written or placed the executable ([`exe_trust`]).
+    pub exe_trusted: bool,
     pub cmdline: Vec<String>,
     /// The cgroup v2 path (`0::` line), else the first listed hierarchy's path.
     pub cgroup: String,
@@ -200,6 +203,8 @@ pub fn test_proc(pid: i32, comm: &str) -> ProcObs {
         ppid: 1,
         comm: comm.into(),
         exe: Some(PathBuf::from(format!("/usr/bin/{comm}"))),
+        // A packaged binary: tests of untrusted ones say so.
+        exe_trusted: true,
         cmdline: vec![comm.into()],
         cgroup: "/user.slice".into(),
         uid: 1000,
@@ -212,5 +217,13 @@ pub fn test_proc(pid: i32, comm: &str) -> ProcObs {
             ..Default::default()
         }],
         ..Default::default()
+    }
+}
+
+/// Gives a map's memory back once it holds far fewer entries than it has room for: maps
+/// keyed by pid grow with a flood of processes and would otherwise keep that size.
+pub fn shrink_map<K: std::hash::Hash + Eq, V>(m: &mut std::collections::HashMap<K, V>) {
+    if m.capacity() > 64 && m.capacity() > 4 * m.len() {
+        m.shrink_to_fit();
     }
 }

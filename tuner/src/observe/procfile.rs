@@ -14,6 +14,39 @@ use procfs::{FromRead, ProcError, ProcResult};
 
 use super::CpuSet;
 
+/// The bytes of a command line kept: rules, `explain` and the model's prompt see at most
+/// this much (Documentation/tuner-trust-model.md). Anyone may start a process with a 2 MiB
+/// command line; reading and keeping all of it for every such process cost a scan seconds
+/// and the daemon hundreds of MiB.
+pub const MAX_CMDLINE_BYTES: usize = 4096;
+/// Arguments kept of a command line.
+pub const MAX_CMDLINE_ARGS: usize = 64;
+
+/// `/proc/<pid>/cmdline` split at NULs, read up to [`MAX_CMDLINE_BYTES`] and
+/// [`MAX_CMDLINE_ARGS`]. A byte that is not UTF-8 becomes U+FFFD in its argument alone (a
+/// whole-string conversion hid the entire command line from the rules). Empty when the file
+/// cannot be read (kernel threads, a process that exited).
+pub fn read_cmdline(path: &std::path::Path) -> Vec<String> {
+    let Ok(f) = std::fs::File::open(path) else {
+        return Vec::new();
+    };
+    let mut buf = Vec::with_capacity(256);
+    if f.take(MAX_CMDLINE_BYTES as u64)
+        .read_to_end(&mut buf)
+        .is_err()
+    {
+        return Vec::new();
+    }
+    let buf = buf.strip_suffix(b"\0").unwrap_or(&buf);
+    if buf.is_empty() {
+        return Vec::new();
+    }
+    buf.split(|&b| b == 0)
+        .take(MAX_CMDLINE_ARGS)
+        .map(|a| String::from_utf8_lossy(a).into_owned())
+        .collect()
+}
+
 /// Reads to the end with plain `read` calls and hands the bytes to `parse`.
 ///
 /// `File::read_to_end` first asks for the file's size and position (statx, lseek), two wasted
@@ -397,5 +430,33 @@ mod tests {
         assert_eq!(read("short"), b"short");
         let nested = with_contents("outer".as_bytes(), |b| (b.to_vec(), read("inner")));
         assert_eq!(nested.unwrap(), (b"outer".to_vec(), b"inner".to_vec()));
+    }
+
+    /// Issue 20, reproductions 6 and 7: a 1 MiB command line is kept to its first 4 KiB, and
+    /// a byte that is not UTF-8 spoils only its own argument.
+    #[test]
+    fn command_lines_are_bounded_and_lossy_per_argument() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("cmdline");
+        std::fs::write(&p, b"/usr/bin/python3\0caf\xe9.py\0--serve\0").unwrap();
+        assert_eq!(
+            read_cmdline(&p),
+            ["/usr/bin/python3", "caf\u{fffd}.py", "--serve"]
+        );
+        let mut huge = b"x\0".to_vec();
+        huge.extend(std::iter::repeat_n(b'a', 1 << 20));
+        std::fs::write(&p, &huge).unwrap();
+        let args = read_cmdline(&p);
+        assert_eq!(args.len(), 2);
+        // "x", its NUL, then "a" up to the bound
+        assert_eq!(
+            args.iter().map(String::len).sum::<usize>(),
+            MAX_CMDLINE_BYTES - 1
+        );
+        std::fs::write(&p, "a\0".repeat(1000)).unwrap();
+        assert_eq!(read_cmdline(&p).len(), MAX_CMDLINE_ARGS);
+        std::fs::write(&p, b"").unwrap();
+        assert!(read_cmdline(&p).is_empty());
+        assert!(read_cmdline(&dir.path().join("gone")).is_empty());
     }
 }

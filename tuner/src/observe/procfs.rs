@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use procfs::process::{FDTarget, Process};
 use procfs::{FromReadSI, ProcError};
 
+use super::exe_trust;
 use super::procfile::{RunDelay, StatLite, StatSched, StatusLite};
 use super::{CpuTime, ObserveError, ProcObs, ProcSource, ScanOptions, TaskObs, PF_KTHREAD};
 use crate::observe::numa_maps;
@@ -28,6 +29,7 @@ struct ThreadCache {
 struct StaticFacts {
     start_ticks: u64,
     exe: Option<PathBuf>,
+    exe_trusted: bool,
     cmdline: Vec<String>,
     cgroup: String,
     cpuset_cgroup: Option<String>,
@@ -111,8 +113,16 @@ impl ProcfsSource {
         if obs.kthread {
             return Ok(obs);
         }
+        let proc_dir = self.root.join(pid.to_string());
+        // An exec keeps the pid and start time: the exe link, one readlink, tells whether the
+        // cached facts (and the trust in the binary) still describe what runs.
+        let exe_now = std::fs::read_link(proc_dir.join("exe")).ok();
         let facts = match self.cache.get(&pid) {
-            Some(f) if f.start_ticks == stat.starttime && !opts.refresh_static => f.clone(),
+            Some(f)
+                if f.start_ticks == stat.starttime && !opts.refresh_static && f.exe == exe_now =>
+            {
+                f.clone()
+            }
             _ => {
                 let f = self.read_static(p, stat.starttime);
                 self.cache.insert(pid, f.clone());
@@ -120,11 +130,11 @@ impl ProcfsSource {
             }
         };
         obs.exe = facts.exe;
+        obs.exe_trusted = facts.exe_trusted;
         obs.cmdline = facts.cmdline;
         obs.cgroup = facts.cgroup;
         obs.cpuset_cgroup = facts.cpuset_cgroup;
 
-        let proc_dir = self.root.join(pid.to_string());
         obs.rss_kib = stat.rss * self.page_kib;
         let unchanged = self.idle.get(&pid).filter(|c| {
             !opts.refresh_static
@@ -298,8 +308,12 @@ impl ProcfsSource {
     }
 
     fn read_static(&self, p: &Process, start_ticks: u64) -> StaticFacts {
-        let cmdline = p.cmdline().unwrap_or_default();
+        let pid_dir = self.root.join(p.pid().to_string());
+        let cmdline = super::procfile::read_cmdline(&pid_dir.join("cmdline"));
         let exe = p.exe().ok();
+        let exe_trusted = exe
+            .as_deref()
+            .is_some_and(|e| exe_trust::exe_trusted(&pid_dir, e));
         let (mut cgroup, mut cpuset_cgroup) = (String::from("/"), None);
         if let Ok(groups) = p.cgroups() {
             let unified = groups
@@ -318,6 +332,7 @@ impl ProcfsSource {
         StaticFacts {
             start_ticks,
             exe,
+            exe_trusted,
             cmdline,
             cgroup,
             cpuset_cgroup,
@@ -369,6 +384,9 @@ impl ProcSource for ProcfsSource {
         let seen: HashSet<i32> = out.iter().map(|p| p.pid).collect();
         self.cache.retain(|pid, _| seen.contains(pid));
         self.idle.retain(|pid, _| seen.contains(pid));
+        // After a flood of short-lived processes the maps keep their size: give it back.
+        super::shrink_map(&mut self.cache);
+        super::shrink_map(&mut self.idle);
         Ok(out)
     }
 

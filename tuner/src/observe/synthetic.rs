@@ -74,6 +74,8 @@ pub struct SynthProc {
     pub profile: Profile,
     pub kthread: bool,
     pub nice: i32,
+    /// Real and effective uid, written to `status` at every [`SyntheticHost::advance`].
+    pub uid: u32,
     pub rss_kib: u64,
     /// Resident KiB per node.
     pub numa_kib: Vec<u64>,
@@ -170,6 +172,7 @@ impl SyntheticHost {
                 profile,
                 kthread,
                 nice,
+                uid: 1000,
                 rss_kib,
                 numa_kib,
                 ticks: 0,
@@ -399,7 +402,7 @@ pub fn stat_line(
 fn status_text(p: &SynthProc, t: &TaskCounters, ncpu: u32) -> String {
     format!(
         "Name:\t{comm}\nUmask:\t0022\nState:\tS (sleeping)\nTgid:\t{pid}\nNgid:\t0\nPid:\t{tid}\nPPid:\t1\nTracerPid:\t0\n\
-         Uid:\t1000\t1000\t1000\t1000\nGid:\t1000\t1000\t1000\t1000\nFDSize:\t64\nGroups:\t \nVmRSS:\t{rss} kB\n\
+         Uid:\t{uid}\t{uid}\t{uid}\t{uid}\nGid:\t{uid}\t{uid}\t{uid}\t{uid}\nFDSize:\t64\nGroups:\t \nVmRSS:\t{rss} kB\n\
          Threads:\t{threads}\nSigQ:\t0/63556\nSigPnd:\t0000000000000000\nShdPnd:\t0000000000000000\n\
          SigBlk:\t0000000000000000\nSigIgn:\t0000000000000000\nSigCgt:\t0000000000000000\n\
          CapInh:\t0000000000000000\nCapPrm:\t0000000000000000\nCapEff:\t0000000000000000\n\
@@ -407,6 +410,7 @@ fn status_text(p: &SynthProc, t: &TaskCounters, ncpu: u32) -> String {
          Cpus_allowed_list:\t0-{last}\nMems_allowed_list:\t0\nvoluntary_ctxt_switches:\t{vol}\n\
          nonvoluntary_ctxt_switches:\t{invol}\n",
         comm = p.comm,
+        uid = p.uid,
         pid = p.pid,
         tid = t.tid,
         rss = p.rss_kib,

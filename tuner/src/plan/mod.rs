@@ -131,6 +131,15 @@ pub struct Planner {
     numa: HashMap<ProcKey, Vec<u64>>,
 }
 
+/// An admin's node, if this host has it: a config written for another machine must not
+/// have a hint reported as placed on a node that does not exist.
+fn admin_node(topo: &Topology, node: u32) -> Result<u32, String> {
+    match topo.node(node) {
+        Some(_) => Ok(node),
+        None => Err(format!("admin node {node} is not on this host")),
+    }
+}
+
 /// (node, share in percent) of the node holding most pages.
 fn majority(numa_kib: &[u64]) -> Option<(u32, u32)> {
     let total: u64 = numa_kib.iter().sum();
@@ -208,11 +217,12 @@ impl Planner {
                 "numa planning off"
             };
             for c in cands {
-                let plan = match c.decision.node {
-                    Some(n) => NodePlan {
+                let plan = match c.decision.node.map(|n| admin_node(topo, n)) {
+                    Some(Ok(n)) => NodePlan {
                         node: Some(n),
                         reason: "admin".into(),
                     },
+                    Some(Err(why)) => NodePlan::none(&why),
                     None => NodePlan::none(why),
                 };
                 out.insert(c.proc.key(), plan);
@@ -223,8 +233,12 @@ impl Planner {
 
         // Admin-fixed nodes first: they take capacity before anyone else.
         for c in cands {
-            if let Some(node) = c.decision.node {
-                self.place(c, node, "admin".into(), &mut cap, &mut out);
+            match c.decision.node.map(|n| admin_node(topo, n)) {
+                Some(Ok(node)) => self.place(c, node, "admin".into(), &mut cap, &mut out),
+                Some(Err(why)) => {
+                    out.insert(c.proc.key(), NodePlan::none(&why));
+                }
+                None => {}
             }
         }
 
@@ -534,6 +548,36 @@ mod tests {
                 reason: "single node".into()
             }
         );
+    }
+
+    /// Issue 20, reproduction 7: `node = 99` on a one-node host was planned, written and
+    /// reported as applied.
+    #[test]
+    fn an_admin_node_the_host_lacks_is_not_planned() {
+        for nodes in [1, 2] {
+            let mut planner = Planner::new();
+            let mut topo = topo2();
+            topo.nodes.truncate(nodes);
+            let p = with_numa(30, vec![100; nodes]);
+            let mut d = decision("x", false);
+            d.node = Some(99);
+            let plans = planner.plan(
+                &[Candidate {
+                    proc: &p,
+                    decision: &d,
+                }],
+                &topo,
+                Capacity::new(&topo, &[], &[]),
+                &Config::default().plan,
+            );
+            let plan = &plans[&p.key()];
+            assert_eq!(plan.node, None, "{nodes} nodes: {}", plan.reason);
+            assert!(
+                plan.reason.contains("node 99 is not on this host"),
+                "{}",
+                plan.reason
+            );
+        }
     }
 
     #[test]

@@ -9,7 +9,9 @@ use tuner::hint::HintClass;
 use tuner::llm::prompt::SYSTEM_PROMPT;
 use tuner::llm::schema::FormatLevel;
 
-use crate::llm_support::{ceilings, classifier, config, pids_of, FaultServer, Procs};
+use crate::llm_support::{
+    ceilings, classifier, config, pids_of, write_private, FaultServer, Procs,
+};
 
 const BASE: i32 = 5_000_000;
 
@@ -97,7 +99,7 @@ async fn system_prompt_is_byte_identical_and_key_is_sent() {
     let srv = FaultServer::start("ok", &[]);
     let procs = Procs::new();
     let key = procs.dir.path().join("key");
-    std::fs::write(&key, "sk-test-key\n").unwrap();
+    write_private(&key, "sk-test-key\n");
     let cfg = config(&srv.url(), &procs.dir.path().join("c.json"), |t| {
         t.llm.api_key_file = Some(key.clone())
     });

@@ -6,7 +6,8 @@
 //! ```text
 //! POST /v1/chat/completions   answers according to the mode (below)
 //! GET  /health                {"status":"ok"}, or 503 in mode "unhealthy"
-//! GET  /_count                {"chat": N, "health": N, "total": N} requests seen so far
+//! GET  /_count                {"chat": N, "health": N, "total": N, "sent": N} requests seen
+//!                             so far, and body bytes written in mode "huge"
 //! GET  /_last                 the last chat request: {"body": ..., "authorization": ...}
 //! POST /_mode                 {"mode": M, "fail_count": N, "delay_ms": N, "class": C}
 //!                             switches mode and resets the counters
@@ -27,9 +28,15 @@
 //! missing-pids    the first asked pid left out
 //! duplicate-pids  the first asked pid answered twice, with different classes
 //! bad-class       class "realtime" for every pid
-//! reject-schema   400 for response_format json_schema; ok for json_object or none
+//! reject-schema   400 for response_format json_schema (in the first `fail_count` chat
+//!                 requests; -1: all); ok for json_object or none
 //! unhealthy       /health answers 503; chat answers ok
+//! huge            200, no length, a chat completion whose content runs on for `body_bytes`
+//!                 bytes, written until the client stops reading
 //! ```
+//!
+//! [`child_process_entry`] runs the server in a process of its own (another uid's, through
+//! setpriv), for the tests of who may answer at the endpoint.
 //!
 //! The asked pids come from the request's JSON schema (`prefixItems` consts) when there is
 //! one, else from every `"pid":N` in the last user message.
@@ -43,7 +50,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::{json, Value};
 
-const MODES: [&str; 15] = [
+const MODES: [&str; 16] = [
     "ok",
     "500",
     "503",
@@ -59,6 +66,7 @@ const MODES: [&str; 15] = [
     "bad-class",
     "reject-schema",
     "unhealthy",
+    "huge",
 ];
 
 /// How the server misbehaves.
@@ -69,6 +77,8 @@ pub struct Mode {
     pub fail_count: i64,
     pub delay_ms: u64,
     pub class: String,
+    /// How long the body of mode "huge" runs.
+    pub body_bytes: u64,
 }
 
 impl Default for Mode {
@@ -78,6 +88,7 @@ impl Default for Mode {
             fail_count: -1,
             delay_ms: 5000,
             class: "batch".into(),
+            body_bytes: 1 << 30,
         }
     }
 }
@@ -88,6 +99,8 @@ struct State {
     chat: u64,
     health: u64,
     total: u64,
+    /// Body bytes written in mode "huge".
+    sent: u64,
     last: Option<Value>,
 }
 
@@ -189,6 +202,8 @@ struct Response {
     status: u16,
     body: Vec<u8>,
     retry_after: bool,
+    /// Mode "huge": after `body`, this many filler bytes, with no length given.
+    stream_bytes: Option<u64>,
 }
 
 fn json_response(status: u16, v: &Value) -> Response {
@@ -196,6 +211,7 @@ fn json_response(status: u16, v: &Value) -> Response {
         status,
         body: v.to_string().into_bytes(),
         retry_after: false,
+        stream_bytes: None,
     }
 }
 
@@ -226,16 +242,33 @@ fn serve_connection(conn: TcpStream, state: &Mutex<State>) {
     while let Some(req) = read_request(&mut reader) {
         let resp = handle(&req, state);
         let mut head = format!(
-            "HTTP/1.1 {} {}\r\nServer: llm-fault/1\r\nContent-Type: application/json\r\nContent-Length: {}\r\n",
+            "HTTP/1.1 {} {}\r\nServer: llm-fault/1\r\nContent-Type: application/json\r\n",
             resp.status,
             reason(resp.status),
-            resp.body.len()
         );
+        match resp.stream_bytes {
+            // The body ends when the connection does.
+            Some(_) => head.push_str("Connection: close\r\n"),
+            None => head.push_str(&format!("Content-Length: {}\r\n", resp.body.len())),
+        }
         if resp.retry_after {
             head.push_str("Retry-After: 0\r\n");
         }
         head.push_str("\r\n");
         if out.write_all(head.as_bytes()).is_err() || out.write_all(&resp.body).is_err() {
+            return;
+        }
+        if let Some(n) = resp.stream_bytes {
+            let filler = [b'x'; 64 * 1024];
+            let mut left = n;
+            while left > 0 {
+                let k = left.min(filler.len() as u64) as usize;
+                if out.write_all(&filler[..k]).is_err() {
+                    break;
+                }
+                state.lock().unwrap().sent += k as u64;
+                left -= k as u64;
+            }
             return;
         }
     }
@@ -257,7 +290,8 @@ fn handle(req: &Request, state: &Mutex<State>) -> Response {
                 }
                 "/_count" => json_response(
                     200,
-                    &json!({ "chat": st.chat, "health": st.health, "total": st.total }),
+                    &json!({ "chat": st.chat, "health": st.health, "total": st.total,
+                             "sent": st.sent }),
                 ),
                 "/_last" => json_response(200, st.last.as_ref().unwrap_or(&json!({}))),
                 _ => error(404, "not found"),
@@ -285,6 +319,7 @@ fn set_mode(body: &[u8], state: &Mutex<State>) -> Response {
         class: m["class"]
             .as_str()
             .map_or(st.mode.class.clone(), str::to_owned),
+        body_bytes: m["body_bytes"].as_u64().unwrap_or(st.mode.body_bytes),
     };
     match st.set(mode) {
         Ok(()) => json_response(200, &json!({ "mode": st.mode.mode })),
@@ -379,9 +414,13 @@ fn chat(req: &Request, state: &Mutex<State>) -> Response {
             status: 200,
             body: b"<html>\x00\x01 this is not json \xff</html>".to_vec(),
             retry_after: false,
+            stream_bytes: None,
         };
     }
-    if mode.mode == "reject-schema" && body["response_format"]["type"] == "json_schema" {
+    if mode.mode == "reject-schema"
+        && body["response_format"]["type"] == "json_schema"
+        && (mode.fail_count < 0 || n as i64 <= mode.fail_count)
+    {
         return json_response(
             400,
             &json!({ "error": { "code": 400, "type": "invalid_request_error",
@@ -390,6 +429,14 @@ fn chat(req: &Request, state: &Mutex<State>) -> Response {
     }
     if mode.mode == "slow" {
         thread::sleep(Duration::from_millis(mode.delay_ms));
+    }
+    if mode.mode == "huge" {
+        return Response {
+            status: 200,
+            body: br#"{"choices":[{"message":{"role":"assistant","content":""#.to_vec(),
+            retry_after: false,
+            stream_bytes: Some(mode.body_bytes),
+        };
     }
     let pids = asked_pids(&body);
     let verdicts: Vec<Value> = verdicts(&mode.mode, &pids, &mode.class)
@@ -429,6 +476,7 @@ fn chat(req: &Request, state: &Mutex<State>) -> Response {
         status: 200,
         body: payload,
         retry_after: false,
+        stream_bytes: None,
     }
 }
 
@@ -438,4 +486,22 @@ fn pids_are_read_from_the_message_when_there_is_no_schema() {
         pids_in(r#"{"pid": 12, "comm": "a"} {"pid":-3} {"pid" : x} "pid":7"#),
         vec![12, -3, 7]
     );
+}
+
+/// Serves in mode `SCHED_HINT_FAULT_SERVER_CHILD` when that is set (a test started this
+/// binary again as another user, `--exact` on this test): prints `PORT <n>` and serves until
+/// stdin closes. Without it, there is nothing to do.
+#[test]
+fn child_process_entry() {
+    let Ok(mode) = std::env::var("SCHED_HINT_FAULT_SERVER_CHILD") else {
+        return;
+    };
+    let server = Server::start(Mode {
+        mode,
+        ..Default::default()
+    });
+    println!("PORT {}", server.port);
+    std::io::stdout().flush().unwrap();
+    let mut sink = String::new();
+    while std::io::stdin().read_line(&mut sink).is_ok_and(|n| n > 0) {}
 }

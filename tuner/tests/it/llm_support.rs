@@ -28,11 +28,15 @@ async fn get_json(url: &str) -> Value {
 
 /// The fault server ([`crate::llm_fault_server`]), stopped when dropped.
 pub struct FaultServer {
-    server: llm_fault_server::Server,
+    port: u16,
+    /// In this process; or `child`, a process of its own.
+    _server: Option<llm_fault_server::Server>,
+    child: Option<std::process::Child>,
 }
 
 impl FaultServer {
-    /// Starts in `mode`; `extra` as the flags `--fail-count N`, `--delay-ms N`, `--class C`.
+    /// Starts in `mode`; `extra` as the flags `--fail-count N`, `--delay-ms N`, `--class C`,
+    /// `--body-bytes N`.
     pub fn start(mode: &str, extra: &[&str]) -> FaultServer {
         let mut m = llm_fault_server::Mode {
             mode: mode.to_owned(),
@@ -43,16 +47,60 @@ impl FaultServer {
                 ["--fail-count", n] => m.fail_count = n.parse().unwrap(),
                 ["--delay-ms", n] => m.delay_ms = n.parse().unwrap(),
                 ["--class", c] => m.class = (*c).to_owned(),
+                ["--body-bytes", n] => m.body_bytes = n.parse().unwrap(),
                 other => panic!("unknown fault server flags {other:?}"),
             }
         }
+        let server = llm_fault_server::Server::start(m);
         FaultServer {
-            server: llm_fault_server::Server::start(m),
+            port: server.port,
+            _server: Some(server),
+            child: None,
+        }
+    }
+
+    /// Starts in `mode` in a process of uid and gid 65534 (this test binary again, through
+    /// setpriv): a user who took the port while the real server was down. Root only.
+    pub fn start_as_nobody(mode: &str) -> FaultServer {
+        use std::io::BufRead as _;
+        let mut child = Command::new("setpriv")
+            .args(["--reuid", "65534", "--regid", "65534", "--clear-groups"])
+            .arg(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "llm_fault_server::child_process_entry",
+                "--nocapture",
+                "--test-threads",
+                "1",
+            ])
+            .env("SCHED_HINT_FAULT_SERVER_CHILD", mode)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("spawn the fault server as nobody");
+        let out = std::io::BufReader::new(child.stdout.take().unwrap());
+        let port = out
+            .lines()
+            .map_while(Result::ok)
+            // libtest prints the test's name on the same line first
+            .find_map(|l| l.split("PORT ").nth(1).map(|p| p.trim().parse().unwrap()))
+            .expect("the child fault server's port");
+        FaultServer {
+            port,
+            _server: None,
+            child: Some(child),
         }
     }
 
     pub fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.server.port)
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// `/_count`: requests seen (`chat`, `health`, `total`) and body bytes sent (`sent`).
+    pub async fn count(&self, what: &str) -> u64 {
+        get_json(&format!("{}/_count", self.url())).await[what]
+            .as_u64()
+            .unwrap()
     }
 
     /// Chat requests seen so far.
@@ -77,6 +125,27 @@ impl FaultServer {
             .unwrap();
         assert!(r.status().is_success());
     }
+}
+
+impl Drop for FaultServer {
+    fn drop(&mut self) {
+        if let Some(c) = &mut self.child {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// Writes a file only its owner may read, as an API key file must be.
+pub fn write_private(path: &Path, text: &str) {
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .unwrap();
+    f.write_all(text.as_bytes()).unwrap();
 }
 
 /// The key the shared real server requires.
@@ -145,7 +214,7 @@ impl RealServer {
             .join(format!("llm-server-{}", std::process::id()));
         std::fs::create_dir_all(&run_dir).unwrap();
         let key_file = run_dir.join("key");
-        std::fs::write(&key_file, format!("{REAL_SERVER_KEY}\n")).unwrap();
+        write_private(&key_file, &format!("{REAL_SERVER_KEY}\n"));
         let t = std::time::Instant::now();
         let out = Command::new(repo_root().join("scripts/llm-server.sh"))
             .arg("start")

@@ -163,6 +163,7 @@ fn install_lays_out_the_tuner_alone() {
         "etc/sched_hint/tuner.toml",
         "usr/share/doc/sched_hint/README.md",
         "usr/share/doc/sched_hint/sched-hint.rst",
+        "usr/share/doc/sched_hint/tuner-trust-model.md",
     ] {
         assert!(d.join(f).is_file(), "{f} not installed");
     }
