@@ -121,6 +121,7 @@ pub fn set(path: Option<&Path>, args: HintSetArgs) -> Result<(), Error> {
             target,
             hint,
             tids: tids.clone(),
+            owner,
         },
     )?;
     if let Some(held) = held {

@@ -21,13 +21,17 @@ use crate::state::State;
 struct Only {
     inner: ProcfsSource,
     pids: HashSet<i32>,
+    /// Added to every start time read: what was observed was another process than the one
+    /// that holds the pid by the time of the write (the pid was reused in between).
+    start_skew: u64,
 }
 
 impl ProcSource for Only {
     fn scan(&mut self, opts: &ScanOptions) -> Result<Vec<ProcObs>, ObserveError> {
         let mut v = Vec::new();
         for &pid in &self.pids {
-            if let Ok(p) = self.inner.scan_pid(pid, opts) {
+            if let Ok(mut p) = self.inner.scan_pid(pid, opts) {
+                p.start_ticks += self.start_skew;
                 v.push(p);
             }
         }
@@ -89,12 +93,18 @@ struct Rig {
 }
 
 fn rig(cfg: Config, pids: &[i32]) -> Rig {
+    rig_with(cfg, pids, 0)
+}
+
+/// `start_skew`: see [`Only`].
+fn rig_with(cfg: Config, pids: &[i32], start_skew: u64) -> Rig {
     let rules = cfg.load_rules().unwrap();
     let cfg = Arc::new(cfg);
     let observer = Observer::new(
         Box::new(Only {
             inner: ProcfsSource::new("/proc"),
             pids: pids.iter().copied().collect(),
+            start_skew,
         }),
         Box::new(SysfsSource::new("/sys")),
         Arc::new(MonotonicClock::new()),
@@ -276,4 +286,22 @@ fn killed_at_any_point_of_a_pass_a_restart_restores_everything() {
             assert!(StateFile::new(&path).load().unwrap().entries.is_empty());
         }
     }
+}
+
+/// Issue 19: a set checks pid and start time before it writes, as a restore does. The scan
+/// saw a process at this pid; by the write the pid names another one (here: the observation
+/// carries another start time). The engine's write must not reach it.
+#[test]
+fn a_set_never_reaches_a_pid_reused_since_the_scan() {
+    let (_a, a) = sleeper();
+    let n = children_at_base_nice(&[a]);
+    let before = current(a, false, None).unwrap();
+    let mut r = rig_with(config(n, false), &[a], 1);
+    r.pass();
+    r.pass();
+    assert_eq!(
+        current(a, false, None).unwrap(),
+        before,
+        "the process now at pid {a} is not the one observed: left alone"
+    );
 }

@@ -769,6 +769,7 @@ impl Engine {
                         target: Target { pid: p.pid, scope },
                         hint,
                         tids: tids.clone(),
+                        owner: key,
                     }],
                     Scope::Thread => tids
                         .iter()
@@ -776,6 +777,7 @@ impl Engine {
                             target: Target { pid: t, scope },
                             hint,
                             tids: vec![t],
+                            owner: key,
                         })
                         .collect(),
                 }
