@@ -305,3 +305,66 @@ fn a_set_never_reaches_a_pid_reused_since_the_scan() {
         "the process now at pid {a} is not the one observed: left alone"
     );
 }
+
+/// Issue 19, reproduction 10, on real processes: three `yes` pinned to one CPU each get a
+/// third of it and wait the rest on its runqueue. By the CPU they got (33 %, under the 60 %
+/// of `cpu_bound_pct`) they stayed "inconclusive" for ever; by the time they were runnable
+/// they are CPU-bound.
+#[test]
+fn a_yes_held_to_a_third_of_a_cpu_is_cpu_bound() {
+    let cpu = nix::sched::sched_getaffinity(nix::unistd::Pid::from_raw(0))
+        .ok()
+        .and_then(|set| (0..nix::sched::CpuSet::count()).find(|&c| set.is_set(c).unwrap_or(false)))
+        .expect("a CPU this test may use");
+    let mut one = nix::sched::CpuSet::new();
+    one.set(cpu).unwrap();
+    let kids: Vec<(Child, i32)> = (0..3)
+        .map(|_| {
+            let c = std::process::Command::new("yes")
+                .stdout(std::process::Stdio::null())
+                .spawn()
+                .expect("spawn yes");
+            let pid = c.id() as i32;
+            nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(pid), &one).unwrap();
+            (Child(c), pid)
+        })
+        .collect();
+    let pids: Vec<i32> = kids.iter().map(|k| k.1).collect();
+    let mut cfg = Config::parse("[rules]\ndefaults = false\npaths = []\n", "t").unwrap();
+    // The pinning is the test's contention, not an admin's setting to keep away from.
+    cfg.exclude.manual_settings = false;
+    let mut r = rig(cfg, &pids);
+    // A busy host makes single measurements noisy (a scan where one of them got no CPU at
+    // all): each must settle on batch within a few seconds, not stay open.
+    let mut last = Vec::new();
+    for _ in 0..12 {
+        let mut snap = r.observer.observe(NumaRead::Skip).unwrap();
+        r.engine.prepare(&mut snap);
+        // Observed and classified only: nothing is written to them.
+        let report = r
+            .engine
+            .pass(&snap, &mut crate::apply::dry_run::DryRunSink::silent(false));
+        last = report
+            .rows
+            .into_iter()
+            .filter(|w| pids.contains(&w.pid))
+            .collect();
+        if last.iter().all(|w| w.class == Some(HintClass::Batch)) {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    }
+    for row in &last {
+        let rates = row.rates.unwrap_or_default();
+        assert_eq!(
+            row.class,
+            Some(HintClass::Batch),
+            "{} at {:.0} % CPU, waiting {:.0} %: {} ({:?})",
+            row.pid,
+            rates.cpu_pct,
+            rates.run_delay_pct,
+            row.rule,
+            row.step
+        );
+    }
+}

@@ -379,6 +379,38 @@ fn heuristic_classes_need_stable_scans() {
     assert_eq!(second.action, Action::New);
 }
 
+/// Issue 19, reproduction 10, through the observe layer: a process the fake proc root shows
+/// at a third of a CPU and runnable the rest of the time (schedstat's run delay) is
+/// CPU-bound, not "inconclusive" forever.
+#[test]
+fn a_contended_cpu_hog_is_judged_by_runnable_time() {
+    let mut host = SyntheticHost::build(40, 1, 4).unwrap();
+    let hog = host
+        .procs
+        .iter_mut()
+        .find(|p| !p.kthread && p.comm.starts_with("app") && p.nice == 0)
+        .expect("an anonymous process");
+    hog.profile = Profile::Contended;
+    hog.threads = 1;
+    let hog = hog.pid;
+    let (proc_root, sys_root) = (host.proc_root(), host.sys_root());
+    let mut rig = Rig::at(proc_root, sys_root, Mode::Daemon, |c| {
+        c.external.enabled = false
+    });
+    rig.pass();
+    let mut last = None;
+    for _ in 0..4 {
+        host.advance(5_000).unwrap();
+        last = Some(rows(&rig.pass())[&hog].clone());
+    }
+    let last = last.unwrap();
+    assert_eq!(last.class, Some(HintClass::Batch), "{last:?}");
+    assert_eq!(
+        (last.step, last.rule.as_str()),
+        (Step::Heuristic, "cpu-bound")
+    );
+}
+
 #[test]
 fn stock_like_sinks_rewrite_when_threads_appear() {
     let mut rig = Rig::new(Mode::Daemon, |_| {});
