@@ -1,7 +1,8 @@
 //! The stock backend, for kernels without sched_hint: each class becomes a policy, a nice
 //! value and an EEVDF custom slice (`sched_setattr`, per thread); a strict node becomes CPU
 //! affinity (`sched_setaffinity`); memory moves to the node with `migrate_pages` in a worker
-//! thread, so a slow migration never holds up the scan loop. Hints do not expire here.
+//! thread, so a slow migration never holds up the scan loop. Settings do not expire here:
+//! the engine puts back a hint whose lifetime ran out (see `supports_ttl`).
 
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;

@@ -306,6 +306,84 @@ fn a_set_never_reaches_a_pid_reused_since_the_scan() {
     );
 }
 
+/// A `sleep` under another name (a symlink, so that comm differs and nothing is copied).
+fn named_sleeper(dir: &std::path::Path, name: &str) -> (Child, i32) {
+    let sleep = ["/usr/bin/sleep", "/bin/sleep"]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).exists())
+        .expect("sleep");
+    let link = dir.join(name);
+    std::os::unix::fs::symlink(sleep, &link).unwrap();
+    let c = std::process::Command::new(&link)
+        .arg("60")
+        .spawn()
+        .expect("spawn sleep");
+    let pid = c.id() as i32;
+    (Child(c), pid)
+}
+
+/// Issue 19, deliver 1: a stock hint that lapsed while no tuner ran (after `tuner once`, or
+/// a daemon killed) is put back by the next run where that run does not hint the process
+/// the same way, and kept where it does. Restoring every lapsed hint at the start left those
+/// processes looking manually set to the first pass (its snapshot still showed the write),
+/// so each `tuner once` undid the one before.
+#[test]
+fn a_lapsed_stock_hint_is_kept_where_hinted_again_and_put_back_elsewhere() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_a, a) = sleeper();
+    let (_b, b) = named_sleeper(dir.path(), "tx19-other");
+    let n = children_at_base_nice(&[a, b]);
+    let before_b = current(b, false, None).unwrap();
+    let src =
+        "[[manual]]\nname = \"sleepers\"\ncomm = [\"sleep\", \"tx19-other\"]\nclass = \"batch\"\n";
+    let mut cfg = Config::parse(src, "t").unwrap();
+    cfg.heuristics.enabled = false;
+    let batch = &mut cfg.stock.classes[HintClass::Batch.index()];
+    batch.nice = n;
+    batch.slice_us = 5000;
+    let path = dir.path().join("state.json");
+
+    let mut first = rig(cfg.clone(), &[a, b]);
+    first
+        .engine
+        .set_journal("stock", journal_to(StateFile::new(&path)));
+    first.pass();
+    assert_eq!(settings(a).0, crate::uapi::SCHED_BATCH);
+    assert_eq!(settings(b).0, crate::uapi::SCHED_BATCH);
+    drop(first);
+    let mut entries = StateFile::new(&path).load().unwrap().entries;
+    assert_eq!(entries.len(), 2);
+    for e in &mut entries {
+        assert!(e.hint.ttl_ms > 0, "a stock hint has a lifetime: {e:?}");
+        e.written_unix_ms -= e.hint.ttl_ms + 1000;
+    }
+
+    cfg.exclude.comm.push(crate::glob::Glob::new("tx19-other"));
+    let mut second = rig(cfg, &[a, b]);
+    second.engine.resume(entries, OnRestart::Adopt);
+    second
+        .engine
+        .set_journal("stock", journal_to(StateFile::new(&path)));
+    for _ in 0..2 {
+        let report = second.pass();
+        let row = report.rows.iter().find(|w| w.pid == a).unwrap();
+        assert!(!row.excluded, "the tuner's own write: {row:?}");
+        assert_eq!(
+            settings(a).0,
+            crate::uapi::SCHED_BATCH,
+            "hinted the same way: kept"
+        );
+    }
+    assert_eq!(
+        current(b, false, None).unwrap(),
+        before_b,
+        "excluded now: put back"
+    );
+    let held = StateFile::new(&path).load().unwrap().entries;
+    assert_eq!(held.iter().map(|e| e.pid).collect::<Vec<_>>(), vec![a]);
+    assert!(!held[0].lapsed(crate::state::unix_ms()), "refreshed");
+}
+
 /// Issue 19, reproduction 10, on real processes: three `yes` pinned to one CPU each get a
 /// third of it and wait the rest on its runqueue. By the CPU they got (33 %, under the 60 %
 /// of `cpu_bound_pct`) they stayed "inconclusive" for ever; by the time they were runnable

@@ -45,17 +45,29 @@ struct Applied {
     hint: Hint,
     scope: Scope,
     tids: Vec<i32>,
-    written_at_ms: u64,
+    /// The engine's clock at the latest write or refresh; below zero for a write an earlier
+    /// run made before this run's clock started.
+    written_at_ms: i64,
     /// The backend now expresses this hint's class differently (a reload changed it): the
     /// next pass writes it again.
     rewrite: bool,
     comm: String,
     /// Wall-clock time of the first write (the state file's `since`).
     since_unix_ms: u64,
+    /// Wall-clock time of the latest write or refresh (the state file's `written`, from
+    /// which a lifetime runs).
+    written_unix_ms: u64,
     /// Stock backend: each thread's settings as written and as they were before.
     records: Vec<TaskRecord>,
     /// The base slice when the records were taken.
     base_slice_ns: Option<u64>,
+}
+
+impl Applied {
+    /// Time since the latest write or refresh, by the engine's clock at `now_ms`.
+    fn age_ms(&self, now_ms: u64) -> u64 {
+        (now_ms as i64).saturating_sub(self.written_at_ms).max(0) as u64
+    }
 }
 
 /// Writes the state before the sink writes (so a crash mid-pass leaves a record of every
@@ -171,7 +183,6 @@ impl Engine {
 
     /// The hints held now, as state-file entries.
     pub fn entries(&self) -> Vec<Entry> {
-        let now = unix_ms();
         let mut v: Vec<Entry> = self
             .applied()
             .map(|(k, a)| Entry {
@@ -183,7 +194,7 @@ impl Engine {
                 per_thread: a.scope == Scope::Thread,
                 by: Writer::Daemon,
                 since_unix_ms: a.since_unix_ms,
-                written_unix_ms: now,
+                written_unix_ms: a.written_unix_ms,
                 tasks: a.records.clone(),
             })
             .collect();
@@ -280,17 +291,29 @@ impl Engine {
                 } else {
                     e.tasks.iter().map(|t| t.tid).collect()
                 },
-                written_at_ms: snap.at_ms,
+                // The lifetime runs from the earlier write, not from this run's start.
+                written_at_ms: snap.at_ms as i64
+                    - now.saturating_sub(e.written_unix_ms).min(i64::MAX as u64) as i64,
                 comm: p.comm.clone(),
                 since_unix_ms: e.since_unix_ms,
+                written_unix_ms: e.written_unix_ms,
                 records: e.tasks.clone(),
                 base_slice_ns: base,
                 rewrite: false,
             };
-            if on_restart == OnRestart::Restore || e.lapsed(now) {
+            if on_restart == OnRestart::Restore {
                 ops.extend(clear_ops(e.key(), &a));
                 continue;
             }
+            if e.lapsed(now) && a.records.is_empty() {
+                // The kernel dropped it when it lapsed: nothing is held.
+                continue;
+            }
+            // A stock hint that lapsed while no tuner ran is held as lapsed: the first pass
+            // puts it back unless it hints the process the same way again (then it is
+            // refreshed), as the kernel would drop it and the pass write it anew. Restoring it
+            // here would leave the process looking manually set to this pass's snapshot,
+            // unhinted until the next: every other `tuner once` would undo the one before.
             if let Some(own) = sink.own_write(&a.hint, Some(&snap.topology)) {
                 for &t in &a.tids {
                     self.own.insert(t, own.clone());
@@ -672,11 +695,11 @@ impl Engine {
         sink: &dyn HintSink,
         now: u64,
     ) -> Vec<Work> {
-        let ttl_ms = if sink.supports_ttl() {
-            self.ttl_override_ms.unwrap_or(self.cfg.daemon.ttl_ms())
-        } else {
-            0
-        };
+        // Every hint has a lifetime. The kernel drops one it was not refreshed within; on a
+        // backend without expiry of its own (stock) the engine does: a refresh there only
+        // moves the timestamps, and a hint that lapses is put back (`Action::Lapsed`).
+        let kernel_ttl = sink.supports_ttl();
+        let ttl_ms = self.ttl_override_ms.unwrap_or(self.cfg.daemon.ttl_ms());
         let mut work = Vec::new();
         let base_slice_ns = infer_base_slice(
             snap.procs
@@ -717,21 +740,42 @@ impl Engine {
                 }
                 continue;
             }
-            if d.verdict == Verdict::Exclude {
-                if self.applied_of(key).is_some() {
-                    // Someone else took over the task: forget it, write nothing.
-                    self.forget(key);
-                }
-                rows[i].action = Action::Excluded;
-                continue;
-            }
-            if self
+            // Not refreshed below (excluded now, or in backoff): a hint that outlived its
+            // lifetime on a backend without expiry is put back, as the kernel drops it.
+            let lapse =
+                |a: &Applied| !kernel_ttl && a.hint.ttl_ms > 0 && a.age_ms(now) >= a.hint.ttl_ms;
+            let in_backoff = self
                 .procs
                 .get(&key)
                 .and_then(|t| t.backoff_until)
-                .is_some_and(|until| until > snap.scan_no)
-            {
-                rows[i].action = Action::Backoff;
+                .is_some_and(|until| until > snap.scan_no);
+            if d.verdict == Verdict::Exclude || in_backoff {
+                let held = self.applied_of(key).cloned();
+                match held {
+                    Some(a) if lapse(&a) => {
+                        tracing::info!(pid = p.pid, comm = %p.comm, "hint lapsed without refresh; restoring");
+                        rows[i].action = Action::Lapsed;
+                        work.push(Work {
+                            row: i,
+                            key,
+                            priority: (0, 0),
+                            ops: clear_ops(key, &a),
+                            action: Action::Lapsed,
+                            result: None,
+                        });
+                        continue;
+                    }
+                    // Held until it lapses (restored then, or at exit).
+                    Some(a) if !kernel_ttl && a.hint.ttl_ms > 0 => {}
+                    // Someone else took over the task: forget it, write nothing.
+                    Some(_) if d.verdict == Verdict::Exclude => self.forget(key),
+                    _ => {}
+                }
+                rows[i].action = if in_backoff {
+                    Action::Backoff
+                } else {
+                    Action::Excluded
+                };
                 continue;
             }
             let prev = self.applied_of(key).cloned();
@@ -804,8 +848,22 @@ impl Engine {
                         }
                         ops.extend(set_ops(h));
                         (Action::Changed, ops, (2, conf))
-                    } else if ttl_ms > 0 && now.saturating_sub(a.written_at_ms) >= ttl_ms / 2 {
-                        (Action::Refresh, set_ops(h), (1, a.written_at_ms as i64))
+                    } else if ttl_ms > 0 && a.age_ms(now) >= ttl_ms / 2 {
+                        if !kernel_ttl {
+                            // The settings persist: nothing to write, only the lifetime and
+                            // the state file's timestamp move.
+                            if let Some(held) =
+                                self.procs.get_mut(&key).and_then(|t| t.applied.as_mut())
+                            {
+                                held.written_at_ms = now as i64;
+                                held.written_unix_ms = unix_ms();
+                                held.hint.ttl_ms = ttl_ms;
+                            }
+                            self.dirty = true;
+                            rows[i].action = Action::Refresh;
+                            continue;
+                        }
+                        (Action::Refresh, set_ops(h), (1, a.written_at_ms))
                     } else {
                         rows[i].action = Action::Unchanged;
                         continue;
@@ -843,9 +901,10 @@ impl Engine {
                     hint,
                     scope,
                     tids: tids.clone(),
-                    written_at_ms: now,
+                    written_at_ms: now as i64,
                     comm: p.comm.clone(),
                     since_unix_ms: prev.as_ref().map_or_else(unix_ms, |a| a.since_unix_ms),
+                    written_unix_ms: unix_ms(),
                     records,
                     base_slice_ns,
                     rewrite: false,
@@ -1086,7 +1145,7 @@ fn entry_of(key: ProcKey, a: &Applied, backend: &str) -> Entry {
         per_thread: a.scope == Scope::Thread,
         by: Writer::Daemon,
         since_unix_ms: a.since_unix_ms,
-        written_unix_ms: unix_ms(),
+        written_unix_ms: a.written_unix_ms,
         tasks: a.records.clone(),
     }
 }
