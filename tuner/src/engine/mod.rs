@@ -5,6 +5,7 @@
 //! machine: observations come in as a [`Snapshot`], writes go out through a [`HintSink`].
 //! The daemon, `tuner once` and the benchmark all drive the same engine.
 
+mod inherit;
 mod report;
 
 use std::collections::{HashMap, HashSet};
@@ -142,6 +143,10 @@ pub struct Engine {
     dirty: bool,
     /// Entries of an earlier run, taken up at the next pass (see [`Engine::resume`]).
     resume: Option<(Vec<Entry>, OnRestart)>,
+    /// The processes and threads of the previous pass: what appears since may have
+    /// inherited the tuner's settings (see [`inherit`]).
+    seen_procs: HashSet<ProcKey>,
+    seen_tids: HashSet<i32>,
 }
 
 impl Engine {
@@ -164,6 +169,8 @@ impl Engine {
             journal: None,
             dirty: false,
             resume: None,
+            seen_procs: HashSet::new(),
+            seen_tids: HashSet::new(),
         }
     }
 
@@ -314,14 +321,26 @@ impl Engine {
             // refreshed), as the kernel would drop it and the pass write it anew. Restoring it
             // here would leave the process looking manually set to this pass's snapshot,
             // unhinted until the next: every other `tuner once` would undo the one before.
-            if let Some(own) = sink.own_write(&a.hint, Some(&snap.topology)) {
-                for &t in &a.tids {
-                    self.own.insert(t, own.clone());
-                }
-            }
+            self.own_writes(&a, sink, &snap.topology);
             self.procs.entry(e.key()).or_default().applied = Some(a);
         }
         ops
+    }
+
+    /// Records `a`'s threads as holding the tuner's own settings, for the exclusion step: as
+    /// each was written (the state's records), else as the sink writes the hint.
+    fn own_writes(&mut self, a: &Applied, sink: &dyn HintSink, topo: &crate::observe::Topology) {
+        if !a.records.is_empty() {
+            for r in &a.records {
+                self.own.insert(r.tid, own_of(&r.written));
+            }
+            return;
+        }
+        if let Some(own) = sink.own_write(&a.hint, Some(topo)) {
+            for &t in &a.tids {
+                self.own.insert(t, own.clone());
+            }
+        }
     }
 
     /// Pretend to be another process (tests that treat a fixture pid as the tuner).
@@ -519,6 +538,7 @@ impl Engine {
             .map(|p| p.pid)
             .collect();
         let restores = self.take_up(snap, sink);
+        self.adopt_inherited(snap, sink);
         if !restores.is_empty() {
             let results = sink.apply(&restores);
             let failed = results.iter().filter(|r| r.is_err()).count();
@@ -1121,6 +1141,16 @@ fn written_settings(w: &OwnWrite) -> Option<Settings> {
             cpus: cpus.as_ref().map(ToString::to_string),
         }),
         OwnWrite::Kernel => None,
+    }
+}
+
+/// The [`OwnWrite`] a thread holding `s` shows (the inverse of [`written_settings`]).
+fn own_of(s: &Settings) -> OwnWrite {
+    OwnWrite::Stock {
+        policy: s.policy,
+        nice: s.nice,
+        slice_ns: s.slice_ns,
+        cpus: s.cpu_set(),
     }
 }
 
