@@ -14,7 +14,7 @@ use std::time::Instant;
 
 use crate::apply::{ApplyError, HintOp, HintSink, Restore, Scope, Target};
 use crate::classify::exclude::{infer_base_slice, ThreadContext};
-use crate::classify::external::{ExternalError, ExternalVerdict, ProcFacts};
+use crate::classify::external::{ExternalClassifier, ExternalError, ExternalVerdict, ProcFacts};
 use crate::classify::{self, Decision, Inputs, Verdict};
 use crate::config::rules::RuleSet;
 use crate::config::{Config, OnRestart};
@@ -80,6 +80,8 @@ struct Stability {
     accepted: Option<(HintClass, String, f32)>,
     candidate: Option<HintClass>,
     count: u32,
+    /// Consecutive scans the heuristics left the process open.
+    open_scans: u32,
 }
 
 /// What the engine keeps about one process between passes; dropped when the process leaves
@@ -186,6 +188,28 @@ impl Engine {
     /// backend, or whose process is gone, are dropped.
     pub fn resume(&mut self, entries: Vec<Entry>, on_restart: OnRestart) {
         self.resume = Some((entries, on_restart));
+    }
+
+    /// Hints held now (the state file's entries of `backend`), taken as this engine's own at
+    /// the next pass without writing anything: `tuner explain` starts from them.
+    pub fn hold(&mut self, backend: &'static str, entries: Vec<Entry>) {
+        self.backend = backend;
+        self.resume = Some((entries, OnRestart::Adopt));
+    }
+
+    /// The external classifier's cached answers about `pids` in `snap`, held as if just
+    /// answered (no request is made): `tuner explain` shows what the model said.
+    pub fn take_cached(&mut self, snap: &Snapshot, pids: &[i32], ext: &dyn ExternalClassifier) {
+        let (keys, facts): (Vec<ProcKey>, Vec<ProcFacts>) = snap
+            .procs
+            .iter()
+            .filter(|p| pids.contains(&p.pid))
+            .map(|p| (p.key(), classify::facts(p)))
+            .unzip();
+        let answers = ext.cached(&facts);
+        if !answers.is_empty() {
+            self.on_external(&keys, Ok(answers), snap.at_ms);
+        }
     }
 
     /// The hints held now, as state-file entries.
@@ -462,19 +486,23 @@ impl Engine {
             .collect()
     }
 
-    /// Holds heuristic classes until `stable_scans` consecutive scans agree.
-    fn stabilize(&mut self, key: ProcKey, d: Decision) -> Decision {
+    /// Holds heuristic classes until `stable_scans` consecutive scans agree. The flag says
+    /// whether an open verdict has settled (the heuristics left it open for as many scans),
+    /// so that only such processes go to the external classifier: one still settling
+    /// on a class is decided by the next scans without it.
+    fn stabilize(&mut self, key: ProcKey, d: Decision) -> (Decision, bool) {
         if d.step != Step::Heuristic {
             if let Some(t) = self.procs.get_mut(&key) {
                 t.stability = Stability::default();
             }
-            return d;
+            return (d, true);
         }
         let need = if self.mode == Mode::Once {
             1
         } else {
             self.cfg.heuristics.stable_scans
         };
+        let heuristics = self.cfg.heuristics.enabled;
         let st = &mut self.procs.entry(key).or_default().stability;
         let kept = |st: &Stability, base: &Decision| {
             st.accepted.as_ref().map(|(class, rule, conf)| Decision {
@@ -484,12 +512,13 @@ impl Engine {
                 ..base.clone()
             })
         };
-        match d.verdict {
+        let d = match d.verdict {
             Verdict::Class(c) => {
+                st.open_scans = 0;
                 if st.accepted.as_ref().map(|a| a.0) == Some(c) {
                     st.candidate = None;
                     st.count = 0;
-                    return d;
+                    return (d, true);
                 }
                 if st.candidate == Some(c) {
                     st.count += 1;
@@ -501,7 +530,7 @@ impl Engine {
                     st.accepted = Some((c, d.rule.clone(), d.confidence));
                     st.candidate = None;
                     st.count = 0;
-                    return d;
+                    return (d, true);
                 }
                 kept(st, &d).unwrap_or(Decision {
                     verdict: Verdict::Open,
@@ -510,8 +539,13 @@ impl Engine {
                     ..d
                 })
             }
-            _ => kept(st, &d).unwrap_or(d),
-        }
+            _ => {
+                st.open_scans = st.open_scans.saturating_add(1);
+                kept(st, &d).unwrap_or(d)
+            }
+        };
+        let settled = !heuristics || st.open_scans >= need;
+        (d, settled)
     }
 
     /// Classification only, for what the external classifier should be asked before a pass
@@ -566,11 +600,18 @@ impl Engine {
         }
 
         let raw = self.classify(snap, &admin);
+        let mut settled = HashSet::new();
         let decisions: Vec<Decision> = snap
             .procs
             .iter()
             .zip(raw)
-            .map(|(p, d)| self.stabilize(p.key(), d))
+            .map(|(p, d)| {
+                let (d, done) = self.stabilize(p.key(), d);
+                if done {
+                    settled.insert(p.key());
+                }
+                d
+            })
             .collect();
 
         let cands: Vec<Candidate<'_>> = snap
@@ -678,6 +719,7 @@ impl Engine {
                 .filter(|(p, d)| {
                     d.verdict == Verdict::Open
                         && p.rates.is_some()
+                        && settled.contains(&p.key())
                         && self
                             .procs
                             .get(&p.key())

@@ -411,6 +411,34 @@ fn a_contended_cpu_hog_is_judged_by_runnable_time() {
     );
 }
 
+/// Issue 19, reproduction 7: the daemon asked the model about processes whose heuristic
+/// class was still settling (one scan of two), which the next scan decides by itself.
+#[test]
+fn processes_still_settling_are_not_sent_to_the_model() {
+    let mut host = SyntheticHost::build(40, 1, 4).unwrap();
+    let busy = host
+        .procs
+        .iter()
+        .find(|p| {
+            p.profile == Profile::CpuBound && !p.kthread && p.comm.starts_with("app") && p.nice == 0
+        })
+        .expect("a cpu-bound anonymous process")
+        .pid;
+    let (proc_root, sys_root) = (host.proc_root(), host.sys_root());
+    let mut rig = Rig::at(proc_root, sys_root, Mode::Daemon, |c| {
+        c.external.enabled = true;
+        c.heuristics.stable_scans = 3;
+    });
+    rig.pass();
+    for scan in 1..=3 {
+        host.advance(5_000).unwrap();
+        let report = rig.pass();
+        let row = rows(&report)[&busy].clone();
+        let asked = report.open.iter().any(|(k, _)| k.0 == busy);
+        assert!(!asked, "scan {scan}: {} sent to the model", row.rule);
+    }
+}
+
 /// A recording sink like the stock backend: hints do not expire by themselves.
 fn no_kernel_ttl(rig: &mut Rig) {
     rig.sink.ttl = false;
