@@ -87,7 +87,9 @@ pub struct OnceArgs {
     /// Time between the two samples that give rates
     #[arg(long, default_value_t = 1000, value_name = "MS", value_parser = clap::value_parser!(u64).range(1..))]
     pub sample_ms: u64,
-    /// Lifetime of the hints written [default: daemon.ttl_scans x daemon.interval_ms]; 0: no expiry
+    /// Lifetime of the hints written [default: daemon.ttl_scans x daemon.interval_ms]; 0: no
+    /// expiry. The kernel drops an ioctl hint when it lapses; the next `tuner run` or `tuner
+    /// once` puts back a lapsed stock hint, unless it hints the process the same way again
     #[arg(long, value_name = "MS", value_parser = parse_ttl_ms, conflicts_with = "dry_run")]
     pub ttl_ms: Option<u64>,
 }
@@ -129,7 +131,7 @@ pub struct HintSetArgs {
     /// Children do not inherit the hint
     #[arg(long)]
     pub no_inherit: bool,
-    /// Lifetime in the kernel; 0: no expiry
+    /// Lifetime in the kernel; 0: no expiry. The stock backend has no expiry and refuses one
     #[arg(long, default_value_t = 0, value_name = "MS", value_parser = parse_ttl_ms)]
     pub ttl_ms: u64,
     /// Only this thread, not its whole process

@@ -8,6 +8,7 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::panic::AssertUnwindSafe;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -165,7 +166,16 @@ impl Daemon {
                     match result {
                         Ok(mut snap) => {
                             self.engine.prepare(&mut snap);
-                            let report = self.engine.pass(&snap, self.sink.as_mut());
+                            // A bug that panics in a pass must not skip the exit below: the
+                            // hints held so far are restored on the way out like on SIGTERM.
+                            // (What the panicking pass itself wrote is in the state file,
+                            // journalled before the writes, for the next run's on_restart.)
+                            let engine = &mut self.engine;
+                            let sink = self.sink.as_mut();
+                            let pass = std::panic::catch_unwind(AssertUnwindSafe(|| engine.pass(&snap, sink)));
+                            let Ok(report) = pass else {
+                                break Err(Error::Runtime("a pass panicked (a bug: see the message above); restoring the hints held and exiting".into()));
+                            };
                             self.metrics.last_pass_us.store(observe_us + report.pass_us, Ordering::Relaxed);
                             for op in &report.ops {
                                 tracing::debug!("{}", describe(op));
@@ -439,6 +449,67 @@ mod tests {
             log.iter().all(|o| matches!(o, HintOp::Set { .. })),
             "on_exit = keep clears nothing, and an excluded sshd is forgotten, not cleared"
         );
+    }
+
+    /// A sink whose `admin_hinted` (asked at the start of every pass) panics in pass `n`: a
+    /// bug in the middle of a pass.
+    struct PanicsIn {
+        inner: RecordingSink,
+        pass: usize,
+        n: usize,
+    }
+
+    impl HintSink for PanicsIn {
+        fn kind(&self) -> crate::config::Backend {
+            self.inner.kind()
+        }
+        fn apply(&mut self, ops: &[HintOp]) -> Vec<Result<(), crate::apply::ApplyError>> {
+            self.inner.apply(ops)
+        }
+        fn get(
+            &mut self,
+            t: crate::apply::Target,
+        ) -> Result<Option<crate::hint::KernelHint>, crate::apply::ApplyError> {
+            self.inner.get(t)
+        }
+        fn supports_ttl(&self) -> bool {
+            self.inner.supports_ttl()
+        }
+        fn admin_hinted(&mut self, pids: &[i32]) -> std::collections::HashSet<i32> {
+            self.pass += 1;
+            assert_ne!(self.pass, self.n, "a bug in pass {}", self.n);
+            self.inner.admin_hinted(pids)
+        }
+    }
+
+    /// Issue 19, deliver 3: an error exit restores like SIGTERM does. A panic in a pass went
+    /// straight out of the event loop, past the exit that clears, leaving every hint held.
+    #[tokio::test(flavor = "current_thread", start_paused = true)]
+    async fn a_panic_in_a_pass_restores_the_hints_on_the_way_out() {
+        let mut cfg = fixture_config();
+        cfg.heuristics.enabled = false;
+        let inner = RecordingSink::new();
+        let ops = inner.ops();
+        let mut app = App::from_config(cfg).unwrap();
+        app.clock = Arc::new(TokioClock(tokio::time::Instant::now()));
+        let sink = PanicsIn {
+            inner,
+            pass: 0,
+            n: 3,
+        };
+        let d = app.daemon(Box::new(sink), None, None);
+        let (_hup_tx, hup_rx) = mpsc::channel(1);
+        let result = d.run(hup_rx, std::future::pending()).await;
+        assert!(matches!(result, Err(Error::Runtime(_))), "{result:?}");
+        let log = ops.lock().unwrap();
+        let mut cleared: Vec<i32> = log
+            .iter()
+            .filter(|o| matches!(o, HintOp::Clear { .. }))
+            .map(|o| o.target().pid)
+            .collect();
+        cleared.sort();
+        assert_eq!(cleared, set_pids(&log), "every hint set is cleared");
+        assert!(!cleared.is_empty());
     }
 
     /// Issue 19, reproduction 5: `[stock.batch] nice = 3, slice_us = 20000` after SIGHUP must

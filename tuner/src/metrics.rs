@@ -49,6 +49,8 @@ pub struct Metrics {
     pub migration_errors: AtomicU64,
     pub reloads: AtomicU64,
     pub reload_errors: AtomicU64,
+    /// Children found holding a hint inherited from an ancestor the tuner hinted.
+    pub inherited: AtomicU64,
     /// More sections for [`Metrics::render`]: the LLM classifier's own counters.
     renderers: Mutex<Vec<Renderer>>,
 }
@@ -204,6 +206,12 @@ impl Metrics {
             "counter",
             "Configuration reloads that failed; the old configuration stays.",
             get(&self.reload_errors),
+        );
+        single(
+            "tuner_inherited_total",
+            "counter",
+            "Children adopted as holding a hint they inherited from a hinted ancestor.",
+            get(&self.inherited),
         );
 
         let _ = writeln!(out, "# HELP tuner_decisions_total Decisions made, by the step that made them (open: none yet).");

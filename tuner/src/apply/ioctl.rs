@@ -218,13 +218,23 @@ impl HintSink for IoctlSink {
         let mut sets = Vec::new();
         for (i, op) in ops.iter().enumerate() {
             match op {
-                HintOp::Set { target, hint, .. } => sets.push((i, *target, *hint)),
+                HintOp::Set {
+                    target,
+                    hint,
+                    owner,
+                    ..
+                } => match super::check_owner(*owner, target.pid) {
+                    Ok(()) => sets.push((i, *target, *hint)),
+                    Err(e) => results[i] = Err(e),
+                },
                 HintOp::Clear {
                     target, restore, ..
                 } => {
+                    // The same check as a set's: the process named (pid and start time)
+                    // must still be there; a gone one is `NoSuchTask`, not a failure.
                     if let Some(r) = restore {
-                        if !crate::sys::is_process(r.owner) {
-                            results[i] = Err(ApplyError::Reused(r.owner.0));
+                        if let Err(e) = super::check_owner(r.owner, target.pid) {
+                            results[i] = Err(e);
                             continue;
                         }
                     }
@@ -301,6 +311,7 @@ impl HintSink for IoctlSink {
 mod tests {
     use super::*;
     use crate::hint::test_hint;
+    use crate::observe::ProcKey;
 
     #[test]
     fn a_failed_batch_call_fails_only_the_entries_it_did_not_apply() {
@@ -407,7 +418,10 @@ mod tests {
         }
     }
 
-    fn set(pid: i32, node: Option<u32>) -> HintOp {
+    /// A set on this test's own process (the sink checks that the target is still the
+    /// process it names before any ioctl).
+    fn set(node: Option<u32>) -> HintOp {
+        let pid = std::process::id() as i32;
         HintOp::Set {
             target: Target {
                 pid,
@@ -418,6 +432,7 @@ mod tests {
                 ..test_hint(HintClass::Batch, HintSource::Rule)
             },
             tids: vec![pid],
+            owner: (pid, crate::sys::start_ticks(pid).unwrap_or(0)),
         }
     }
 
@@ -430,22 +445,72 @@ mod tests {
         let unsupported =
             ApplyError::Unsupported("the device does not know this ioctl (ENOTTY)".into());
         assert_eq!(
-            sink.apply(&[set(7, Some(1))]),
+            sink.apply(&[set(Some(1))]),
             vec![Err(ApplyError::BadNode(1))]
         );
         assert_eq!(
-            sink.apply(&[set(7, Some(uapi::SCHED_HINT_MAX_NODES))]),
+            sink.apply(&[set(Some(uapi::SCHED_HINT_MAX_NODES))]),
             vec![Err(ApplyError::BadNode(uapi::SCHED_HINT_MAX_NODES))]
         );
         assert_eq!(
-            sink.apply(&[set(7, Some(1)), set(8, Some(65)), set(9, None)]),
+            sink.apply(&[set(Some(1)), set(Some(65)), set(None)]),
             vec![
                 Err(ApplyError::BadNode(1)),
                 Err(unsupported.clone()),
                 Err(unsupported.clone())
             ]
         );
-        assert_eq!(sink.apply(&[set(8, Some(0))]), vec![Err(unsupported)]);
+        assert_eq!(sink.apply(&[set(Some(0))]), vec![Err(unsupported)]);
+    }
+
+    /// Issue 19, item e: a set and a clear reach the device only for the process they name
+    /// (pid and start time). A pid that names another process now is `Reused`; a process
+    /// that is gone is `NoSuchTask` (a clear said `Reused`, counted as a failure and backed
+    /// off from).
+    #[test]
+    fn writes_reach_the_device_only_for_the_process_they_name() {
+        let mut sink = sink_with_nodes(&[0]);
+        let me = std::process::id() as i32;
+        let start = crate::sys::start_ticks(me).unwrap();
+        let HintOp::Set {
+            target, hint, tids, ..
+        } = set(None)
+        else {
+            unreachable!()
+        };
+        let set_as = |owner| HintOp::Set {
+            target,
+            hint,
+            tids: tids.clone(),
+            owner,
+        };
+        let clear_of = |owner: ProcKey| HintOp::Clear {
+            target: Target {
+                pid: owner.0,
+                scope: Scope::Process,
+            },
+            tids: vec![owner.0],
+            restore: Some(super::super::Restore {
+                owner,
+                base_slice_ns: None,
+                tasks: Vec::new(),
+            }),
+        };
+        let gone = (i32::MAX - 1, 1);
+        assert_eq!(
+            sink.apply(&[
+                set_as((me, start + 1)),
+                clear_of((me, start + 1)),
+                set_as(gone),
+                clear_of(gone),
+            ]),
+            vec![
+                Err(ApplyError::Reused(me)),
+                Err(ApplyError::Reused(me)),
+                Err(ApplyError::NoSuchTask(gone.0)),
+                Err(ApplyError::NoSuchTask(gone.0)),
+            ]
+        );
     }
 
     #[test]

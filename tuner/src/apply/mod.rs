@@ -47,11 +47,13 @@ pub struct Target {
 #[derive(Debug, Clone, PartialEq)]
 pub enum HintOp {
     /// `tids`: the threads the target covers as last observed (backends without a process
-    /// scope of their own write each).
+    /// scope of their own write each). `owner`: the process (pid and start time) the target
+    /// belongs to; a pid that names another process by the time of the write is left alone.
     Set {
         target: Target,
         hint: Hint,
         tids: Vec<i32>,
+        owner: ProcKey,
     },
     /// `restore`: what the tuner replaced, put back only where its own value still stands
     /// and only in the same process; `None` where no record exists (the stock backend then
@@ -79,6 +81,25 @@ impl HintOp {
             HintOp::Set { target, .. } | HintOp::Clear { target, .. } => *target,
         }
     }
+}
+
+/// Whether `owner` is still the process it was when observed (pid and start time), before a
+/// write to it or to `tid`, one of its threads: `Reused` when the pid names another process
+/// now, `NoSuchTask` when it is gone. A check, then the write: the window between them is
+/// the few microseconds of one system call, not a scan interval.
+pub fn check_owner(owner: ProcKey, tid: i32) -> Result<(), ApplyError> {
+    let (pid, _) = owner;
+    if !crate::sys::is_process(owner) {
+        return Err(if crate::sys::start_ticks(pid).is_some() {
+            ApplyError::Reused(pid)
+        } else {
+            ApplyError::NoSuchTask(pid)
+        });
+    }
+    if tid != pid && !crate::sys::is_thread_of(pid, tid) {
+        return Err(ApplyError::NoSuchTask(tid));
+    }
+    Ok(())
 }
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -242,7 +263,9 @@ fn open_with(
 /// Short text of an op for logs.
 pub fn describe(op: &HintOp) -> String {
     match op {
-        HintOp::Set { target, hint, tids } => format!(
+        HintOp::Set {
+            target, hint, tids, ..
+        } => format!(
             "set pid {} ({:?}, {} threads) class={} node={} strict={} inherit={} ttl_ms={} source={}",
             target.pid,
             target.scope,

@@ -1,7 +1,8 @@
 //! The stock backend, for kernels without sched_hint: each class becomes a policy, a nice
 //! value and an EEVDF custom slice (`sched_setattr`, per thread); a strict node becomes CPU
 //! affinity (`sched_setaffinity`); memory moves to the node with `migrate_pages` in a worker
-//! thread, so a slow migration never holds up the scan loop. Hints do not expire here.
+//! thread, so a slow migration never holds up the scan loop. Settings do not expire here:
+//! the engine puts back a hint whose lifetime ran out (see `supports_ttl`).
 
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
@@ -12,11 +13,11 @@ use std::thread::JoinHandle;
 use nix::errno::Errno;
 use nix::unistd::Pid;
 
-use super::{ApplyError, HintOp, HintSink, Restore, Target};
+use super::{check_owner, ApplyError, HintOp, HintSink, Restore, Target};
 use crate::config::{Backend, Config, MigrateMode, StockClass, StockConfig, StockPolicy};
 use crate::hint::{Hint, HintClass, KernelHint};
 use crate::metrics::Metrics;
-use crate::observe::{CpuSet, OwnWrite, Topology};
+use crate::observe::{CpuSet, OwnWrite, ProcKey, Topology};
 use crate::state::Settings;
 use crate::sys;
 use crate::uapi::{self, sched_attr};
@@ -152,10 +153,12 @@ impl StockSink {
         }
     }
 
-    /// Writes `attr` (and affinity) to every thread; threads that exited meanwhile are
-    /// skipped, and the op fails with `NoSuchTask` only when none was left.
+    /// Writes `attr` (and affinity) to every thread of `owner` still there; threads that
+    /// exited meanwhile are skipped, and the op fails with `NoSuchTask` only when none was
+    /// left. A pid that names another process now is `Reused`, and nothing is written.
     fn write_threads(
         &mut self,
+        owner: ProcKey,
         pid: i32,
         tids: &[i32],
         hint: Option<&Hint>,
@@ -173,6 +176,11 @@ impl StockSink {
         };
         let mut alive = 0;
         for &tid in &tids {
+            match check_owner(owner, tid) {
+                Ok(()) => {}
+                Err(ApplyError::NoSuchTask(t)) if t == tid && t != owner.0 => continue,
+                Err(e) => return Err(e),
+            }
             let res = sys::sched_setattr(tid, &attr).and_then(|()| match &strict_cpus {
                 Some(cpus) => self.set_affinity(tid, cpus),
                 None => self.restore_affinity(tid),
@@ -211,16 +219,12 @@ impl StockSink {
     /// pid now names another process is left alone.
     fn restore(&mut self, r: &Restore) -> Result<(), ApplyError> {
         let (pid, _) = r.owner;
-        if !sys::is_process(r.owner) {
-            return Err(if sys::start_ticks(pid).is_some() {
-                ApplyError::Reused(pid)
-            } else {
-                ApplyError::NoSuchTask(pid)
-            });
-        }
+        check_owner(r.owner, pid)?;
         for rec in &r.tasks {
-            if rec.tid != pid && !sys::is_thread_of(pid, rec.tid) {
-                continue;
+            match check_owner(r.owner, rec.tid) {
+                Ok(()) => {}
+                Err(ApplyError::NoSuchTask(t)) if t == rec.tid => continue,
+                Err(e) => return Err(e),
             }
             let Some(now) = current(rec.tid, rec.written.cpus.is_some(), r.base_slice_ns) else {
                 continue;
@@ -327,8 +331,13 @@ impl HintSink for StockSink {
     fn apply(&mut self, ops: &[HintOp]) -> Vec<Result<(), ApplyError>> {
         ops.iter()
             .map(|op| match op {
-                HintOp::Set { target, hint, tids } => {
-                    let r = self.write_threads(target.pid, tids, Some(hint));
+                HintOp::Set {
+                    target,
+                    hint,
+                    tids,
+                    owner,
+                } => {
+                    let r = self.write_threads(*owner, target.pid, tids, Some(hint));
                     if r.is_ok() {
                         self.maybe_migrate(target.pid, hint);
                     }
@@ -488,6 +497,7 @@ mod tests {
             },
             hint,
             tids: vec![pid],
+            owner: (pid, sys::start_ticks(pid).unwrap()),
         };
         assert_eq!(sink.apply(&[set(a), set(b)]), vec![Ok(()), Ok(())]);
         let written = current(a, false, None).unwrap();
@@ -568,10 +578,12 @@ mod tests {
             pid: tid,
             scope: super::super::Scope::Thread,
         };
+        let me = std::process::id() as i32;
         let r = sink.apply(&[HintOp::Set {
             target: t,
             hint,
             tids: vec![tid],
+            owner: (me, sys::start_ticks(me).unwrap()),
         }]);
         assert_eq!(r, vec![Ok(())]);
         let during = sys::sched_getattr(tid).unwrap();
@@ -620,8 +632,36 @@ mod tests {
             target: t,
             hint,
             tids: vec![],
+            owner: (i32::MAX - 1, 1),
         }]);
         assert_eq!(r, vec![Err(ApplyError::NoSuchTask(i32::MAX - 1))]);
+    }
+
+    /// Issue 19, deliver 3: a set checks pid and start time, as a clear does. A pid that
+    /// names another process (its start time differs from the one observed) is never written.
+    #[test]
+    fn a_set_to_a_reused_pid_writes_nothing() {
+        let (_a, a) = sleeper();
+        let before = current(a, false, None).unwrap();
+        let mut sink = StockSink::new(Config::default().stock, None);
+        let hint = test_hint(HintClass::Background, HintSource::Rule);
+        let set = |start| HintOp::Set {
+            target: Target {
+                pid: a,
+                scope: super::super::Scope::Process,
+            },
+            hint,
+            tids: vec![a],
+            owner: (a, start),
+        };
+        let start = sys::start_ticks(a).unwrap();
+        assert_eq!(
+            sink.apply(&[set(start + 1)]),
+            vec![Err(ApplyError::Reused(a))]
+        );
+        assert_eq!(current(a, false, None).unwrap(), before, "nothing written");
+        assert_eq!(sink.apply(&[set(start)]), vec![Ok(())]);
+        assert_eq!(current(a, false, None).unwrap().policy, uapi::SCHED_IDLE);
     }
 
     /// A reload replaces the class table: the next write and the own-write record use the new

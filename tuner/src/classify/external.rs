@@ -56,4 +56,8 @@ pub trait ExternalClassifier: Send + Sync + 'static {
     /// Short name for provenance and metrics ("llm").
     fn name(&self) -> &'static str;
     fn classify(&self, facts: Vec<ProcFacts>) -> ExternalFuture;
+    /// The answers already known (a cache), at once and without a request; none by default.
+    fn cached(&self, _facts: &[ProcFacts]) -> Vec<ExternalVerdict> {
+        Vec::new()
+    }
 }

@@ -1,6 +1,13 @@
 //! Step 3: classes from measured behaviour. Conservative by design: heuristics never grant
 //! `latency` (only rules and the admin do), and they abstain when the rates sit between
 //! profiles, leaving the process to the external classifier.
+//!
+//! CPU demand is the time a process was runnable: running (its CPU time) plus waiting on a
+//! runqueue (the run delay, `/proc/PID/schedstat`). A CPU hog held to a third of a CPU by
+//! contention runs 33 % and waits 67 %: its demand is a whole CPU, and it is CPU-bound
+//! however little CPU it gets. Waiting says nothing about short bursts, though: a shell
+//! that waits for a CPU on a busy host is still interactive, so that test uses the CPU it
+//! got.
 
 use crate::config::HeuristicsConfig;
 use crate::hint::HintClass;
@@ -41,9 +48,10 @@ pub fn classify(rates: Option<&Rates>, cfg: &HeuristicsConfig) -> Outcome {
             confidence: 0.8,
         };
     }
-    if r.cpu_pct >= cfg.cpu_bound_pct && r.avg_burst_us >= cfg.cpu_bound_min_burst_us {
-        if r.cpu_pct >= cfg.throughput_cpu_pct {
-            let c = confidence(r.cpu_pct, cfg.throughput_cpu_pct, 2.0, 0.8);
+    let demand_pct = r.cpu_pct + r.run_delay_pct;
+    if demand_pct >= cfg.cpu_bound_pct && r.avg_burst_us >= cfg.cpu_bound_min_burst_us {
+        if demand_pct >= cfg.throughput_cpu_pct {
+            let c = confidence(demand_pct, cfg.throughput_cpu_pct, 2.0, 0.8);
             return Outcome::Class {
                 class: HintClass::Throughput,
                 name: "cpu-bound-parallel",
@@ -69,8 +77,8 @@ pub fn classify(rates: Option<&Rates>, cfg: &HeuristicsConfig) -> Outcome {
         };
     }
     Outcome::Inconclusive(format!(
-        "cpu {:.1}%, {:.0} wakeups/s, {:.0} us per wakeup",
-        r.cpu_pct, r.voluntary_per_s, r.avg_burst_us
+        "cpu {:.1}% + waiting {:.1}%, {:.0} wakeups/s, {:.0} us per wakeup",
+        r.cpu_pct, r.run_delay_pct, r.voluntary_per_s, r.avg_burst_us
     ))
 }
 
@@ -109,6 +117,27 @@ mod tests {
             classify(None, &Config::default().heuristics),
             Outcome::NoRates
         );
+    }
+
+    /// Issue 19, reproduction 10: `yes` held at 33 % CPU by contention waited the rest of the
+    /// time on the runqueue. By CPU share alone it was "inconclusive" forever.
+    #[test]
+    fn a_cpu_hog_held_back_by_contention_is_cpu_bound() {
+        let mut r = rates(33.0, 0.5);
+        r.run_delay_pct = 67.0;
+        assert_eq!(class_of(&r), Some(HintClass::Batch));
+        // The same share of CPU with no waiting is a process that sleeps: still open.
+        r.run_delay_pct = 0.0;
+        assert_eq!(class_of(&r), None);
+    }
+
+    /// The other side of the same change: short bursts that wait for a CPU on a busy host
+    /// are still interactive (the wait is what an interactive hint shortens).
+    #[test]
+    fn short_bursts_that_wait_for_a_cpu_stay_interactive() {
+        let mut r = rates(3.0, 200.0);
+        r.run_delay_pct = 70.0;
+        assert_eq!(class_of(&r), Some(HintClass::Interactive));
     }
 
     #[test]

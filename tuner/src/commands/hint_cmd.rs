@@ -94,6 +94,13 @@ pub fn set(path: Option<&Path>, args: HintSetArgs) -> Result<(), Error> {
         check_node(&cfg, node)?;
     }
     let mut sink = sink(&cfg, args.backend)?;
+    if sink.kind() == Backend::Stock && args.ttl_ms > 0 {
+        // Nothing would put it back when it lapses: the daemon restores only its own lapsed
+        // hints, and an admin's stock hint stays until `tuner hint clear`.
+        return Err(Error::Usage(
+            "the stock backend has no expiry: set the hint without --ttl-ms and clear it with `tuner hint clear`, or use the ioctl backend".into(),
+        ));
+    }
     let (target, tids, owner) = target(&cfg, args.pid, args.thread)?;
     let hint = Hint {
         class: args.class,
@@ -121,6 +128,7 @@ pub fn set(path: Option<&Path>, args: HintSetArgs) -> Result<(), Error> {
             target,
             hint,
             tids: tids.clone(),
+            owner,
         },
     )?;
     if let Some(held) = held {

@@ -5,15 +5,18 @@ use std::path::Path;
 use std::time::Duration;
 
 use crate::app::App;
-use crate::apply::{self, dry_run::DryRunSink};
+use crate::apply::{self, dry_run::DryRunSink, Scope, Target};
 use crate::classify::external::ExternalError;
 use crate::cli::{ExplainArgs, OnceArgs};
 use crate::config::Backend;
 use crate::engine::{Action, Engine, Mode, PassReport};
 use crate::error::Error;
 use crate::observe::snapshot::{NumaRead, Snapshot};
+use crate::observe::ProcKey;
 use crate::output;
 use crate::output::{out, outln, term};
+use crate::state::file::StateFile;
+use crate::state::{unix_ms, Entry, Writer};
 
 /// Two observations `sample_ms` apart, the second with rates (and numa_maps).
 fn sample(app: &App, engine: &mut Engine, sample_ms: u64) -> Result<Snapshot, Error> {
@@ -118,18 +121,85 @@ fn summary(report: &PassReport, backend: &str) -> String {
     )
 }
 
+/// What `pid` holds, in a line: the kernel's hint (ioctl backend, its GET) or the state
+/// file's entry (what the tuner wrote), and the entries to start the decision from.
+fn held(app: &App, key: ProcKey) -> (String, Vec<Entry>) {
+    let backend = apply::resolve(app.cfg.daemon.backend, &app.cfg.daemon.device);
+    let path = &app.cfg.daemon.state_file;
+    let entries = match StateFile::new(path).load() {
+        Ok(st) => st.entries,
+        Err(e) => return (format!("unknown ({e})"), Vec::new()),
+    };
+    if backend == Backend::Ioctl {
+        let got = apply::open_unchecked(Backend::Ioctl, &app.cfg, app.metrics.clone()).and_then(
+            |mut sink| {
+                sink.get(Target {
+                    pid: key.0,
+                    scope: Scope::Process,
+                })
+            },
+        );
+        let line = match got {
+            Ok(Some(h)) => format!(
+                "kernel: class {} node {} strict {} inherit {} source {} ttl {} ms",
+                h.class,
+                h.node.map_or("-".into(), |n| n.to_string()),
+                h.strict,
+                h.inherit,
+                h.source.map_or("-".into(), |s| s.to_string()),
+                h.ttl_ms
+            ),
+            Ok(None) => "kernel: none".into(),
+            Err(e) => format!("kernel: unknown ({e})"),
+        };
+        return (line, entries);
+    }
+    let line = match entries.iter().find(|e| e.key() == key) {
+        Some(e) => format!(
+            "class {} by {} since {} s ago (written {} s ago, lifetime {}), backend {}, state file {}",
+            e.hint.class,
+            match e.by {
+                Writer::Daemon => "the tuner",
+                Writer::Admin => "tuner hint set",
+            },
+            unix_ms().saturating_sub(e.since_unix_ms) / 1000,
+            unix_ms().saturating_sub(e.written_unix_ms) / 1000,
+            if e.hint.ttl_ms == 0 {
+                "none".to_owned()
+            } else {
+                format!("{} ms", e.hint.ttl_ms)
+            },
+            e.backend,
+            path.display()
+        ),
+        None => format!("none (state file {})", path.display()),
+    };
+    (line, entries)
+}
+
 pub fn explain(path: Option<&Path>, args: ExplainArgs) -> Result<(), Error> {
     let app = App::load(path)?;
     let mut engine = app.engine(Mode::Once);
+    let backend = apply::resolve(app.cfg.daemon.backend, &app.cfg.daemon.device);
     let snap = sample(&app, &mut engine, args.sample_ms)?;
     let Some(p) = snap.procs.iter().find(|p| p.pid == args.pid) else {
         return Err(Error::Runtime(format!("no such process: {}", args.pid)));
     };
-    let trace = engine.trace(&snap, args.pid).unwrap_or_default();
+    // Start from what is held: the hint (its settings are the tuner's own, not manual ones)
+    // and the model's cached answer.
+    let (held_line, entries) = held(&app, p.key());
+    engine.hold(backend.as_str(), entries);
+    match app.external() {
+        Ok(Some(ext)) => engine.take_cached(&snap, &[args.pid], ext.as_ref()),
+        Ok(None) => {}
+        // Explaining needs no classifier: the steps before it still show.
+        Err(e) => tracing::warn!("the external classifier's cache is not read: {e}"),
+    }
     let report = engine.pass(
         &snap,
         &mut DryRunSink::silent(app.cfg.daemon.device.exists()),
     );
+    let trace = engine.trace(&snap, args.pid).unwrap_or_default();
     let row = report
         .rows
         .iter()
@@ -195,6 +265,7 @@ pub fn explain(path: Option<&Path>, args: ExplainArgs) -> Result<(), Error> {
     if p.tasks.len() > 16 {
         let _ = writeln!(out, "  ... {} more threads", p.tasks.len() - 16);
     }
+    let _ = writeln!(out, "  held     {}", term(&held_line));
     out.push_str("decision\n");
     for line in &trace {
         let _ = writeln!(out, "  {}", term(line));
@@ -234,6 +305,7 @@ pub fn explain(path: Option<&Path>, args: ExplainArgs) -> Result<(), Error> {
         }
         None => out.push_str("  hint: none\n"),
     }
+    let _ = writeln!(out, "  action: {}", row.action);
     out!("{out}")?;
     Ok(())
 }

@@ -6,6 +6,7 @@
 //! The daemon, `tuner once` and the benchmark all drive the same engine.
 
 mod asks;
+mod inherit;
 mod report;
 
 use std::collections::{HashMap, HashSet};
@@ -14,7 +15,7 @@ use std::time::Instant;
 
 use crate::apply::{ApplyError, HintOp, HintSink, Restore, Scope, Target};
 use crate::classify::exclude::{infer_base_slice, ThreadContext};
-use crate::classify::external::{ExternalError, ExternalVerdict, ProcFacts};
+use crate::classify::external::{ExternalClassifier, ExternalError, ExternalVerdict, ProcFacts};
 use crate::classify::{self, Decision, Inputs, Verdict};
 use crate::config::rules::RuleSet;
 use crate::config::{Config, OnRestart};
@@ -46,17 +47,29 @@ struct Applied {
     hint: Hint,
     scope: Scope,
     tids: Vec<i32>,
-    written_at_ms: u64,
+    /// The engine's clock at the latest write or refresh; below zero for a write an earlier
+    /// run made before this run's clock started.
+    written_at_ms: i64,
     /// The backend now expresses this hint's class differently (a reload changed it): the
     /// next pass writes it again.
     rewrite: bool,
     comm: String,
     /// Wall-clock time of the first write (the state file's `since`).
     since_unix_ms: u64,
+    /// Wall-clock time of the latest write or refresh (the state file's `written`, from
+    /// which a lifetime runs).
+    written_unix_ms: u64,
     /// Stock backend: each thread's settings as written and as they were before.
     records: Vec<TaskRecord>,
     /// The base slice when the records were taken.
     base_slice_ns: Option<u64>,
+}
+
+impl Applied {
+    /// Time since the latest write or refresh, by the engine's clock at `now_ms`.
+    fn age_ms(&self, now_ms: u64) -> u64 {
+        (now_ms as i64).saturating_sub(self.written_at_ms).max(0) as u64
+    }
 }
 
 /// Writes the state before the sink writes (so a crash mid-pass leaves a record of every
@@ -68,6 +81,8 @@ struct Stability {
     accepted: Option<(HintClass, String, f32)>,
     candidate: Option<HintClass>,
     count: u32,
+    /// Consecutive scans the heuristics left the process open.
+    open_scans: u32,
 }
 
 /// What the engine keeps about one process between passes; dropped when the process leaves
@@ -133,6 +148,10 @@ pub struct Engine {
     resume: Option<(Vec<Entry>, OnRestart)>,
     /// Whom the external classifier is asked about next.
     asks: asks::AskQueue,
+    /// The processes and threads of the previous pass: what appears since may have
+    /// inherited the tuner's settings (see [`inherit`]).
+    seen_procs: HashSet<ProcKey>,
+    seen_tids: HashSet<i32>,
 }
 
 impl Engine {
@@ -156,6 +175,8 @@ impl Engine {
             dirty: false,
             resume: None,
             asks: asks::AskQueue::default(),
+            seen_procs: HashSet::new(),
+            seen_tids: HashSet::new(),
         }
     }
 
@@ -173,9 +194,30 @@ impl Engine {
         self.resume = Some((entries, on_restart));
     }
 
+    /// Hints held now (the state file's entries of `backend`), taken as this engine's own at
+    /// the next pass without writing anything: `tuner explain` starts from them.
+    pub fn hold(&mut self, backend: &'static str, entries: Vec<Entry>) {
+        self.backend = backend;
+        self.resume = Some((entries, OnRestart::Adopt));
+    }
+
+    /// The external classifier's cached answers about `pids` in `snap`, held as if just
+    /// answered (no request is made): `tuner explain` shows what the model said.
+    pub fn take_cached(&mut self, snap: &Snapshot, pids: &[i32], ext: &dyn ExternalClassifier) {
+        let (keys, facts): (Vec<ProcKey>, Vec<ProcFacts>) = snap
+            .procs
+            .iter()
+            .filter(|p| pids.contains(&p.pid))
+            .map(|p| (p.key(), classify::facts(p)))
+            .unzip();
+        let answers = ext.cached(&facts);
+        if !answers.is_empty() {
+            self.on_external(&keys, Ok(answers), snap.at_ms);
+        }
+    }
+
     /// The hints held now, as state-file entries.
     pub fn entries(&self) -> Vec<Entry> {
-        let now = unix_ms();
         let mut v: Vec<Entry> = self
             .applied()
             .map(|(k, a)| Entry {
@@ -187,7 +229,7 @@ impl Engine {
                 per_thread: a.scope == Scope::Thread,
                 by: Writer::Daemon,
                 since_unix_ms: a.since_unix_ms,
-                written_unix_ms: now,
+                written_unix_ms: a.written_unix_ms,
                 tasks: a.records.clone(),
             })
             .collect();
@@ -284,25 +326,49 @@ impl Engine {
                 } else {
                     e.tasks.iter().map(|t| t.tid).collect()
                 },
-                written_at_ms: snap.at_ms,
+                // The lifetime runs from the earlier write, not from this run's start.
+                written_at_ms: snap.at_ms as i64
+                    - now.saturating_sub(e.written_unix_ms).min(i64::MAX as u64) as i64,
                 comm: p.comm.clone(),
                 since_unix_ms: e.since_unix_ms,
+                written_unix_ms: e.written_unix_ms,
                 records: e.tasks.clone(),
                 base_slice_ns: base,
                 rewrite: false,
             };
-            if on_restart == OnRestart::Restore || e.lapsed(now) {
+            if on_restart == OnRestart::Restore {
                 ops.extend(clear_ops(e.key(), &a));
                 continue;
             }
-            if let Some(own) = sink.own_write(&a.hint, Some(&snap.topology)) {
-                for &t in &a.tids {
-                    self.own.insert(t, own.clone());
-                }
+            if e.lapsed(now) && a.records.is_empty() {
+                // The kernel dropped it when it lapsed: nothing is held.
+                continue;
             }
+            // A stock hint that lapsed while no tuner ran is held as lapsed: the first pass
+            // puts it back unless it hints the process the same way again (then it is
+            // refreshed), as the kernel would drop it and the pass write it anew. Restoring it
+            // here would leave the process looking manually set to this pass's snapshot,
+            // unhinted until the next: every other `tuner once` would undo the one before.
+            self.own_writes(&a, sink, &snap.topology);
             self.procs.entry(e.key()).or_default().applied = Some(a);
         }
         ops
+    }
+
+    /// Records `a`'s threads as holding the tuner's own settings, for the exclusion step: as
+    /// each was written (the state's records), else as the sink writes the hint.
+    fn own_writes(&mut self, a: &Applied, sink: &dyn HintSink, topo: &crate::observe::Topology) {
+        if !a.records.is_empty() {
+            for r in &a.records {
+                self.own.insert(r.tid, own_of(&r.written));
+            }
+            return;
+        }
+        if let Some(own) = sink.own_write(&a.hint, Some(topo)) {
+            for &t in &a.tids {
+                self.own.insert(t, own.clone());
+            }
+        }
     }
 
     /// Pretend to be another process (tests that treat a fixture pid as the tuner).
@@ -424,19 +490,23 @@ impl Engine {
             .collect()
     }
 
-    /// Holds heuristic classes until `stable_scans` consecutive scans agree.
-    fn stabilize(&mut self, key: ProcKey, d: Decision) -> Decision {
+    /// Holds heuristic classes until `stable_scans` consecutive scans agree. The flag says
+    /// whether an open verdict has settled (the heuristics left it open for as many scans),
+    /// so that only such processes go to the external classifier: one still settling
+    /// on a class is decided by the next scans without it.
+    fn stabilize(&mut self, key: ProcKey, d: Decision) -> (Decision, bool) {
         if d.step != Step::Heuristic {
             if let Some(t) = self.procs.get_mut(&key) {
                 t.stability = Stability::default();
             }
-            return d;
+            return (d, true);
         }
         let need = if self.mode == Mode::Once {
             1
         } else {
             self.cfg.heuristics.stable_scans
         };
+        let heuristics = self.cfg.heuristics.enabled;
         let st = &mut self.procs.entry(key).or_default().stability;
         let kept = |st: &Stability, base: &Decision| {
             st.accepted.as_ref().map(|(class, rule, conf)| Decision {
@@ -446,12 +516,13 @@ impl Engine {
                 ..base.clone()
             })
         };
-        match d.verdict {
+        let d = match d.verdict {
             Verdict::Class(c) => {
+                st.open_scans = 0;
                 if st.accepted.as_ref().map(|a| a.0) == Some(c) {
                     st.candidate = None;
                     st.count = 0;
-                    return d;
+                    return (d, true);
                 }
                 if st.candidate == Some(c) {
                     st.count += 1;
@@ -463,7 +534,7 @@ impl Engine {
                     st.accepted = Some((c, d.rule.clone(), d.confidence));
                     st.candidate = None;
                     st.count = 0;
-                    return d;
+                    return (d, true);
                 }
                 kept(st, &d).unwrap_or(Decision {
                     verdict: Verdict::Open,
@@ -472,8 +543,13 @@ impl Engine {
                     ..d
                 })
             }
-            _ => kept(st, &d).unwrap_or(d),
-        }
+            _ => {
+                st.open_scans = st.open_scans.saturating_add(1);
+                kept(st, &d).unwrap_or(d)
+            }
+        };
+        let settled = !heuristics || st.open_scans >= need;
+        (d, settled)
     }
 
     /// Classification only, for what the external classifier should be asked before a pass
@@ -515,6 +591,7 @@ impl Engine {
             .map(|p| p.pid)
             .collect();
         let restores = self.take_up(snap, sink);
+        self.adopt_inherited(snap, sink);
         if !restores.is_empty() {
             let results = sink.apply(&restores);
             let failed = results.iter().filter(|r| r.is_err()).count();
@@ -542,12 +619,16 @@ impl Engine {
         }
 
         let raw = self.classify(snap, &admin);
+        let mut settled = HashSet::new();
         let decisions: Vec<Decision> = snap
             .procs
             .iter()
             .zip(raw)
             .map(|(p, d)| {
-                let d = self.stabilize(p.key(), d);
+                let (d, done) = self.stabilize(p.key(), d);
+                if done {
+                    settled.insert(p.key());
+                }
                 let kept = self.applied_of(p.key()).map(|a| &a.hint);
                 classify::trust::regate(d, p, kept, &self.cfg)
             })
@@ -654,7 +735,7 @@ impl Engine {
         self.asks.retain(&live);
 
         let open = if self.cfg.external.enabled {
-            self.pick_open(snap, &decisions, now)
+            self.pick_open(snap, &decisions, &settled, now)
         } else {
             Vec::new()
         };
@@ -684,11 +765,11 @@ impl Engine {
         sink: &dyn HintSink,
         now: u64,
     ) -> Vec<Work> {
-        let ttl_ms = if sink.supports_ttl() {
-            self.ttl_override_ms.unwrap_or(self.cfg.daemon.ttl_ms())
-        } else {
-            0
-        };
+        // Every hint has a lifetime. The kernel drops one it was not refreshed within; on a
+        // backend without expiry of its own (stock) the engine does: a refresh there only
+        // moves the timestamps, and a hint that lapses is put back (`Action::Lapsed`).
+        let kernel_ttl = sink.supports_ttl();
+        let ttl_ms = self.ttl_override_ms.unwrap_or(self.cfg.daemon.ttl_ms());
         let mut work = Vec::new();
         let base_slice_ns = infer_base_slice(
             snap.procs
@@ -729,21 +810,42 @@ impl Engine {
                 }
                 continue;
             }
-            if d.verdict == Verdict::Exclude {
-                if self.applied_of(key).is_some() {
-                    // Someone else took over the task: forget it, write nothing.
-                    self.forget(key);
-                }
-                rows[i].action = Action::Excluded;
-                continue;
-            }
-            if self
+            // Not refreshed below (excluded now, or in backoff): a hint that outlived its
+            // lifetime on a backend without expiry is put back, as the kernel drops it.
+            let lapse =
+                |a: &Applied| !kernel_ttl && a.hint.ttl_ms > 0 && a.age_ms(now) >= a.hint.ttl_ms;
+            let in_backoff = self
                 .procs
                 .get(&key)
                 .and_then(|t| t.backoff_until)
-                .is_some_and(|until| until > snap.scan_no)
-            {
-                rows[i].action = Action::Backoff;
+                .is_some_and(|until| until > snap.scan_no);
+            if d.verdict == Verdict::Exclude || in_backoff {
+                let held = self.applied_of(key).cloned();
+                match held {
+                    Some(a) if lapse(&a) => {
+                        tracing::info!(pid = p.pid, comm = %p.comm, "hint lapsed without refresh; restoring");
+                        rows[i].action = Action::Lapsed;
+                        work.push(Work {
+                            row: i,
+                            key,
+                            priority: (0, 0),
+                            ops: clear_ops(key, &a),
+                            action: Action::Lapsed,
+                            result: None,
+                        });
+                        continue;
+                    }
+                    // Held until it lapses (restored then, or at exit).
+                    Some(a) if !kernel_ttl && a.hint.ttl_ms > 0 => {}
+                    // Someone else took over the task: forget it, write nothing.
+                    Some(_) if d.verdict == Verdict::Exclude => self.forget(key),
+                    _ => {}
+                }
+                rows[i].action = if in_backoff {
+                    Action::Backoff
+                } else {
+                    Action::Excluded
+                };
                 continue;
             }
             let prev = self.applied_of(key).cloned();
@@ -781,6 +883,7 @@ impl Engine {
                         target: Target { pid: p.pid, scope },
                         hint,
                         tids: tids.clone(),
+                        owner: key,
                     }],
                     Scope::Thread => tids
                         .iter()
@@ -788,6 +891,7 @@ impl Engine {
                             target: Target { pid: t, scope },
                             hint,
                             tids: vec![t],
+                            owner: key,
                         })
                         .collect(),
                 }
@@ -814,8 +918,22 @@ impl Engine {
                         }
                         ops.extend(set_ops(h));
                         (Action::Changed, ops, (2, conf))
-                    } else if ttl_ms > 0 && now.saturating_sub(a.written_at_ms) >= ttl_ms / 2 {
-                        (Action::Refresh, set_ops(h), (1, a.written_at_ms as i64))
+                    } else if ttl_ms > 0 && a.age_ms(now) >= ttl_ms / 2 {
+                        if !kernel_ttl {
+                            // The settings persist: nothing to write, only the lifetime and
+                            // the state file's timestamp move.
+                            if let Some(held) =
+                                self.procs.get_mut(&key).and_then(|t| t.applied.as_mut())
+                            {
+                                held.written_at_ms = now as i64;
+                                held.written_unix_ms = unix_ms();
+                                held.hint.ttl_ms = ttl_ms;
+                            }
+                            self.dirty = true;
+                            rows[i].action = Action::Refresh;
+                            continue;
+                        }
+                        (Action::Refresh, set_ops(h), (1, a.written_at_ms))
                     } else {
                         rows[i].action = Action::Unchanged;
                         continue;
@@ -853,9 +971,10 @@ impl Engine {
                     hint,
                     scope,
                     tids: tids.clone(),
-                    written_at_ms: now,
+                    written_at_ms: now as i64,
                     comm: p.comm.clone(),
                     since_unix_ms: prev.as_ref().map_or_else(unix_ms, |a| a.since_unix_ms),
+                    written_unix_ms: unix_ms(),
                     records,
                     base_slice_ns,
                     rewrite: false,
@@ -968,6 +1087,7 @@ impl Engine {
         &mut self,
         snap: &Snapshot,
         decisions: &[Decision],
+        settled: &HashSet<ProcKey>,
         now: u64,
     ) -> Vec<(ProcKey, ProcFacts)> {
         let cands: Vec<asks::Candidate> = snap
@@ -977,6 +1097,7 @@ impl Engine {
             .filter(|(p, d)| {
                 d.verdict == Verdict::Open
                     && p.rates.is_some()
+                    && settled.contains(&p.key())
                     && self
                         .procs
                         .get(&p.key())
@@ -1124,6 +1245,16 @@ fn written_settings(w: &OwnWrite) -> Option<Settings> {
     }
 }
 
+/// The [`OwnWrite`] a thread holding `s` shows (the inverse of [`written_settings`]).
+fn own_of(s: &Settings) -> OwnWrite {
+    OwnWrite::Stock {
+        policy: s.policy,
+        nice: s.nice,
+        slice_ns: s.slice_ns,
+        cpus: s.cpu_set(),
+    }
+}
+
 /// Why process `p` no longer holds what the tuner wrote to it, or `None` while it does.
 fn changed_by_others(a: &Applied, p: &ProcObs) -> Option<String> {
     a.records.iter().find_map(|r| {
@@ -1145,7 +1276,7 @@ fn entry_of(key: ProcKey, a: &Applied, backend: &str) -> Entry {
         per_thread: a.scope == Scope::Thread,
         by: Writer::Daemon,
         since_unix_ms: a.since_unix_ms,
-        written_unix_ms: unix_ms(),
+        written_unix_ms: a.written_unix_ms,
         tasks: a.records.clone(),
     }
 }

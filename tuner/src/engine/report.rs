@@ -31,6 +31,9 @@ pub enum Action {
     Backoff,
     /// Someone else changed what the tuner wrote: left to them for good.
     Yielded,
+    /// Not refreshed within its lifetime (the process is excluded now, or in backoff): put
+    /// back as the kernel would drop it. Backends whose hints do not expire by themselves.
+    Lapsed,
 }
 
 impl Action {
@@ -47,6 +50,7 @@ impl Action {
             Action::Failed => "failed",
             Action::Backoff => "backoff",
             Action::Yielded => "yielded",
+            Action::Lapsed => "lapsed",
         }
     }
 }

@@ -379,6 +379,144 @@ fn heuristic_classes_need_stable_scans() {
     assert_eq!(second.action, Action::New);
 }
 
+/// Issue 19, reproduction 10, through the observe layer: a process the fake proc root shows
+/// at a third of a CPU and runnable the rest of the time (schedstat's run delay) is
+/// CPU-bound, not "inconclusive" forever.
+#[test]
+fn a_contended_cpu_hog_is_judged_by_runnable_time() {
+    let mut host = SyntheticHost::build(40, 1, 4).unwrap();
+    let hog = host
+        .procs
+        .iter_mut()
+        .find(|p| !p.kthread && p.comm.starts_with("app") && p.nice == 0)
+        .expect("an anonymous process");
+    hog.profile = Profile::Contended;
+    hog.threads = 1;
+    let hog = hog.pid;
+    let (proc_root, sys_root) = (host.proc_root(), host.sys_root());
+    let mut rig = Rig::at(proc_root, sys_root, Mode::Daemon, |c| {
+        c.external.enabled = false
+    });
+    rig.pass();
+    let mut last = None;
+    for _ in 0..4 {
+        host.advance(5_000).unwrap();
+        last = Some(rows(&rig.pass())[&hog].clone());
+    }
+    let last = last.unwrap();
+    assert_eq!(last.class, Some(HintClass::Batch), "{last:?}");
+    assert_eq!(
+        (last.step, last.rule.as_str()),
+        (Step::Heuristic, "cpu-bound")
+    );
+}
+
+/// Issue 19, reproduction 7: the daemon asked the model about processes whose heuristic
+/// class was still settling (one scan of two), which the next scan decides by itself.
+#[test]
+fn processes_still_settling_are_not_sent_to_the_model() {
+    let mut host = SyntheticHost::build(40, 1, 4).unwrap();
+    let busy = host
+        .procs
+        .iter()
+        .find(|p| {
+            p.profile == Profile::CpuBound && !p.kthread && p.comm.starts_with("app") && p.nice == 0
+        })
+        .expect("a cpu-bound anonymous process")
+        .pid;
+    let (proc_root, sys_root) = (host.proc_root(), host.sys_root());
+    let mut rig = Rig::at(proc_root, sys_root, Mode::Daemon, |c| {
+        c.external.enabled = true;
+        c.heuristics.stable_scans = 3;
+    });
+    rig.pass();
+    for scan in 1..=3 {
+        host.advance(5_000).unwrap();
+        let report = rig.pass();
+        let row = rows(&report)[&busy].clone();
+        let asked = report.open.iter().any(|(k, _)| k.0 == busy);
+        assert!(!asked, "scan {scan}: {} sent to the model", row.rule);
+    }
+}
+
+/// A recording sink like the stock backend: hints do not expire by themselves.
+fn no_kernel_ttl(rig: &mut Rig) {
+    rig.sink.ttl = false;
+    rig.sink.kernel_like = false;
+}
+
+/// Issue 19, deliver 1: the stock backend honours a hint's lifetime while the daemon runs.
+/// A hint the daemon no longer refreshes (its process was excluded by a reload) is put back
+/// once `ttl_scans x interval_ms` passed, as the kernel would drop it; not before, and not
+/// left forever.
+#[test]
+fn a_stock_hint_no_longer_refreshed_lapses_and_is_restored() {
+    let mut rig = Rig::new(Mode::Daemon, |c| c.external.enabled = false);
+    no_kernel_ttl(&mut rig);
+    rig.pass();
+    assert!(set_pids(&rig.sink.take()).contains(&600), "rustc hinted");
+    let mut cfg = (**rig.engine.config()).clone();
+    cfg.exclude.comm.push(crate::glob::Glob::new("rustc"));
+    let rules = cfg.load_rules().unwrap();
+    rig.engine.set_config(Arc::new(cfg), rules);
+    let cleared = |ops: &[HintOp]| {
+        ops.iter()
+            .any(|o| matches!(o, HintOp::Clear { .. }) && o.target().pid == 600)
+    };
+    // 5 s per pass; the lifetime is 6 x 5 s from the write at the first pass.
+    for pass in 2..=6 {
+        let report = rig.pass();
+        assert!(
+            !cleared(&rig.sink.take()),
+            "pass {pass}: still within its lifetime"
+        );
+        assert_eq!(rows(&report)[&600].action, Action::Excluded);
+    }
+    let report = rig.pass();
+    assert!(cleared(&rig.sink.take()), "lapsed after 30 s: restored");
+    assert_eq!(rows(&report)[&600].action, Action::Lapsed);
+    assert!(rig.engine.entries().iter().all(|e| e.pid != 600));
+}
+
+/// Issue 19, deliver 1: on stock a refresh writes nothing but moves the state file's
+/// timestamp; between refreshes the timestamp stays the write's, so that a restart after a
+/// crash knows how much of the lifetime is left.
+#[test]
+fn a_stock_refresh_moves_the_timestamp_and_only_then() {
+    let mut rig = Rig::new(Mode::Daemon, |c| c.external.enabled = false);
+    no_kernel_ttl(&mut rig);
+    rig.pass();
+    rig.sink.take();
+    let entry = |rig: &Rig| {
+        rig.engine
+            .entries()
+            .into_iter()
+            .find(|e| e.pid == 600)
+            .expect("rustc held")
+    };
+    let first = entry(&rig);
+    assert_eq!(
+        first.hint.ttl_ms, 30_000,
+        "the lifetime is recorded on stock too"
+    );
+    for _ in 0..2 {
+        std::thread::sleep(std::time::Duration::from_millis(3));
+        let report = rig.pass();
+        assert_eq!(rows(&report)[&600].action, Action::Unchanged);
+        assert_eq!(entry(&rig).written_unix_ms, first.written_unix_ms);
+    }
+    std::thread::sleep(std::time::Duration::from_millis(3));
+    let report = rig.pass();
+    assert_eq!(
+        rows(&report)[&600].action,
+        Action::Refresh,
+        "at half the lifetime"
+    );
+    assert!(rig.sink.take().is_empty(), "a stock refresh writes nothing");
+    assert!(entry(&rig).written_unix_ms > first.written_unix_ms);
+    assert_eq!(entry(&rig).since_unix_ms, first.since_unix_ms);
+}
+
 #[test]
 fn stock_like_sinks_rewrite_when_threads_appear() {
     let mut rig = Rig::new(Mode::Daemon, |_| {});

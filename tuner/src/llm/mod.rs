@@ -163,6 +163,10 @@ impl ExternalClassifier for LlmClassifier {
         let inner = Arc::clone(&self.inner);
         Box::pin(async move { inner.run(facts).await })
     }
+
+    fn cached(&self, facts: &[ProcFacts]) -> Vec<ExternalVerdict> {
+        LlmClassifier::cached(self, facts)
+    }
 }
 
 /// The processes of one binary: asked about once, through the first of them.

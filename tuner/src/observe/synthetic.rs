@@ -64,6 +64,9 @@ pub enum Profile {
     Interactive,
     CpuBound,
     Server,
+    /// Always runnable, but held to a third of a CPU by the others on its CPU: it waits on the
+    /// runqueue twice as long as it runs (`yes` beside two CPU hogs on one core).
+    Contended,
 }
 
 #[derive(Debug, Clone)]
@@ -206,11 +209,18 @@ impl SyntheticHost {
     pub fn advance(&mut self, ms: u64) -> io::Result<()> {
         let s = ms as f64 / 1000.0;
         for p in &mut self.procs {
+            let threads = f64::from(p.threads);
             let (cpu_frac, vol_per_s, invol_per_s) = match p.profile {
                 Profile::Idle => (0.0, 0.5, 0.0),
                 Profile::Interactive => (0.05, 200.0, 5.0),
-                Profile::CpuBound => (0.98 * f64::from(p.threads), 2.0, 50.0),
-                Profile::Server => (0.4 * f64::from(p.threads), 400.0, 40.0),
+                Profile::CpuBound => (0.98 * threads, 2.0, 50.0),
+                Profile::Server => (0.4 * threads, 400.0, 40.0),
+                Profile::Contended => (0.33 * threads, 0.5, 300.0),
+            };
+            // Time runnable but waiting for a CPU, as a share of the interval.
+            let wait_frac = match p.profile {
+                Profile::Contended => 0.67 * threads,
+                _ => cpu_frac * 0.05,
             };
             if p.kthread {
                 continue;
@@ -218,7 +228,7 @@ impl SyntheticHost {
             p.ticks += (cpu_frac * s * 100.0) as u64;
             p.nvcsw += (vol_per_s * s) as u64;
             p.nivcsw += (invol_per_s * s) as u64;
-            p.run_delay_ns += (cpu_frac * s * 5e7) as u64;
+            p.run_delay_ns += (wait_frac * s * 1e9) as u64;
         }
         self.write_dynamic()
     }

@@ -83,6 +83,35 @@ impl Settings {
         }
         None
     }
+
+    /// Whether a thread holding `now` took these settings (written to the thread it was
+    /// created from) by inheritance: fork and clone copy policy, nice, slice and affinity,
+    /// and reset-on-fork puts some back, so each is either the written value or the one it
+    /// replaced (`prior`). `Some(true)`: something written was inherited; `Some(false)`: the
+    /// thread holds the prior settings only; `None`: some value is neither, so someone else
+    /// set it.
+    pub fn inherited_by(
+        &self,
+        prior: &Settings,
+        now: &Settings,
+        base_slice_ns: Option<u64>,
+    ) -> Option<bool> {
+        let slice = |s: Option<u64>| s.filter(|s| Some(*s) != base_slice_ns);
+        let fair = matches!(now.policy, 0 | 3 | 5);
+        let policy = now.policy == self.policy || now.policy == prior.policy;
+        let nice = now.nice == self.nice || now.nice == prior.nice;
+        let slice_ok = !fair
+            || slice(now.slice_ns) == slice(self.slice_ns)
+            || slice(now.slice_ns) == slice(prior.slice_ns);
+        let cpus = match (self.cpu_set(), now.cpu_set()) {
+            (Some(w), Some(n)) => n == w || prior.cpu_set().is_none_or(|p| p == n),
+            _ => true,
+        };
+        if !(policy && nice && slice_ok && cpus) {
+            return None;
+        }
+        Some(prior.differs(now, base_slice_ns).is_some())
+    }
 }
 
 /// One thread the stock backend wrote.
@@ -223,5 +252,32 @@ mod tests {
             pinned.differs(&moved, base).as_deref(),
             Some("affinity 0-3 became 1")
         );
+    }
+
+    /// A child or thread holds, field by field, what the tuner wrote or what that replaced
+    /// (reset-on-fork puts a negative nice back to 0); any other value is someone else's.
+    #[test]
+    fn inheritance_takes_each_field_from_the_write_or_what_it_replaced() {
+        let base = Some(2_800_000);
+        let prior = Settings::of(&task(0, 0, base), base, false);
+        let written = Settings::of(&task(0, -5, Some(3_000_000)), base, false);
+        let holds = |policy, nice, slice| {
+            let now = Settings::of(&task(policy, nice, slice), base, false);
+            written.inherited_by(&prior, &now, base)
+        };
+        assert_eq!(holds(0, -5, Some(3_000_000)), Some(true), "all inherited");
+        assert_eq!(
+            holds(0, 0, Some(3_000_000)),
+            Some(true),
+            "nice reset on fork"
+        );
+        assert_eq!(holds(0, 0, base), Some(false), "the prior settings only");
+        assert_eq!(
+            holds(0, 7, Some(3_000_000)),
+            None,
+            "nice 7 is someone else's"
+        );
+        assert_eq!(holds(3, -5, Some(3_000_000)), None, "SCHED_BATCH too");
+        assert_eq!(holds(0, -5, Some(9_000_000)), None, "a slice of 9 ms too");
     }
 }

@@ -114,3 +114,104 @@ fn daemon_serves_metrics_reloads_and_stops_cleanly() {
         logs.join("\n")
     );
 }
+
+/// Copies the tree at `from` to `to`, symlinks as symlinks.
+fn copy_tree(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap().flatten() {
+        let (src, dst) = (e.path(), to.join(e.file_name()));
+        let ft = e.file_type().unwrap();
+        if ft.is_symlink() {
+            std::os::unix::fs::symlink(std::fs::read_link(&src).unwrap(), &dst).unwrap();
+        } else if ft.is_dir() {
+            copy_tree(&src, &dst);
+        } else {
+            std::fs::copy(&src, &dst).unwrap();
+        }
+    }
+}
+
+/// Issue 19, deliver 3: the exit is bounded even when a scan never returns (a /proc read
+/// that blocks; here a FIFO nobody writes to stands in for one). The daemon restores without
+/// the scan after 2 s; dropping the runtime then waited for the stuck scan thread for ever.
+#[test]
+fn a_stuck_scan_does_not_hold_up_the_exit() {
+    let dir = tuner::observe::synthetic::ScratchDir::new("it-stuck").unwrap();
+    let fixture = crate::support::fixture();
+    copy_tree(&fixture.join("proc"), &dir.path().join("proc"));
+    let stat = dir.path().join("proc/600/stat");
+    std::fs::remove_file(&stat).unwrap();
+    nix::unistd::mkfifo(&stat, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+    let cfg = dir.path().join("tuner.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[observe]\nproc_root = {:?}\nsys_root = {:?}\n\n[rules]\npaths = []\n\n\
+             [daemon]\nbackend = \"dry-run\"\ninterval_ms = 100\ndevice = {:?}\nlock_path = {:?}\n\
+             state_file = {:?}\n",
+            dir.path().join("proc").display().to_string(),
+            fixture.join("sys").display().to_string(),
+            dir.path().join("no-device").display().to_string(),
+            dir.path().join("tuner.lock").display().to_string(),
+            dir.path().join("state.json").display().to_string(),
+        ),
+    )
+    .unwrap();
+    let mut child = tuner()
+        .env("RUST_LOG", "info")
+        .arg("--config")
+        .arg(&cfg)
+        .arg("run")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = mpsc::channel::<String>();
+    let reader = std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let mut logs = Vec::new();
+    // Started, and the first scan stuck on the FIFO.
+    loop {
+        let line = rx
+            .recv_timeout(Duration::from_secs(10))
+            .expect("the daemon starts");
+        logs.push(line.clone());
+        if line.contains("tuner running") {
+            break;
+        }
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM).unwrap();
+    let t0 = Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break Some(s);
+        }
+        if t0.elapsed() > Duration::from_secs(10) {
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    if status.is_none() {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    reader.join().unwrap();
+    logs.extend(rx.try_iter());
+    let status = status.unwrap_or_else(|| {
+        panic!(
+            "no exit 10 s after SIGTERM with a scan stuck\n{}",
+            logs.join("\n")
+        )
+    });
+    assert!(status.success(), "exit {status}\n{}", logs.join("\n"));
+    assert!(
+        logs.iter().any(|l| l.contains("a scan still runs at exit")),
+        "{}",
+        logs.join("\n")
+    );
+}

@@ -59,6 +59,34 @@ fn usage_errors_exit_2() {
     assert_eq!(o.status.code(), Some(2));
 }
 
+/// Issue 19, deliver 1: a stock hint has no expiry, and nothing would put back an admin's
+/// when its lifetime ran out: a lifetime is refused before anything is written, not ignored.
+#[test]
+fn a_stock_hint_with_a_lifetime_is_refused() {
+    let (_dir, cfg) = fixture_config("");
+    let me = std::process::id().to_string();
+    let policy = || {
+        tuner::sys::sched_getattr(std::process::id() as i32)
+            .unwrap()
+            .sched_policy
+    };
+    let before = policy();
+    let o = run(tuner().arg("--config").arg(&cfg).args([
+        "hint",
+        "set",
+        &me,
+        "--class",
+        "batch",
+        "--backend",
+        "stock",
+        "--ttl-ms",
+        "1000",
+    ]));
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(one_line(&o).contains("the stock backend has no expiry"));
+    assert_eq!(policy(), before, "nothing written");
+}
+
 #[test]
 fn missing_device_exits_3() {
     let (_dir, cfg) = fixture_config("");

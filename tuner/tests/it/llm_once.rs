@@ -8,18 +8,26 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
+use std::sync::{Mutex, MutexGuard};
 
 use serde_json::Value;
 
 use crate::llm_support::RealServer;
 
+/// One test's probes at a time: the exclusions cover the paths that exist when a config is
+/// written, so probes another test starts later in a new directory would reach the model
+/// too (asked about, cached, exported).
+static PROBES: Mutex<()> = Mutex::new(());
+
 struct Probes {
     dir: tempfile::TempDir,
     children: Vec<Child>,
+    _alone: MutexGuard<'static, ()>,
 }
 
 impl Probes {
     fn start() -> Probes {
+        let alone = PROBES.lock().unwrap_or_else(|p| p.into_inner());
         let dir = tempfile::tempdir().unwrap();
         let sleep = ["/usr/bin/sleep", "/bin/sleep"]
             .into_iter()
@@ -29,9 +37,13 @@ impl Probes {
         for name in ["llm-probe-a", "llm-probe-b"] {
             let exe = dir.path().join(name);
             std::fs::copy(sleep, &exe).unwrap();
-            children.push(Command::new(&exe).arg("120").spawn().unwrap());
+            children.push(spawn_copy(&exe));
         }
-        Probes { dir, children }
+        Probes {
+            dir,
+            children,
+            _alone: alone,
+        }
     }
 
     fn pids(&self) -> Vec<i64> {
@@ -44,6 +56,21 @@ impl Drop for Probes {
         for c in &mut self.children {
             let _ = c.kill();
             let _ = c.wait();
+        }
+    }
+}
+
+/// Starts `exe 120`. A fork by another test's thread while the copy was open for writing
+/// holds a writable descriptor until that child execs: exec fails with ETXTBSY meanwhile.
+fn spawn_copy(exe: &Path) -> Child {
+    let mut tries = 0;
+    loop {
+        match Command::new(exe).arg("120").spawn() {
+            Err(e) if e.kind() == std::io::ErrorKind::ExecutableFileBusy && tries < 50 => {
+                tries += 1;
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            other => return other.unwrap(),
         }
     }
 }
@@ -203,4 +230,43 @@ fn tuner_once_completes_with_rules_when_the_server_is_down() {
             "left open: {r}"
         );
     }
+}
+
+/// Issue 19, reproduction 7: after `tuner once` cached a model answer, `tuner explain` said
+/// "external: no answer yet" and "result: open". It starts from the cached answer now (and
+/// from the state file's hint, here none).
+#[test]
+fn explain_starts_from_the_models_cached_answer() {
+    let srv = crate::llm_support::FaultServer::start("ok", &["--class", "batch"]);
+    let probes = Probes::start();
+    let cache = probes.dir.path().join("llm-cache.json");
+    let cfg = write_config(&probes, &srv.url(), None, &cache);
+    let state = probes.dir.path().join("state.json");
+    let mut text = std::fs::read_to_string(&cfg).unwrap();
+    text.push_str(&format!(
+        "\n[daemon]\nstate_file = {:?}\n",
+        state.display().to_string()
+    ));
+    std::fs::write(&cfg, text).unwrap();
+    let (rows, stderr) = once(&cfg, &probes);
+    assert_eq!(rows.len(), 2, "{rows:?}\n{stderr}");
+    assert_eq!(rows[0]["step"], "external", "{}\n{stderr}", rows[0]);
+    assert!(cache.exists(), "the answer is cached");
+
+    let pid = probes.pids()[0];
+    let out = Command::new(env!("CARGO_BIN_EXE_tuner"))
+        .args(["explain", &pid.to_string(), "--sample-ms", "300", "-c"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!text.contains("no answer yet"), "{text}");
+    assert!(text.contains("4 external: batch"), "{text}");
+    assert!(text.contains("result: batch by external"), "{text}");
+    assert!(text.contains("held     none"), "{text}");
 }

@@ -30,8 +30,10 @@ pub trait ClassSetter {
     fn set_thread_class(&mut self, tid: i32, class: HintClass) -> Result<(), HintError>;
 }
 
-/// The hint wakebench sets: a class only, no node, no inheritance, no expiry.
+/// The hint wakebench sets on one of its own threads: a class only, no node, no
+/// inheritance, no expiry.
 pub fn admin_thread_hint(tid: i32, class: HintClass) -> HintOp {
+    let me = std::process::id() as i32;
     HintOp::Set {
         target: Target {
             pid: tid,
@@ -46,6 +48,7 @@ pub fn admin_thread_hint(tid: i32, class: HintClass) -> HintOp {
             source: HintSource::Admin,
         },
         tids: vec![tid],
+        owner: (me, tuner::sys::start_ticks(me).unwrap_or(0)),
     }
 }
 
@@ -120,7 +123,10 @@ mod tests {
 
     #[test]
     fn the_hint_is_thread_scoped_admin_class_only() {
-        let HintOp::Set { target, hint, tids } = admin_thread_hint(77, HintClass::Latency) else {
+        let HintOp::Set {
+            target, hint, tids, ..
+        } = admin_thread_hint(77, HintClass::Latency)
+        else {
             panic!("expected a set");
         };
         assert_eq!(target.scope, Scope::Thread);
