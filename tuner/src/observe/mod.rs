@@ -227,3 +227,28 @@ pub fn shrink_map<K: std::hash::Hash + Eq, V>(m: &mut std::collections::HashMap<
         m.shrink_to_fit();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Issue 20, reproduction 6: after a flood of processes has gone, the pid-keyed maps
+    /// give their room back.
+    #[test]
+    fn a_map_gives_back_what_a_flood_took() {
+        let mut m: std::collections::HashMap<i32, Vec<u8>> =
+            (0..10_000).map(|i| (i, vec![])).collect();
+        m.retain(|k, _| *k < 10);
+        let flooded = m.capacity();
+        shrink_map(&mut m);
+        assert!(
+            m.capacity() < flooded / 100,
+            "{} of {flooded}",
+            m.capacity()
+        );
+        assert_eq!(m.len(), 10);
+        let small = m.capacity();
+        shrink_map(&mut m);
+        assert_eq!(m.capacity(), small, "a small map is left as it is");
+    }
+}
