@@ -281,6 +281,9 @@ impl Engine {
         let Some((entries, on_restart)) = self.resume.take() else {
             return Vec::new();
         };
+        // The file is rewritten with what this run holds even when nothing is restored: it
+        // may name writes that never came (journalled, then the run died), or processes gone.
+        self.dirty = true;
         let now = unix_ms();
         let base = infer_base_slice(
             snap.procs
