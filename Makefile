@@ -1,7 +1,7 @@
 # sched_hint: every target calls a script or cargo; see README.md.
 .PHONY: help setup kernel kernel-baseline kernel-debug module selftests vm-test vm-test-debug \
-	test test-host check-series check-patches check-series-build series tuner install demo bench \
-	clean
+	vm-test-kcsan test test-host check-series check-patches check-series-build series tuner \
+	install demo bench clean
 
 help:
 	@echo "make setup           install everything (Debian packages, crates.io, PyPI)"
@@ -11,7 +11,8 @@ help:
 	@echo "make kernel-baseline build the same base and config without the series"
 	@echo "make module          build kernel-rust/sched_hint against the patched kernel"
 	@echo "make vm-test         boot the patched kernel with 2 NUMA nodes and run the guest tests"
-	@echo "make vm-test-debug   the same on the KASAN/lockdep kernel, with 300,000 fuzzed ioctls"
+	@echo "make vm-test-debug   the same on the KASAN/lockdep/Smack kernel, with 300,000 fuzzed ioctls"
+	@echo "make vm-test-kcsan   the ioctl, adversarial and fuzz tests on a KCSAN kernel (not in make test)"
 	@echo "make bench           patched vs baseline benchmarks, results/bench/"
 	@echo "make series          export the kernel work tree's 'dev' branch to patches/"
 	@echo "make install         the tuner alone: binary, unit, udev rule, config, docs (PREFIX, DESTDIR)"
@@ -39,6 +40,9 @@ vm-test:
 
 vm-test-debug:
 	scripts/vm-test.sh --debug
+
+vm-test-kcsan:
+	scripts/vm-test.sh --kcsan
 
 tuner:
 	cargo build --release -p tuner

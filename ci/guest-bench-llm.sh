@@ -51,12 +51,14 @@ for i in 1 2 3 4; do
 	cp /bin/bash "$work/svc-$i"
 	"$work/svc-$i" -c 'while :; do sleep 0.25; done' &
 done
-cat >"$work/tuner.toml" <<'CONF'
+cat >"$work/tuner.toml" <<CONF
 [daemon]
 interval_ms = 1000
 ttl_scans = 10
 backend = "ioctl"
 on_exit = "clear"
+state_file = "$work/state.json"
+lock_path = "$work/tuner.lock"
 [exclude]
 comm = ["wakebench", "wb-*"]
 [rules]

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # `make bench`: patched vs baseline kernel in QEMU with two NUMA nodes, N alternating rounds,
-# then the tuner's own cost on the host. Writes results/bench/<time>/ (raw.csv, results.json,
-# summary.md, *.png) and prints the summary table.
+# then on this host the tuner's own cost and llama.cpp serving beside noisy neighbours.
+# Writes results/bench/<time>/ (raw.csv, results.json, summary.md, *.png) and prints the
+# summary table.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
@@ -17,7 +18,11 @@ usage: scripts/bench.sh [--rounds N] [--jobs N] [--quick] [--no-build] [--phases
   --quick        shorter runs (for a smoke test of the pipeline, not for numbers)
   --phases LIST  comma-separated, default all: hot (hot path, the only phase that boots the
                  baseline), lat (latency class), numa, ioctl, llm (N idle/busy pairs: the
-                 tuner in the guest, the model on this host), tuner (its cost on this host)
+                 tuner in the guest, the model on this host), tuner (its cost on this host),
+                 llm-serving (this host's kernel: the llama.cpp server under a request mix,
+                 alone, with noisy neighbours, with neighbours and the tuner's stock
+                 backend; scripts/bench-serving.sh)
+                 Only hot, lat, numa, ioctl and llm build and boot kernels.
   --llm-only     the same as --phases llm,tuner
   --out DIR      results folder; one that has a raw.csv gets the new rows added to it, so a
                  later run of some phases joins an earlier run's report
@@ -26,7 +31,7 @@ usage: scripts/bench.sh [--rounds N] [--jobs N] [--quick] [--no-build] [--phases
   slowly.
 USAGE
 }
-rounds=5 jobs=$(nproc) quick=0 build=1 out= phases=hot,lat,numa,ioctl,llm,tuner
+rounds=5 jobs=$(nproc) quick=0 build=1 out= phases=hot,lat,numa,ioctl,llm,tuner,llm-serving
 while (($#)); do
 	case $1 in
 	--rounds) rounds=$2; shift ;;
@@ -43,32 +48,39 @@ while (($#)); do
 done
 has() { [[ ,$phases, == *,$1,* ]]; }
 for p in ${phases//,/ }; do
-	[[ $p =~ ^(hot|lat|numa|ioctl|llm|tuner)$ ]] || { usage >&2; sh_die "unknown phase '$p'"; }
+	[[ $p =~ ^(hot|lat|numa|ioctl|llm|tuner|llm-serving)$ ]] || { usage >&2; sh_die "unknown phase '$p'"; }
 done
+vm=0
+for p in hot lat numa ioctl llm; do has "$p" && vm=1; done
 out=${out:-$SH_ROOT/results/bench/$(date -u +%Y%m%dT%H%M%SZ)}
 mkdir -p "$out"
 
-if ((build)); then
+if ((build && vm)); then
 	"$SH_ROOT/scripts/kernel.sh"
 	"$SH_ROOT/scripts/kernel.sh" --baseline
 	"$SH_ROOT/scripts/module.sh"
 	"$SH_ROOT/scripts/selftests.sh"
-	(cd "$SH_ROOT" && cargo build --release -q -p tuner -p sched-hint-wakebench)
 fi
-patched=$("$SH_ROOT/scripts/kernel.sh" --print-dir)
-baseline=$("$SH_ROOT/scripts/kernel.sh" --baseline --print-dir)
-envs=(--env "SH_MODULE=$("$SH_ROOT/scripts/module.sh" --print-ko)"
-	--env "SH_SELFTESTS=$("$SH_ROOT/scripts/selftests.sh" --print-dir)"
-	--env "SH_WAKEBENCH=$SH_ROOT/target/release/wakebench" --env "SH_BENCH_QUICK=$quick"
-	--env "SH_BENCH_PHASES=$phases")
+if ((build)); then (cd "$SH_ROOT" && cargo build --release -q -p tuner -p sched-hint-wakebench); fi
+if ((vm)); then
+	patched=$("$SH_ROOT/scripts/kernel.sh" --print-dir)
+	baseline=$("$SH_ROOT/scripts/kernel.sh" --baseline --print-dir)
+	envs=(--env "SH_MODULE=$("$SH_ROOT/scripts/module.sh" --print-ko)"
+		--env "SH_SELFTESTS=$("$SH_ROOT/scripts/selftests.sh" --print-dir)"
+		--env "SH_WAKEBENCH=$SH_ROOT/target/release/wakebench" --env "SH_BENCH_QUICK=$quick"
+		--env "SH_BENCH_PHASES=$phases")
+fi
 
-[[ -s $out/environment.txt ]] || {
-	echo "host: $(uname -r), $(nproc) cores"
-	echo "qemu: $(qemu-system-x86_64 --version | head -n1)"
-	echo "patched: $(make -s -C "$SH_CACHE/linux" kernelversion) + $(wc -l <"$SH_ROOT/patches/series") patches ($(git -C "$SH_CACHE/linux" rev-parse --short HEAD))"
-	echo "baseline: $(make -s -C "$(sh_ksrc)" kernelversion)"
-	echo "guest: 4 vCPUs (2 sockets x 2 cores), 2 NUMA nodes x 1 GiB, -icount shift=0"
-} >"$out/environment.txt"
+[[ -s $out/environment.txt ]] || echo "host: $(uname -r), $(nproc) cores" >"$out/environment.txt"
+# The guest lines once per folder, by the first run that boots guests.
+if ((vm)) && ! grep -q '^qemu: ' "$out/environment.txt"; then
+	{
+		echo "qemu: $(qemu-system-x86_64 --version | head -n1)"
+		echo "patched: $(make -s -C "$SH_CACHE/linux" kernelversion) + $(wc -l <"$SH_ROOT/patches/series") patches ($(git -C "$SH_CACHE/linux" rev-parse --short HEAD))"
+		echo "baseline: $(make -s -C "$(sh_ksrc)" kernelversion)"
+		echo "guest: 4 vCPUs (2 sockets x 2 cores), 2 NUMA nodes x 1 GiB, -icount shift=0"
+	} >>"$out/environment.txt"
+fi
 # One line per invocation: a folder may collect the phases of several, and each may come
 # from a different commit of this tree (the tuner and wakebench are built from it).
 tree=$(git -C "$SH_ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
@@ -95,7 +107,7 @@ bench_guest() {
 }
 # Up to $jobs guests at once, each leaving its exit status beside its folder; the rows go
 # into raw.csv in round order afterwards.
-mkdir -p "$out/vm"
+if ((vm)); then mkdir -p "$out/vm"; fi
 for i in "${!guests[@]}"; do
 	while (($(jobs -rp | wc -l) >= jobs)); do wait -n || true; done
 	g=${guests[$i]}
@@ -138,6 +150,18 @@ if has llm; then
 		tail -n 5 "$out/vm/llm/job.log" >&2 || true
 	fi
 	cp "$llm_run/llm-server.log" "$out/llm-server.log" 2>/dev/null || true
+fi
+
+# llama.cpp serving on this host's kernel, beside noisy neighbours, with and without the
+# tuner. Like the LLM phase, its failure is reported without throwing away the rest.
+if has llm-serving; then
+	sh_log "llm-serving phase on this host ($(uname -r))"
+	serving=(--out "$out" --rounds "$rounds")
+	((quick)) && serving+=(--quick)
+	"$SH_ROOT/scripts/bench-serving.sh" "${serving[@]}" || {
+		rc=1
+		sh_log "llm-serving phase failed (see $out/serving/)"
+	}
 fi
 
 # The tuner's own cost, on this host.

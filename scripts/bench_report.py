@@ -43,7 +43,7 @@ def paired_ratio(a, b):
     return median(ratios), ratios
 
 
-PHASES = ("hot", "lat", "numa", "ioctl", "llm", "tuner")
+PHASES = ("hot", "lat", "numa", "ioctl", "llm", "tuner", "llm-serving")
 
 
 def phases_run(env_text):
@@ -136,10 +136,13 @@ def main():
 
     if "lat" in ran:
         lat_rows(data, add)
+        bench_rows(data, add)
     if "numa" in ran:
         numa_rows(data, add)
     if "llm" in ran:
         llm_rows(data, add)
+    if "llm-serving" in ran:
+        serving_rows(data, add)
     if "ioctl" in ran:
         for name in ("ioctl_get_info_us", "ioctl_set_us", "ioctl_batch1000_us"):
             m = median(series(data, "patched", name).values())
@@ -192,6 +195,100 @@ def lat_rows(data, add):
     r, rs = paired_ratio(bg_h, bg_u)
     add("background throughput hinted / unhinted", ">= 0.95", r and round(r, 3),
         r is not None and r >= 0.95, "per round " + ", ".join(f"{x:.3f}" for x in rs) if r else "no data")
+
+
+def ratio_row(data, add, label, goal, num, den, ok_fn):
+    """One paired ratio num/den of two patched series, with its rounds and medians."""
+    a, b = series(data, "patched", num), series(data, "patched", den)
+    r, rs = paired_ratio(a, b)
+    add(label, goal, r and round(r, 3), None if goal == "report" or r is None else ok_fn(r),
+        f"{median(a.values())} -> {median(b.values())}; per round " + ", ".join(f"{x:.2f}" for x in rs)
+        if r else "no data")
+
+
+def bench_rows(data, add):
+    """rt-app and cyclictest (benchmarks not written here), unhinted vs latency-hinted."""
+    ratio_row(data, add, "rt-app wakeup p99 unhinted / hinted", ">= 3.0",
+              "rtapp_wakeup_p99_us.unhinted", "rtapp_wakeup_p99_us.hinted", lambda r: r >= 3.0)
+    ratio_row(data, add, "rt-app wakeup p50 unhinted / hinted", "report",
+              "rtapp_wakeup_p50_us.unhinted", "rtapp_wakeup_p50_us.hinted", None)
+    # The request must also finish no later: the class may not trade completion for wakeup.
+    ratio_row(data, add, "rt-app response p99 hinted / unhinted", "<= 1.0",
+              "rtapp_response_p99_us.hinted", "rtapp_response_p99_us.unhinted", lambda r: r <= 1.0)
+    ratio_row(data, add, "rt-app response p50 hinted / unhinted", "report",
+              "rtapp_response_p50_us.hinted", "rtapp_response_p50_us.unhinted", None)
+    ratio_row(data, add, "rt-app CPU-bound loops/s hinted / unhinted", ">= 0.95",
+              "rtapp_hog_loops_per_s.hinted", "rtapp_hog_loops_per_s.unhinted", lambda r: r >= 0.95)
+    for tag in ("unhinted", "hinted"):
+        m = median(series(data, "patched", f"rtapp_missed_share.{tag}").values())
+        add(f"rt-app missed periods, {tag}", "report", m, None, "share of periods with negative slack")
+    ratio_row(data, add, "cyclictest p99 unhinted / hinted", ">= 3.0",
+              "cyclic_p99_us.unhinted", "cyclic_p99_us.hinted", lambda r: r >= 3.0)
+    ratio_row(data, add, "cyclictest p50 unhinted / hinted", "report",
+              "cyclic_p50_us.unhinted", "cyclic_p50_us.hinted", None)
+
+
+SERVING_CASES = ("alone", "noisy", "tuned")
+
+
+def serving_rows(data, add):
+    """llama.cpp serving on the host (scripts/bench-serving.sh): a request mix alone, beside
+    noisy neighbours, and beside them with the tuner; ratios of the same round's cases."""
+    s = lambda name, case: series(data, "serving", f"{name}.{case}")
+    errors = {c: int(sum(s("serve_errors", c).values())) for c in SERVING_CASES}
+    requests = {c: int(median(s("serve_requests", c).values()) or 0) for c in SERVING_CASES}
+    load = {c: median(s("serve_host_load1", c).values()) for c in SERVING_CASES}
+    failed = ", ".join(f"{c} {n}" for c, n in errors.items() if n)
+    # Nearest-rank p99 of fewer than 100 requests is their maximum: say how many there were.
+    n = requests["noisy"]
+    context = f"; p99 over {n} requests a case and round" + (" (their maximum)" if 0 < n < 100 else "")
+    context += "; host load1 " + ", ".join(
+        f"{c} {load[c]:.2f}" for c in SERVING_CASES if load[c] is not None)
+    context += f"; failed requests: {failed}" if failed else ""
+
+    def pair(label, goal, num, den, ok_fn=None, fmt="{:.2f}"):
+        a, b = num, den
+        r, rs = paired_ratio(a, b)
+        if r is None:
+            add(label, goal, None, None, "no data")
+            return
+        ok, why = None, ""
+        if goal != "report":
+            # A verdict needs MEASURING.md's five rounds, and rounds that agree on which side
+            # of the goal they fall; failed requests miss it whatever the ratio.
+            if failed:
+                ok = False
+            elif len(rs) < 5:
+                why = f"; {len(rs)} rounds, fewer than 5: inconclusive"
+            elif all(ok_fn(x) for x in rs) or not any(ok_fn(x) for x in rs):
+                ok = ok_fn(r)
+            else:
+                why = "; rounds fall on both sides of the goal: inconclusive"
+        add(label, goal, round(r, 3), ok,
+            f"{fmt.format(median(a.values()))} / {fmt.format(median(b.values()))}; per round "
+            + ", ".join(f"{x:.2f}" for x in rs) + (context + why if goal != "report" else ""))
+
+    tps = {c: s("serve_tokens_per_s", c) for c in SERVING_CASES}
+    ttft = {c: s("serve_ttft_p99_ms", c) for c in SERVING_CASES}
+    pair("serving tokens/s tuned / alone", ">= 0.9", tps["tuned"], tps["alone"], lambda r: r >= 0.9)
+    pair("serving TTFT p99 noisy / tuned", ">= 2.0", ttft["noisy"], ttft["tuned"], lambda r: r >= 2.0,
+         fmt="{:.0f} ms")
+    pair("serving tokens/s noisy / alone", "report", tps["noisy"], tps["alone"])
+    pair("serving TTFT p99 noisy / alone", "report", ttft["noisy"], ttft["alone"], fmt="{:.0f} ms")
+    pair("serving TTFT p50 noisy / tuned", "report", s("serve_ttft_p50_ms", "noisy"),
+         s("serve_ttft_p50_ms", "tuned"), fmt="{:.0f} ms")
+    pair("serving latency p99 noisy / tuned", "report", s("serve_latency_p99_ms", "noisy"),
+         s("serve_latency_p99_ms", "tuned"), fmt="{:.0f} ms")
+    # What the server and a CPU hog held while the tuner ran: a row's hint must be visible.
+    hinted = s("serve_tuner_hinted", "tuned")
+    held = lambda name: sorted({int(v) for v in s(name, "tuned").values()})
+    add("serving: settings held with the tuner", "report",
+        int(sum(hinted.values())) if hinted else None, None,
+        f"server hinted in {int(sum(hinted.values()))} of {len(hinted)} rounds; server's busiest "
+        f"thread policy {held('serve_sched_policy')} nice {held('serve_sched_nice')} slice "
+        f"{held('serve_sched_slice_us')} us (alone: slice {sorted({int(v) for v in s('serve_sched_slice_us', 'alone').values()})} us); "
+        f"a CPU hog at the end: policy {held('serve_hog_policy')} nice {held('serve_hog_nice')}"
+        if hinted else "no data")
 
 
 def numa_rows(data, add):

@@ -70,6 +70,24 @@ class Summary(unittest.TestCase):
         self.assertIsNone(row["value"])
         self.assertEqual(row["detail"], "no data")
 
+    def test_rtapp_rows_judge_wakeup_response_and_throughput(self):
+        rows = []
+        for r in (1, 2):
+            rows += [(r, "patched", "rtapp_wakeup_p99_us.unhinted", 3000),
+                     (r, "patched", "rtapp_wakeup_p99_us.hinted", 500),
+                     (r, "patched", "rtapp_response_p99_us.unhinted", 4000),
+                     (r, "patched", "rtapp_response_p99_us.hinted", 4400),
+                     (r, "patched", "rtapp_hog_loops_per_s.unhinted", 1000),
+                     (r, "patched", "rtapp_hog_loops_per_s.hinted", 990)]
+        m = report(ENV_HEAD + run_line("lat"), rows)["metrics"]
+        self.assertEqual(m["rt-app wakeup p99 unhinted / hinted"]["value"], 6.0)
+        self.assertIs(m["rt-app wakeup p99 unhinted / hinted"]["met"], True)
+        # A later finish is a miss even when the wakeup got faster.
+        self.assertEqual(m["rt-app response p99 hinted / unhinted"]["value"], 1.1)
+        self.assertIs(m["rt-app response p99 hinted / unhinted"]["met"], False)
+        self.assertIs(m["rt-app CPU-bound loops/s hinted / unhinted"]["met"], True)
+        self.assertEqual(m["cyclictest p99 unhinted / hinted"]["detail"], "no data")
+
     def test_hot_verdicts(self):
         # Tight rounds: the goal decides. 0.1 % over passes 1.005, 2 % over fails it.
         met = report(ENV_HEAD + run_line("hot"), hot_rows([10.0, 10.0], [10.01, 10.01]))
@@ -81,6 +99,80 @@ class Summary(unittest.TestCase):
         row = wide["metrics"]["pipe_pinned_us hints_off / baseline"]
         self.assertIsNone(row["met"])
         self.assertIn("inconclusive", row["detail"])
+
+
+def serving_rows(rounds):
+    """rounds: [(alone, noisy, tuned) tokens/s, (alone, noisy, tuned) TTFT p99 ms, errors]"""
+    rows = []
+    for r, (tps, ttft, errs) in enumerate(rounds, 1):
+        for case, t, f in zip(bench_report.SERVING_CASES, tps, ttft):
+            rows += [(r, "serving", f"serve_tokens_per_s.{case}", t),
+                     (r, "serving", f"serve_ttft_p99_ms.{case}", f),
+                     (r, "serving", f"serve_ttft_p50_ms.{case}", f / 2),
+                     (r, "serving", f"serve_latency_p99_ms.{case}", f * 3),
+                     (r, "serving", f"serve_requests.{case}", 32),
+                     (r, "serving", f"serve_errors.{case}", errs),
+                     (r, "serving", f"serve_host_load1.{case}", 1.5)]
+        rows += [(r, "serving", "serve_tuner_hinted.tuned", 1),
+                 (r, "serving", "serve_sched_slice_us.tuned", 6000),
+                 (r, "serving", "serve_sched_policy.tuned", 0),
+                 (r, "serving", "serve_sched_nice.tuned", 0),
+                 (r, "serving", "serve_sched_slice_us.alone", 1400),
+                 (r, "serving", "serve_hog_policy.tuned", 3),
+                 (r, "serving", "serve_hog_nice.tuned", 0)]
+    return rows
+
+
+class Serving(unittest.TestCase):
+    def test_goals_are_ratios_of_the_same_round(self):
+        # Even rounds are twice as fast in every case: per-round ratios stay the same.
+        fast, slow = ((200, 80, 190), (100, 1000, 250), 0), ((100, 40, 95), (200, 2000, 500), 0)
+        rows = serving_rows([slow, fast, slow, fast, slow])
+        m = report(ENV_HEAD + run_line("llm-serving"), rows)["metrics"]
+        row = m["serving tokens/s tuned / alone"]
+        self.assertEqual(row["value"], 0.95)
+        self.assertIs(row["met"], True)
+        self.assertIn("p99 over 32 requests a case and round (their maximum)", row["detail"])
+        self.assertEqual(m["serving TTFT p99 noisy / tuned"]["value"], 4.0)
+        self.assertIs(m["serving TTFT p99 noisy / tuned"]["met"], True)
+        self.assertEqual(m["serving tokens/s noisy / alone"]["value"], 0.4)
+        self.assertIsNone(m["serving tokens/s noisy / alone"]["met"])
+        held = m["serving: settings held with the tuner"]["detail"]
+        self.assertIn("hinted in 5 of 5 rounds", held)
+        self.assertIn("slice [6000] us (alone: slice [1400] us)", held)
+
+    def test_misses_and_failed_requests(self):
+        miss = ((100, 40, 80), (200, 2000, 1500), 0)
+        slow = report(ENV_HEAD + run_line("llm-serving"), serving_rows([miss] * 5))["metrics"]
+        self.assertIs(slow["serving tokens/s tuned / alone"]["met"], False)
+        self.assertIs(slow["serving TTFT p99 noisy / tuned"]["met"], False)
+        # Figures from a run with failed requests never meet a goal, even with few rounds.
+        failed = report(ENV_HEAD + run_line("llm-serving"),
+                        serving_rows([((100, 40, 95), (200, 2000, 500), 1)]))["metrics"]
+        row = failed["serving tokens/s tuned / alone"]
+        self.assertIs(row["met"], False)
+        self.assertIn("failed requests: alone 1, noisy 1, tuned 1", row["detail"])
+
+    def test_few_or_disagreeing_rounds_are_inconclusive(self):
+        good, bad = ((100, 40, 95), (200, 2000, 500), 0), ((100, 40, 50), (200, 2000, 1900), 0)
+        few = report(ENV_HEAD + run_line("llm-serving"), serving_rows([good, good]))["metrics"]
+        row = few["serving TTFT p99 noisy / tuned"]
+        self.assertIsNone(row["met"])
+        self.assertIn("2 rounds, fewer than 5: inconclusive", row["detail"])
+        # Median 4.0 meets >= 2.0, but two of five rounds fall below it.
+        mixed = report(ENV_HEAD + run_line("llm-serving"),
+                       serving_rows([good, bad, good, bad, good]))["metrics"]
+        row = mixed["serving TTFT p99 noisy / tuned"]
+        self.assertEqual(row["value"], 4.0)
+        self.assertIsNone(row["met"])
+        self.assertIn("both sides of the goal", row["detail"])
+
+    def test_serving_rows_only_when_the_phase_ran(self):
+        res = report(ENV_HEAD + run_line("hot"), hot_rows([10.0], [10.0]))
+        self.assertFalse([k for k in res["metrics"] if k.startswith("serving")])
+        none = report(ENV_HEAD + run_line("llm-serving"), [])["metrics"]
+        self.assertEqual(none["serving tokens/s tuned / alone"]["detail"], "no data")
+        self.assertEqual(none["serving: settings held with the tuner"]["detail"], "no data")
 
 
 if __name__ == "__main__":

@@ -5,11 +5,12 @@ source "$(dirname "$0")/lib.sh"
 
 usage() {
 	cat <<USAGE
-usage: scripts/kernel.sh [--baseline] [--debug] [--print-dir] [--tree-only]
+usage: scripts/kernel.sh [--baseline] [--debug | --kcsan] [--print-dir] [--tree-only]
   Builds into \$SCHED_HINT_CACHE/build/<flavour> (default cache ~/.cache/sched_hint):
     patched    base + patches/series (the default)
     baseline   the same base and config without the series (--baseline)
     *-debug    plus configs/debug.config: KASAN, lockdep (--debug)
+    *-kcsan    plus configs/kcsan.config: KCSAN, strict (--kcsan)
   The patched source tree is a git work tree at \$SCHED_HINT_CACHE/linux; the series is
   applied with 'git am' and checked out so that only files whose content changed get
   new timestamps, and make rebuilds incrementally. A stamp of base + series + config
@@ -19,18 +20,19 @@ usage: scripts/kernel.sh [--baseline] [--debug] [--print-dir] [--tree-only]
 USAGE
 }
 
-flavour=patched debug=0 print_dir=0 tree_only=0
+flavour_flags=() debug=0 kcsan=0 print_dir=0 tree_only=0
 for a in "$@"; do
 	case $a in
-	--baseline) flavour=baseline ;;
-	--debug) debug=1 ;;
+	--baseline) flavour_flags+=("$a") ;;
+	--debug) debug=1 flavour_flags+=("$a") ;;
+	--kcsan) kcsan=1 flavour_flags+=("$a") ;;
 	--print-dir) print_dir=1 ;;
 	--tree-only) tree_only=1 ;;
 	-h | --help) usage; exit 0 ;;
 	*) usage >&2; exit 2 ;;
 	esac
 done
-((debug)) && flavour=$flavour-debug
+flavour=$(sh_flavour "${flavour_flags[@]}")
 build=$SH_CACHE/build/$flavour
 if ((print_dir)); then
 	echo "$build"
@@ -85,6 +87,7 @@ apply_series() {
 
 fragments=("$SH_ROOT/configs/sched_hint.config")
 ((debug)) && fragments+=("$SH_ROOT/configs/debug.config")
+((kcsan)) && fragments+=("$SH_ROOT/configs/kcsan.config")
 
 if [[ $flavour == baseline* ]]; then
 	src=$ksrc

@@ -17,6 +17,24 @@ SH_RUSTDOC=${RUSTDOC_KERNEL:-/usr/bin/rustdoc}
 SH_BINDGEN=${BINDGEN_KERNEL:-$SH_TOOLS/bin/bindgen}
 SH_LLVM=${LLVM_SUFFIX:--19}
 
+# sh_flavour [--baseline] [--debug | --kcsan]: the name of a kernel build, the one place that
+# maps the scripts' flags to it: patched, baseline, and either with -debug (configs/debug.config)
+# or -kcsan (configs/kcsan.config). Its build is $SH_CACHE/build/NAME, its module
+# $SH_CACHE/module/NAME.
+sh_flavour() {
+	local name=patched extra=
+	while (($#)); do
+		case $1 in
+		--baseline) name=baseline ;;
+		--debug) [[ -z $extra ]] || sh_die "--debug and --kcsan exclude each other"; extra=-debug ;;
+		--kcsan) [[ -z $extra ]] || sh_die "--debug and --kcsan exclude each other"; extra=-kcsan ;;
+		*) sh_die "sh_flavour: unknown flag '$1'" ;;
+		esac
+		shift
+	done
+	printf '%s\n' "$name$extra"
+}
+
 sh_log() { printf '[sched_hint] %s\n' "$*" >&2; }
 sh_die() { printf '[sched_hint] error: %s\n' "$*" >&2; exit 1; }
 

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Start, stop or query the local llama.cpp server that the tuner's LLM classifier talks to in
-# tests and development: the server embedded in the xllamacpp wheel, SmolLM2-135M, one thread,
-# 127.0.0.1 only. `make setup` installs both (scripts/setup.sh, install_llm).
+# tests and development (and the serving bench): the server embedded in the xllamacpp wheel,
+# SmolLM2-135M, one compute thread unless told otherwise, 127.0.0.1 only.
+# `make setup` installs both (scripts/setup.sh, install_llm).
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
@@ -9,17 +10,24 @@ usage() {
 	cat <<USAGE
 usage: scripts/llm-server.sh start  [--port N] [--run-dir DIR] [--model PATH] [--alias NAME]
                                     [--ctx N] [--api-key-file FILE] [--watch-pid PID]
+                                    [--threads N] [--threads-batch N] [--parallel N]
+                                    [--threads-http N]
        scripts/llm-server.sh stop   [--run-dir DIR]
        scripts/llm-server.sh status [--run-dir DIR]
-  start   launches the server on 127.0.0.1 with one thread, waits until /health answers ok
+  start   launches the server on 127.0.0.1, waits until /health answers ok
           and prints the port on stdout. --port 0 (the default) lets the kernel pick a free
           port. --watch-pid makes the server exit when that process does (for tests).
           --api-key-file makes the server require that key as a bearer token.
+          --threads and --threads-batch size the compute pools for generation and for
+          prompt processing (llama.cpp's --threads / --threads-batch), --parallel the
+          number of slots (requests decoded together), --threads-http the HTTP worker
+          pool (-1: llama.cpp's default).
   stop    sends SIGTERM to the server and waits for it to exit.
   status  prints "running PORT" (exit 0) or "stopped" (exit 3).
   Files in the run dir: llm-server.pid, llm-server.port, llm-server.log.
   Defaults: --run-dir \${XDG_RUNTIME_DIR:-/tmp}/sched_hint-llm, --alias smollm2,
-  --ctx 4096, --model $SH_MODELS/SmolLM2-135M-Instruct.Q4_1.gguf.
+  --ctx 4096, --model $SH_MODELS/SmolLM2-135M-Instruct.Q4_1.gguf, --threads 1,
+  --threads-batch 1, --parallel 1, --threads-http -1.
   Python: \$SH_VENV/bin/python (venv from scripts/setup.sh).
 USAGE
 }
@@ -29,16 +37,18 @@ USAGE
 PY_LAUNCHER='
 import os, signal, sys, threading, xllamacpp
 
-model, alias, port, ctx, key_file, watch, port_file = sys.argv[1:8]
+(model, alias, port, ctx, key_file, watch, port_file, threads, threads_batch, parallel,
+ threads_http) = sys.argv[1:12]
 p = xllamacpp.CommonParams()
 p.model.path = model
 p.model_alias = {alias}
 p.hostnames = ["127.0.0.1"]
 p.port = int(port)
 p.n_ctx = int(ctx)
-p.n_parallel = 1
-p.cpuparams.n_threads = 1
-p.cpuparams_batch.n_threads = 1
+p.n_parallel = int(parallel)
+p.cpuparams.n_threads = int(threads)
+p.cpuparams_batch.n_threads = int(threads_batch)
+p.n_threads_http = int(threads_http)
 p.endpoint_metrics = True
 if key_file:
     with open(key_file) as f:
@@ -68,6 +78,7 @@ cmd=${1:-}
 shift
 port=0 run_dir=${XDG_RUNTIME_DIR:-/tmp}/sched_hint-llm
 model=$SH_MODELS/SmolLM2-135M-Instruct.Q4_1.gguf alias=smollm2 ctx=4096 key_file= watch_pid=0
+threads=1 threads_batch=1 parallel=1 threads_http=-1
 while (($#)); do
 	case $1 in
 	--port) port=$2; shift 2 ;;
@@ -77,12 +88,19 @@ while (($#)); do
 	--ctx) ctx=$2; shift 2 ;;
 	--api-key-file) key_file=$2; shift 2 ;;
 	--watch-pid) watch_pid=$2; shift 2 ;;
+	--threads) threads=$2; shift 2 ;;
+	--threads-batch) threads_batch=$2; shift 2 ;;
+	--parallel) parallel=$2; shift 2 ;;
+	--threads-http) threads_http=$2; shift 2 ;;
 	-h | --help) usage; exit 0 ;;
 	*) usage >&2; exit 2 ;;
 	esac
 done
 [[ $port =~ ^[0-9]+$ && $ctx =~ ^[0-9]+$ && $watch_pid =~ ^[0-9]+$ ]] ||
 	sh_die "--port, --ctx and --watch-pid take numbers"
+[[ $threads =~ ^[1-9][0-9]*$ && $threads_batch =~ ^[1-9][0-9]*$ && $parallel =~ ^[1-9][0-9]*$ ]] ||
+	sh_die "--threads, --threads-batch and --parallel take numbers >= 1"
+[[ $threads_http =~ ^(-1|[1-9][0-9]*)$ ]] || sh_die "--threads-http takes -1 or a number >= 1"
 
 pid_file=$run_dir/llm-server.pid
 port_file=$run_dir/llm-server.port
@@ -114,7 +132,7 @@ do_start() {
 	mkdir -p "$run_dir"
 	rm -f "$pid_file" "$port_file"
 	setsid "$py" -c "$PY_LAUNCHER" "$model" "$alias" "$port" "$ctx" "$key_file" "$watch_pid" \
-		"$port_file" </dev/null >"$log_file" 2>&1 &
+		"$port_file" "$threads" "$threads_batch" "$parallel" "$threads_http" </dev/null >"$log_file" 2>&1 &
 	pid=$!
 	printf '%s\n' "$pid" >"$pid_file"
 	local i

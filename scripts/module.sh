@@ -5,21 +5,22 @@ source "$(dirname "$0")/lib.sh"
 
 usage() {
 	cat <<USAGE
-usage: scripts/module.sh [--debug] [--print-ko]
-  Builds sched_hint.ko against \$SCHED_HINT_CACHE/build/patched (or patched-debug) with
+usage: scripts/module.sh [--debug | --kcsan] [--print-ko]
+  Builds sched_hint.ko against \$SCHED_HINT_CACHE/build/patched (or patched-debug, patched-kcsan) with
   'make -C \$KDIR M=kernel-rust/sched_hint MO=<cache>', so the clone stays clean.
   KDIR=/path overrides the kernel build directory.
 USAGE
 }
-flavour=patched print_ko=0
+flavour_flags=() print_ko=0
 for a in "$@"; do
 	case $a in
-	--debug) flavour=patched-debug ;;
+	--debug | --kcsan) flavour_flags+=("$a") ;;
 	--print-ko) print_ko=1 ;;
 	-h | --help) usage; exit 0 ;;
 	*) usage >&2; exit 2 ;;
 	esac
 done
+flavour=$(sh_flavour "${flavour_flags[@]}")
 kdir=${KDIR:-$SH_CACHE/build/$flavour}
 out=$SH_CACHE/module/$flavour
 if ((print_ko)); then

@@ -29,7 +29,7 @@ SUDO=
 DEB_PKGS=(
 	build-essential flex bison bc libelf-dev libssl-dev cpio kmod xz-utils zstd rsync
 	rustc-web rust-web-src clang-19 lld-19 llvm-19 libclang-19-dev
-	qemu-system-x86 busybox-static rt-tests linux-perf
+	qemu-system-x86 busybox-static rt-tests rt-app linux-perf
 	python3-venv curl ca-certificates unzip jq iproute2 shellcheck gcc-multilib
 )
 

@@ -17,7 +17,9 @@ done
 (cd "$SH_ROOT" && shellcheck -x "${shell_scripts[@]}")
 sh_log "scripts: syntax and shellcheck ok"
 "$SH_VENV/bin/python" "$SH_ROOT/scripts/bench_report_test.py" 2>&1
-sh_log "bench report: tests ok"
+"$SH_VENV/bin/python" "$SH_ROOT/ci/lat_stats_test.py" 2>&1
+"$SH_VENV/bin/python" "$SH_ROOT/ci/llm_load_test.py" 2>&1
+sh_log "bench report, rt-app/cyclictest parsing and the serving client: tests ok"
 cd "$SH_ROOT"
 cargo fmt --all --check
 cargo clippy --workspace --all-targets -- -D warnings 2>&1

@@ -57,6 +57,8 @@ rm -f "$out/rc" "$out/console.log" "$out/job.log" "$out/dmesg.log"
 cp "$job" "$out/job.sh"
 {
 	printf 'export SH_ROOT=%q SH_OUT=/mnt SH_KDIR=%q SCHED_HINT_CACHE=%q\n' "$SH_ROOT" "$kdir" "$SH_CACHE"
+	# The kernel's own KTAP printer, for the guest scripts that report checks.
+	printf 'export SH_KTAP=%q\n' "$(sh_ksrc)/tools/testing/selftests/kselftest/ktap_helpers.sh"
 	for e in "${envs[@]}"; do printf 'export %q\n' "$e"; done
 } >"$out/env"
 

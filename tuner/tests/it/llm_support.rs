@@ -88,6 +88,8 @@ pub const REAL_SERVER_KEY: &str = "sk-sched-hint-test";
 pub struct RealServer {
     pub port: u16,
     pub key_file: PathBuf,
+    /// The server process (the launcher's python, which hosts llama.cpp's threads).
+    pub pid: i32,
 }
 
 static REAL_SERVER: OnceLock<Option<RealServer>> = OnceLock::new();
@@ -165,11 +167,20 @@ impl RealServer {
             String::from_utf8_lossy(&out.stderr)
         );
         let port = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap();
+        let pid = std::fs::read_to_string(run_dir.join("llm-server.pid"))
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
         eprintln!(
             "real llm server on 127.0.0.1:{port}, started in {:?}",
             t.elapsed()
         );
-        Some(RealServer { port, key_file })
+        Some(RealServer {
+            port,
+            key_file,
+            pid,
+        })
     }
 
     pub fn url(&self) -> String {

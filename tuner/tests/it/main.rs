@@ -13,5 +13,6 @@ mod llm_once;
 mod llm_real;
 mod llm_support;
 mod service;
+mod serving_rules;
 mod support;
 mod uapi_bindings;

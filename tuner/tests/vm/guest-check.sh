@@ -59,6 +59,9 @@ interval_ms = 200
 ttl_scans = 10
 backend = "ioctl"
 on_exit = "clear"
+# The guest's / is the host's, read-only: state and lock live in the scratch folder.
+state_file = "$WORK/state.json"
+lock_path = "$WORK/tuner.lock"
 TOML
 T() { "$TUNER" -q --config "$WORK/tuner.toml" "$@"; }
 

@@ -626,6 +626,77 @@ TEST(hotplug_of_the_hinted_node)
 	close(fd);
 }
 
+/*
+ * The size of a struct comes from the command; the size field is read
+ * once, to check it. A thread that flips the field between the struct's
+ * size and 4096 while GET, SET and CLEAR run must never make the kernel
+ * write past the struct, over what follows it: v1 took the write-back
+ * length from a second read of the field and zeroed up to 4 KiB there.
+ */
+#define FLIP_CALLS	30000
+#define FLIP_AREA	8192
+#define CANARY		0xAA
+
+static atomic_int flip_stop;
+
+static void *size_flipper(void *arg)
+{
+	__u32 *size = arg;
+
+	while (!flip_stop) {
+		__atomic_store_n(size, sizeof(struct sched_hint), __ATOMIC_RELAXED);
+		__atomic_store_n(size, 4096, __ATOMIC_RELAXED);
+	}
+	return NULL;
+}
+
+TEST(size_flip_writes_nothing_past_the_struct)
+{
+	static const unsigned long cmds[] = {
+		SCHED_HINT_IOC_GET, SCHED_HINT_IOC_SET, SCHED_HINT_IOC_CLEAR,
+	};
+	int fd = sh_open(), i, damaged = 0, ok[3] = { };
+	struct sched_hint *h, set, other;
+	unsigned char *area;
+	pthread_t t;
+
+	ASSERT_LE(0, fd);
+	area = mmap(NULL, FLIP_AREA, PROT_READ | PROT_WRITE,
+		    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	ASSERT_NE(MAP_FAILED, area);
+	memset(area, CANARY, FLIP_AREA);
+	h = (struct sched_hint *)area;
+	memset(h, 0, sizeof(*h));
+	h->size = sizeof(*h);
+	/* Lowering oneself needs no privilege. */
+	set = sh_hint(0, SCHED_HINT_CLASS_THROUGHPUT, SCHED_HINT_NODE_NONE);
+	other = sh_hint(0, 0, 0);
+	flip_stop = 0;
+	ASSERT_EQ(0, pthread_create(&t, NULL, size_flipper, &h->size));
+	for (i = 0; i < FLIP_CALLS; i++) {
+		const struct sched_hint *in = i % 3 == 1 ? &set : &other;
+
+		/* Everything but the size field, which the other thread owns. */
+		memcpy((char *)h + sizeof(h->size), (const char *)in + sizeof(h->size),
+		       sizeof(*h) - sizeof(h->size));
+		ok[i % 3] += !sh_ioctl(fd, cmds[i % 3], h);
+	}
+	flip_stop = 1;
+	pthread_join(t, NULL);
+	for (i = sizeof(*h); i < FLIP_AREA; i++)
+		damaged += area[i] != CANARY;
+	TH_LOG("%d calls: %d GETs, %d SETs, %d CLEARs succeeded",
+	       FLIP_CALLS, ok[0], ok[1], ok[2]);
+	TH_LOG("%d bytes after the struct overwritten", damaged);
+	EXPECT_GT(ok[0], 0);
+	EXPECT_GT(ok[1], 0);
+	EXPECT_GT(ok[2], 0);
+	EXPECT_EQ(0, damaged);
+	EXPECT_EQ(0, sh_clear(fd, 0));
+	munmap(area, FLIP_AREA);
+	close(fd);
+}
+
 /* GET_INFO with a size past a page: E2BIG, and the size the kernel knows written back. */
 TEST(get_info_e2big_writes_the_size_back)
 {

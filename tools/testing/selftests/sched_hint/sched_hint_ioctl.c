@@ -14,6 +14,7 @@
 #include <signal.h>
 #include <stdatomic.h>
 #include <sys/mman.h>
+#include <sys/mount.h>
 #include <sys/time.h>
 #include <sys/wait.h>
 
@@ -629,6 +630,119 @@ TEST_F(dev, eperm_unprivileged)
 	EXPECT_EQ(0, rc) TH_LOG("unprivileged case %d failed", rc);
 	ASSERT_EQ(0, sh_get(self->fd, me, &got));
 	EXPECT_EQ(SCHED_HINT_CLASS_NONE, got.hint_class);
+}
+
+/*
+ * GET asks the LSM as sched_getattr() does (security_task_getscheduler()).
+ * Smack refuses a task read across two labels without a rule, unless the
+ * caller has CAP_MAC_OVERRIDE: the reader here is uid 65534, labelled
+ * "shcaller"; one target is labelled "shtarget", the other "shcaller".
+ */
+#define SH_SMACK_ATTR	"/proc/self/attr/smack/current"
+
+struct lsm_reads {
+	int getattr[2], get_pid[2], get_process[2];
+};
+
+static int smack_label_self(const char *label)
+{
+	int fd = open(SH_SMACK_ATTR, O_WRONLY);
+	ssize_t n = -1;
+
+	if (fd >= 0) {
+		n = write(fd, label, strlen(label));
+		close(fd);
+	}
+	return n == (ssize_t)strlen(label) ? 0 : -1;
+}
+
+static pid_t labelled_sleeper(const char *label)
+{
+	char path[64], got[32] = "";
+	pid_t child = fork();
+	int i, fd;
+	ssize_t n;
+
+	if (!child) {
+		if (smack_label_self(label))
+			_exit(1);
+		pause();
+		_exit(0);
+	}
+	snprintf(path, sizeof(path), "/proc/%d/attr/smack/current", child);
+	for (i = 0; i < 500 && strcmp(got, label); i++) {
+		fd = open(path, O_RDONLY);
+		n = fd >= 0 ? read(fd, got, sizeof(got) - 1) : -1;
+		got[n > 0 ? n : 0] = '\0';
+		if (fd >= 0)
+			close(fd);
+		if (strcmp(got, label))
+			usleep(10000);
+	}
+	return strcmp(got, label) ? -1 : child;
+}
+
+static int get_errno(int fd, pid_t pid, __u32 scope)
+{
+	struct sched_hint h = sh_hint(pid, 0, 0);
+
+	h.scope = scope;
+	return sh_ioctl(fd, SCHED_HINT_IOC_GET, &h);
+}
+
+TEST_F(dev, get_asks_the_lsm_as_sched_getattr_does)
+{
+	struct lsm_reads *r;
+	pid_t target[2], reader;
+	int fd, i, status;
+
+	fd = open(SH_SMACK_ATTR, O_RDONLY);
+	if (fd < 0)
+		SKIP(return, "no Smack (%s: %s): no LSM here refuses a read",
+		     SH_SMACK_ATTR, strerror(errno));
+	close(fd);
+	if (access("/sys/fs/smackfs/load2", W_OK))
+		ASSERT_EQ(0, mount("smackfs", "/sys/fs/smackfs", "smackfs", 0, NULL));
+	/* The reader may use the device node, whatever its label. */
+	fd = open("/sys/fs/smackfs/load2", O_WRONLY);
+	ASSERT_GE(fd, 0);
+	ASSERT_GT(write(fd, "shcaller _ rw", 13), 0);
+	close(fd);
+	r = mmap(NULL, sizeof(*r), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	ASSERT_NE(MAP_FAILED, r);
+	target[0] = labelled_sleeper("shtarget");
+	target[1] = labelled_sleeper("shcaller");
+	ASSERT_GT(target[0], 0);
+	ASSERT_GT(target[1], 0);
+
+	reader = fork();
+	ASSERT_GE(reader, 0);
+	if (!reader) {
+		if (smack_label_self("shcaller") || setgroups(0, NULL) ||
+		    setresgid(65534, 65534, 65534) || setresuid(65534, 65534, 65534))
+			_exit(100);
+		for (i = 0; i < 2; i++) {
+			r->getattr[i] = sh_sched_getattr(target[i]);
+			r->get_pid[i] = get_errno(self->fd, target[i], SCHED_HINT_SCOPE_THREAD);
+			r->get_process[i] = get_errno(self->fd, target[i],
+						      SCHED_HINT_SCOPE_PROCESS);
+		}
+		_exit(0);
+	}
+	ASSERT_EQ(reader, waitpid(reader, &status, 0));
+	for (i = 0; i < 2; i++) {
+		kill(target[i], SIGKILL);
+		waitpid(target[i], NULL, 0);
+	}
+	ASSERT_TRUE(WIFEXITED(status) && !WEXITSTATUS(status));
+	/* Smack did refuse, and the label alone made the difference. */
+	ASSERT_EQ(-EACCES, r->getattr[0]);
+	ASSERT_EQ(0, r->getattr[1]);
+	for (i = 0; i < 2; i++) {
+		EXPECT_EQ(r->getattr[i], r->get_pid[i]) TH_LOG("target %d, thread scope", i);
+		EXPECT_EQ(r->getattr[i], r->get_process[i]) TH_LOG("target %d, process", i);
+	}
+	munmap(r, sizeof(*r));
 }
 
 TEST_F(dev, pidfd_target)

@@ -123,38 +123,15 @@ struct env {
 	int nr_rows, overflow;
 };
 
-static const char * const class_names[SCHED_HINT_NR_CLASSES] = {
-	"none", "latency", "interactive", "throughput", "batch", "background",
-};
-
-/* struct sched_attr, SCHED_ATTR_SIZE_VER0; glibc may not have it. */
-struct perm_sched_attr {
-	__u32	size;
-	__u32	sched_policy;
-	__u64	sched_flags;
-	__s32	sched_nice;
-	__u32	sched_priority;
-	__u64	sched_runtime;
-	__u64	sched_deadline;
-	__u64	sched_period;
-};
-
 static int sys_setattr(pid_t pid, __u32 policy, int nice)
 {
-	struct perm_sched_attr attr;
+	struct sh_sched_attr attr;
 
 	memset(&attr, 0, sizeof(attr));
 	attr.size = sizeof(attr);
 	attr.sched_policy = policy;
 	attr.sched_nice = nice;
 	return syscall(SYS_sched_setattr, pid, &attr, 0) ? -errno : 0;
-}
-
-static int sys_getattr(pid_t pid)
-{
-	struct perm_sched_attr attr;
-
-	return syscall(SYS_sched_getattr, pid, &attr, sizeof(attr), 0) ? -errno : 0;
 }
 
 static const char *policy_name(int policy)
@@ -227,7 +204,7 @@ static const char *read_class_table(struct env *e)
 	e->preempt[SCHED_HINT_CLASS_NONE] = 1;
 	for (c = 1; c < SCHED_HINT_NR_CLASSES; c++) {
 		for (f = 0; f < (int)ARRAY_SIZE(fields); f++) {
-			snprintf(rel, sizeof(rel), "classes/%s/%s", class_names[c], fields[f]);
+			snprintf(rel, sizeof(rel), "classes/%s/%s", sh_class_name(c), fields[f]);
 			v = sh_sysfs_read(rel);
 			if (v < 0)
 				return "cannot read the class table in " SH_SYSFS;
@@ -675,7 +652,7 @@ static int analog_call(const struct env *e, const struct row *r)
 	case AN_BADPOLICY:
 		return sys_setattr(r->apid, ~0U, 0);
 	case AN_GETATTR:
-		return sys_getattr(r->apid);
+		return sh_sched_getattr(r->apid);
 	case AN_AFFINITY:
 		return sched_setaffinity(r->apid, sizeof(e->cpus_a), &e->cpus_a) ? -errno : 0;
 	}
@@ -907,11 +884,11 @@ static void describe_op(const struct env *e, const struct row *r, char *buf, siz
 
 	switch (r->op) {
 	case OP_SET:
-		snprintf(buf, len, "%sSET %s from %s", via, class_names[r->new_cls],
-			 class_names[r->cur]);
+		snprintf(buf, len, "%sSET %s from %s", via, sh_class_name(r->new_cls),
+			 sh_class_name(r->cur));
 		break;
 	case OP_CLEAR:
-		snprintf(buf, len, "%sCLEAR from %s", via, class_names[r->cur]);
+		snprintf(buf, len, "%sCLEAR from %s", via, sh_class_name(r->cur));
 		break;
 	case OP_GET:
 		snprintf(buf, len, "%sGET", via);
@@ -1058,11 +1035,11 @@ static void print_table(const struct env *e)
 	printf("# Raising classes (base slice %lld ns):", e->base_slice_ns);
 	for (i = 1; i < SCHED_HINT_NR_CLASSES; i++)
 		if (e->raises[i])
-			printf(" %s", class_names[i]);
+			printf(" %s", sh_class_name(i));
 	printf("; classes with the idle weight:");
 	for (i = 1; i < SCHED_HINT_NR_CLASSES; i++)
 		if (e->idle[i])
-			printf(" %s", class_names[i]);
+			printf(" %s", sh_class_name(i));
 	printf(".\n#\n");
 	print_rule(w);
 	print_cells(w, head);

@@ -88,6 +88,7 @@ static double percentile(double *v, int n, double p)
 
 struct lat_arg {
 	int fd;			/* -1: unhinted */
+	__u32 hint_class;
 	double p50_us, p99_us;
 };
 
@@ -104,7 +105,7 @@ static void *latency_thread(void *argp)
 	double lat[LAT_WAKEUPS];
 	int i;
 
-	if (arg->fd >= 0 && sh_set(arg->fd, 0, SCHED_HINT_CLASS_LATENCY, SCHED_HINT_NODE_NONE, 0))
+	if (arg->fd >= 0 && sh_set(arg->fd, 0, arg->hint_class, SCHED_HINT_NODE_NONE, 0))
 		return NULL;
 	for (i = 0; i < LAT_WAKEUPS; i++) {
 		struct timespec next, now;
@@ -128,68 +129,109 @@ static void *latency_thread(void *argp)
 }
 
 /*
- * Runs @fn(@arg) in a thread pinned to @cpu next to two CPU-bound threads
- * pinned there too: 0 when @fn returned non-NULL.
+ * Runs @fn(@arg) in a thread that may run on the CPUs in @cpus, next to
+ * two CPU-bound threads pinned to each of them: 0 when @fn returned
+ * non-NULL.
  */
-static int run_next_to_two_hogs(int cpu, void *(*fn)(void *), void *arg)
+static int run_next_to_hogs(const cpu_set_t *cpus, void *(*fn)(void *), void *arg)
 {
-	pthread_t hogs[2], t;
+	int n = 2 * CPU_COUNT(cpus), started;
+	pthread_t hogs[2 * CPU_SETSIZE], t;
 	pthread_attr_t a;
-	cpu_set_t one;
 	void *ret;
 
-	CPU_ZERO(&one);
-	CPU_SET(cpu, &one);
-	if (start_hogs(hogs, &one, 2) != 2)
+	started = start_hogs(hogs, cpus, 2);
+	if (started != n) {
+		stop_hogs(hogs, started > 0 ? started : 0);
 		return -1;
+	}
 	pthread_attr_init(&a);
-	pthread_attr_setaffinity_np(&a, sizeof(one), &one);
-	if (pthread_create(&t, &a, fn, arg))
+	pthread_attr_setaffinity_np(&a, sizeof(*cpus), cpus);
+	if (pthread_create(&t, &a, fn, arg)) {
+		stop_hogs(hogs, n);
 		return -1;
+	}
 	pthread_join(t, &ret);
-	stop_hogs(hogs, 2);
+	stop_hogs(hogs, n);
 	return ret ? 0 : -1;
 }
 
+/* The same, with the thread and both hogs pinned to @cpu. */
+static int run_next_to_two_hogs(int cpu, void *(*fn)(void *), void *arg)
+{
+	cpu_set_t one;
+
+	CPU_ZERO(&one);
+	CPU_SET(cpu, &one);
+	return run_next_to_hogs(&one, fn, arg);
+}
+
 /* One run: two hogs and the sleeper share one CPU. */
-static int latency_run(int cpu, int fd, struct lat_arg *out)
+static int latency_run(int cpu, int fd, __u32 hint_class, struct lat_arg *out)
 {
 	out->fd = fd;
+	out->hint_class = hint_class;
 	return run_next_to_two_hogs(cpu, latency_thread, out);
+}
+
+/*
+ * Three unhinted and three hinted runs, alternated so that host noise hits
+ * both: the median p99 of each, 0 when all ran.
+ */
+static int wakeup_p99s(int fd, __u32 hint_class, double *plain_p99, double *hinted_p99)
+{
+	struct lat_arg plain[3], hinted[3];
+	int r, cpu = (int)sysconf(_SC_NPROCESSORS_ONLN) - 1;
+	double a[3], b[3];
+
+	for (r = 0; r < 3; r++) {
+		if (latency_run(cpu, -1, 0, &plain[r]))
+			return -1;
+		if (fd >= 0 && latency_run(cpu, fd, hint_class, &hinted[r]))
+			return -1;
+		a[r] = plain[r].p99_us;
+		b[r] = fd >= 0 ? hinted[r].p99_us : 0;
+		printf("# run %d: unhinted p50 %.0f us p99 %.0f us; %s p50 %.0f us p99 %.0f us\n",
+		       r, plain[r].p50_us, plain[r].p99_us, sh_class_name(hint_class),
+		       fd >= 0 ? hinted[r].p50_us : 0, b[r]);
+	}
+	*plain_p99 = percentile(a, 3, 0.5);
+	*hinted_p99 = percentile(b, 3, 0.5);
+	return 0;
 }
 
 TEST(latency_class_wakeup)
 {
-	struct lat_arg plain[3], hinted[3];
 	double plain_p99, hinted_p99;
-	int fd = sh_open(), r, cpu = (int)sysconf(_SC_NPROCESSORS_ONLN) - 1;
+	int fd = sh_open();
 
-	/* Alternate unhinted and hinted runs so that host noise hits both. */
-	for (r = 0; r < 3; r++) {
-		ASSERT_EQ(0, latency_run(cpu, -1, &plain[r]));
-		if (fd >= 0)
-			ASSERT_EQ(0, latency_run(cpu, fd, &hinted[r]));
-	}
-	for (r = 0; r < 3; r++)
-		TH_LOG("run %d: unhinted p50 %.0f us p99 %.0f us; hinted p50 %.0f us p99 %.0f us",
-		       r, plain[r].p50_us, plain[r].p99_us,
-		       fd >= 0 ? hinted[r].p50_us : 0, fd >= 0 ? hinted[r].p99_us : 0);
-	{
-		double a[3] = { plain[0].p99_us, plain[1].p99_us, plain[2].p99_us };
-
-		plain_p99 = percentile(a, 3, 0.5);
-	}
+	ASSERT_EQ(0, wakeup_p99s(fd, SCHED_HINT_CLASS_LATENCY, &plain_p99, &hinted_p99));
 	if (fd < 0)
 		SKIP(return, "no %s: unhinted median p99 %.0f us", SH_DEV, plain_p99);
-	{
-		double b[3] = { hinted[0].p99_us, hinted[1].p99_us, hinted[2].p99_us };
-
-		hinted_p99 = percentile(b, 3, 0.5);
-	}
 	TH_LOG("median p99: unhinted %.0f us, latency-hinted %.0f us, ratio %.2f",
 	       plain_p99, hinted_p99, plain_p99 / (hinted_p99 > 1 ? hinted_p99 : 1));
 	/* The margin: a latency hint must cut the tail at least in half. */
 	EXPECT_LT(hinted_p99 * 2, plain_p99);
+	close(fd);
+}
+
+/*
+ * The interactive class has no preemption rule of its own: it asks for a
+ * slice shorter than the base slice, which EEVDF's PREEMPT_SHORT turns
+ * into a wakeup preemption when the task is eligible. That must show.
+ */
+TEST(interactive_class_wakeup)
+{
+	long long slice_us = sh_sysfs_read("classes/interactive/slice_us");
+	double plain_p99, hinted_p99;
+	int fd = sh_open();
+
+	ASSERT_EQ(0, wakeup_p99s(fd, SCHED_HINT_CLASS_INTERACTIVE, &plain_p99, &hinted_p99));
+	if (fd < 0)
+		SKIP(return, "no %s: unhinted median p99 %.0f us", SH_DEV, plain_p99);
+	TH_LOG("interactive slice %lld us; median p99: unhinted %.0f us, interactive %.0f us",
+	       slice_us, plain_p99, hinted_p99);
+	EXPECT_LT(hinted_p99 * 1.5, plain_p99);
 	close(fd);
 }
 
@@ -365,16 +407,19 @@ TEST_F(numa, rt_task_lands_on_node)
 
 /*
  * No class takes more CPU over time than its weight grants: a thread that
- * runs R us and sleeps S us, next to two CPU-bound threads on one CPU,
- * wants more than the third of the CPU a nice-0 weight gets it, and must
- * get no more than that third (the idle-weight class: almost nothing) plus
- * a margin, whatever its class and pattern.
+ * runs R us and sleeps S us, next to two CPU-bound threads on each CPU it
+ * may use, wants more than the third of a CPU a nice-0 weight gets it, and
+ * must get no more than that third (the idle-weight class: almost nothing)
+ * plus a margin, whatever its class and pattern. Pinned to one CPU, and
+ * free to move between two, where it wakes up on either: a migrating
+ * wakeup is placed against another runqueue's clock and average vruntime.
  */
 struct share_arg {
 	int fd;
 	__u32 hint_class;
 	double run_us, sleep_us;
 	double share;
+	int migrations;
 };
 
 #define SHARE_SECONDS	1.0
@@ -398,11 +443,14 @@ static void *share_thread(void *argp)
 		return NULL;
 	t0 = sh_now_us();
 	c0 = thread_cpu_us();
+	arg->migrations = 0;
 	while (sh_now_us() - t0 < SHARE_SECONDS * 1e6) {
 		struct timespec ts = { 0, (long)(arg->sleep_us * 1000) };
+		int cpu = sched_getcpu();
 
 		spin_us(arg->run_us);
 		nanosleep(&ts, NULL);
+		arg->migrations += sched_getcpu() != cpu;
 	}
 	arg->share = (thread_cpu_us() - c0) / (sh_now_us() - t0);
 	if (arg->hint_class != SCHED_HINT_CLASS_NONE)
@@ -410,7 +458,20 @@ static void *share_thread(void *argp)
 	return arg;
 }
 
-TEST(cpu_share_bound)
+/* No setup: only for the timeout of tests that run longer than the default. */
+FIXTURE(slow) {
+};
+
+FIXTURE_SETUP(slow)
+{
+}
+
+FIXTURE_TEARDOWN(slow)
+{
+}
+
+/* 36 runs of SHARE_SECONDS each, past the harness's default timeout. */
+TEST_F_TIMEOUT(slow, cpu_share_bound, 180)
 {
 	static const double pattern[][2] = {	/* run us, sleep us */
 		{ 10000, 1000 }, { 3000, 3000 }, { 400, 100 },
@@ -420,23 +481,36 @@ TEST(cpu_share_bound)
 		SCHED_HINT_CLASS_INTERACTIVE, SCHED_HINT_CLASS_THROUGHPUT,
 		SCHED_HINT_CLASS_BATCH, SCHED_HINT_CLASS_BACKGROUND,
 	};
-	int fd = sh_open(), cpu = (int)sysconf(_SC_NPROCESSORS_ONLN) - 1, c, i;
+	int fd = sh_open(), last = (int)sysconf(_SC_NPROCESSORS_ONLN) - 1, c, i, p;
+	cpu_set_t placement[2];
 
+	ASSERT_GE(last, 1);
+	/* Pinned to the last CPU; free to move between the last two. */
+	CPU_ZERO(&placement[0]);
+	CPU_SET(last, &placement[0]);
+	CPU_ZERO(&placement[1]);
+	CPU_SET(last - 1, &placement[1]);
+	CPU_SET(last, &placement[1]);
 	for (c = 0; c < (int)ARRAY_SIZE(classes); c++) {
 		if (classes[c] != SCHED_HINT_CLASS_NONE && fd < 0)
 			continue;
-		for (i = 0; i < (int)ARRAY_SIZE(pattern); i++) {
-			struct share_arg a = {
-				.fd = fd, .hint_class = classes[c],
-				.run_us = pattern[i][0], .sleep_us = pattern[i][1],
-			};
-			double bound = classes[c] == SCHED_HINT_CLASS_BACKGROUND ?
-				       SHARE_MARGIN : 1.0 / 3 + SHARE_MARGIN;
+		for (p = 0; p < 2; p++) {
+			for (i = 0; i < (int)ARRAY_SIZE(pattern); i++) {
+				struct share_arg a = {
+					.fd = fd, .hint_class = classes[c],
+					.run_us = pattern[i][0], .sleep_us = pattern[i][1],
+				};
+				double bound = classes[c] == SCHED_HINT_CLASS_BACKGROUND ?
+					       SHARE_MARGIN : 1.0 / 3 + SHARE_MARGIN;
 
-			ASSERT_EQ(0, run_next_to_two_hogs(cpu, share_thread, &a));
-			TH_LOG("class %u, run %.0f us, sleep %.0f us: share %.3f (bound %.3f)",
-			       classes[c], a.run_us, a.sleep_us, a.share, bound);
-			EXPECT_LE(a.share, bound);
+				ASSERT_EQ(0, run_next_to_hogs(&placement[p], share_thread, &a));
+				TH_LOG("class %u, %s, run %.0f us, sleep %.0f us:",
+				       classes[c], p ? "two CPUs" : "pinned", a.run_us,
+				       a.sleep_us);
+				TH_LOG("share %.3f (bound %.3f), %d wakeups on another CPU",
+				       a.share, bound, a.migrations);
+				EXPECT_LE(a.share, bound);
+			}
 		}
 	}
 	if (fd >= 0)
@@ -585,6 +659,116 @@ TEST(rt_priority_beats_node_hint)
 			ASSERT_LT(0, write(features, modes[0], strlen(modes[0])));
 			close(features);
 		}
+	}
+	close(fd);
+}
+
+/*
+ * Priority inheritance beats a node hint too. A SCHED_OTHER thread hinted
+ * to node 0 holds a PI mutex and waits behind priority-70 work on node 0;
+ * a priority-60 thread that then blocks on the mutex boosts it to 60. Two
+ * node-1 CPUs are free by then: the boosted holder must be pushed or pulled
+ * to one of them at once, not wait for node 0 to free up 500 ms later.
+ */
+struct rt_pi {
+	int fd;
+	__u32 flags;
+	pthread_mutex_t lock;
+	atomic_int locked, waiting;
+	double t0, asked_us, got_us;
+};
+
+static void *pi_holder(void *argp)
+{
+	struct rt_pi *o = argp;
+	cpu_set_t all;
+	int cpu;
+
+	pin_self(0);
+	if (sh_set(o->fd, 0, SCHED_HINT_CLASS_NONE, 0, o->flags) ||
+	    pthread_mutex_lock(&o->lock))
+		return NULL;
+	CPU_ZERO(&all);
+	for (cpu = 0; cpu < 4; cpu++)
+		CPU_SET(cpu, &all);
+	sched_setaffinity(0, sizeof(all), &all);
+	atomic_store(&o->locked, 1);
+	while (!atomic_load(&o->waiting))
+		;
+	pthread_mutex_unlock(&o->lock);
+	sh_clear(o->fd, 0);
+	return argp;
+}
+
+static void *pi_waiter(void *argp)
+{
+	struct rt_pi *o = argp;
+
+	if (fifo_self(60))
+		return NULL;
+	sleep_until_us(o->t0 + 100000);
+	o->asked_us = sh_now_us();
+	atomic_store(&o->waiting, 1);
+	if (pthread_mutex_lock(&o->lock))
+		return NULL;
+	o->got_us = sh_now_us();
+	pthread_mutex_unlock(&o->lock);
+	return argp;
+}
+
+static int rt_pi_run(struct rt_pi *o)
+{
+	pthread_mutexattr_t ma;
+	struct rt_spin s[4];
+	pthread_t t[6];
+	void *ret;
+	int i, bad = 0;
+
+	pthread_mutexattr_init(&ma);
+	pthread_mutexattr_setprotocol(&ma, PTHREAD_PRIO_INHERIT);
+	pthread_mutex_init(&o->lock, &ma);
+	if (pthread_create(&t[4], NULL, pi_holder, o))
+		return -1;
+	while (!atomic_load(&o->locked))
+		usleep(1000);
+	o->t0 = sh_now_us() + 50000;
+	for (i = 0; i < 4; i++) {
+		/* CPUs 0-1 (node 0): priority 70 for 800 ms; 2-3 (node 1): 80 for 300 ms. */
+		s[i] = (struct rt_spin){ .cpu = i, .prio = i < 2 ? 70 : 80, .start_us = o->t0,
+					 .until_us = o->t0 + (i < 2 ? 800000 : 300000) };
+		if (pthread_create(&t[i], NULL, rt_spinner, &s[i]))
+			return -1;
+	}
+	if (pthread_create(&t[5], NULL, pi_waiter, o))
+		return -1;
+	for (i = 0; i < 6; i++) {
+		pthread_join(t[i], &ret);
+		bad |= !ret;
+	}
+	pthread_mutex_destroy(&o->lock);
+	return bad ? -1 : 0;
+}
+
+TEST(rt_priority_inheritance_beats_node_hint)
+{
+	int fd = sh_open(), strict;
+	cpu_set_t n0, n1;
+
+	if (fd < 0)
+		SKIP(return, "no %s", SH_DEV);
+	if (sysconf(_SC_NPROCESSORS_ONLN) != 4 || sh_node_cpus(0, &n0) != 2 ||
+	    sh_node_cpus(1, &n1) != 2 || !CPU_ISSET(0, &n0) || !CPU_ISSET(2, &n1))
+		SKIP(return, "needs CPUs 0-1 on node 0 and 2-3 on node 1");
+	for (strict = 0; strict < 2; strict++) {
+		struct rt_pi o = { .fd = fd, .flags = strict ? SCHED_HINT_F_NODE_STRICT : 0 };
+		double late_ms;
+
+		ASSERT_EQ(0, rt_pi_run(&o));
+		/* The waiter asks once a node-1 CPU is free (at 300 ms). */
+		late_ms = (o.got_us - o.asked_us) / 1000;
+		TH_LOG("%s hint to node 0: the boosted holder let go %.1f ms after it was asked",
+		       strict ? "strict" : "soft", late_ms);
+		EXPECT_LT(late_ms, 100);
 	}
 	close(fd);
 }

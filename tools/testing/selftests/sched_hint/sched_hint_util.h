@@ -39,6 +39,16 @@ static inline pid_t sh_gettid(void)
 	return (pid_t)syscall(SYS_gettid);
 }
 
+/* The name of a class, as sysfs spells it. */
+static inline const char *sh_class_name(__u32 hint_class)
+{
+	static const char * const names[SCHED_HINT_NR_CLASSES] = {
+		"none", "latency", "interactive", "throughput", "batch", "background",
+	};
+
+	return hint_class < SCHED_HINT_NR_CLASSES ? names[hint_class] : "?";
+}
+
 static inline struct sched_hint sh_hint(pid_t pid, __u32 hint_class, int node)
 {
 	struct sched_hint h;
@@ -184,6 +194,26 @@ static inline int sh_as_nobody(int (*fn)(void *), void *arg, const struct rlimit
 	if (waitpid(child, &status, 0) != child || !WIFEXITED(status))
 		return -1;
 	return WEXITSTATUS(status);
+}
+
+/* struct sched_attr at SCHED_ATTR_SIZE_VER0; glibc may not have it. */
+struct sh_sched_attr {
+	__u32	size;
+	__u32	sched_policy;
+	__u64	sched_flags;
+	__s32	sched_nice;
+	__u32	sched_priority;
+	__u64	sched_runtime;
+	__u64	sched_deadline;
+	__u64	sched_period;
+};
+
+/* sched_getattr(@pid): 0 or -errno. */
+static inline int sh_sched_getattr(pid_t pid)
+{
+	struct sh_sched_attr attr;
+
+	return syscall(SYS_sched_getattr, pid, &attr, sizeof(attr), 0) ? -errno : 0;
 }
 
 static inline double sh_now_us(void)
