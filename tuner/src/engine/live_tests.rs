@@ -698,3 +698,63 @@ fn a_yes_held_to_a_third_of_a_cpu_is_cpu_bound() {
         );
     }
 }
+
+/// Issue 19, hostile review: a run killed after journalling its writes and before making
+/// them leaves entries for settings nobody wrote. The next run drops them from what it holds
+/// but wrote the file again only when it had something else to record, so the stale entries
+/// stayed (and `tuner status` listed them as held) for as long as it ran.
+#[test]
+fn entries_for_writes_that_never_came_leave_the_state_file_at_the_first_pass() {
+    let (_a, a) = sleeper();
+    let n = children_at_base_nice(&[a]);
+    let before = current(a, false, None).unwrap();
+    // What it holds, with its slice as the kernel's base slice (as the state file says it).
+    let now = Settings {
+        slice_ns: None,
+        ..before.clone()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.json");
+    let store = StateFile::new(&path);
+    let entry = Entry {
+        pid: a,
+        start_ticks: crate::sys::start_ticks(a).unwrap(),
+        comm: "sleep".into(),
+        hint: crate::hint::test_hint(HintClass::Batch, crate::hint::HintSource::Rule),
+        backend: "stock".into(),
+        per_thread: false,
+        by: Writer::Daemon,
+        since_unix_ms: crate::state::unix_ms(),
+        written_unix_ms: crate::state::unix_ms(),
+        tasks: vec![TaskRecord {
+            tid: a,
+            written: Settings {
+                policy: crate::uapi::SCHED_BATCH,
+                ..now.clone()
+            },
+            prior: now.clone(),
+        }],
+    };
+    store
+        .update(
+            |st: &mut State| -> Result<(), crate::state::file::StateError> {
+                st.entries = vec![entry.clone()];
+                Ok(())
+            },
+        )
+        .unwrap();
+    // No rule for `sleep` this time: nothing to write, nothing to restore.
+    let mut cfg = config(n, n == 0);
+    cfg.manual.clear();
+    let mut r = rig(cfg, &[a]);
+    r.engine.resume(vec![entry], OnRestart::Adopt);
+    r.engine
+        .set_journal("stock", journal_to(StateFile::new(&path)));
+    r.pass();
+    assert_eq!(current(a, false, None).unwrap(), before, "nothing written");
+    let st = store.load().unwrap();
+    assert!(
+        st.entries.is_empty() && st.yielded.is_empty(),
+        "the file holds what this run holds: nothing\n{st:?}"
+    );
+}

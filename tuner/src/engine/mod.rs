@@ -7,7 +7,9 @@
 
 mod asks;
 mod inherit;
+mod reconcile;
 mod report;
+mod resume;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -15,7 +17,7 @@ use std::time::Instant;
 
 use crate::apply::{ApplyError, HintOp, HintSink, Restore, Scope, Target};
 use crate::classify::exclude::{infer_base_slice, ThreadContext};
-use crate::classify::external::{ExternalClassifier, ExternalError, ExternalVerdict, ProcFacts};
+use crate::classify::external::{ExternalError, ExternalVerdict, ProcFacts};
 use crate::classify::{self, Decision, Inputs, Verdict};
 use crate::config::rules::RuleSet;
 use crate::config::{Config, OnRestart};
@@ -24,15 +26,12 @@ use crate::metrics::Metrics;
 use crate::observe::rates::RateTracker;
 use crate::observe::snapshot::Snapshot;
 use crate::observe::{CpuTime, OwnWrite, ProcKey, ProcObs};
-use crate::plan::{Candidate, Capacity, NodePlan, Planner};
+use crate::plan::{Candidate, Capacity, Planner};
 use crate::ratelimit::TokenBucket;
 use crate::state::{unix_ms, Entry, Settings, TaskRecord, Writer, Yielded};
 use report::row;
 
 pub use report::{Action, PassReport, Row};
-
-/// How many scans a target whose write failed is left alone before the next try.
-const BACKOFF_SCANS: u64 = 12;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
@@ -186,36 +185,6 @@ impl Engine {
         self.journal = Some(journal);
     }
 
-    /// Hints an earlier run wrote (the state file): at the next pass, each one whose
-    /// process is still the same (pid and start time) is taken back as this engine's own
-    /// (`adopt`) or restored (`restore`, and any whose TTL ran out). Entries of another
-    /// backend, or whose process is gone, are dropped.
-    pub fn resume(&mut self, entries: Vec<Entry>, on_restart: OnRestart) {
-        self.resume = Some((entries, on_restart));
-    }
-
-    /// Hints held now (the state file's entries of `backend`), taken as this engine's own at
-    /// the next pass without writing anything: `tuner explain` starts from them.
-    pub fn hold(&mut self, backend: &'static str, entries: Vec<Entry>) {
-        self.backend = backend;
-        self.resume = Some((entries, OnRestart::Adopt));
-    }
-
-    /// The external classifier's cached answers about `pids` in `snap`, held as if just
-    /// answered (no request is made): `tuner explain` shows what the model said.
-    pub fn take_cached(&mut self, snap: &Snapshot, pids: &[i32], ext: &dyn ExternalClassifier) {
-        let (keys, facts): (Vec<ProcKey>, Vec<ProcFacts>) = snap
-            .procs
-            .iter()
-            .filter(|p| pids.contains(&p.pid))
-            .map(|p| (p.key(), classify::facts(p)))
-            .unzip();
-        let answers = ext.cached(&facts);
-        if !answers.is_empty() {
-            self.on_external(&keys, Ok(answers), snap.at_ms);
-        }
-    }
-
     /// The hints held now, as state-file entries.
     pub fn entries(&self) -> Vec<Entry> {
         let mut v: Vec<Entry> = self
@@ -278,97 +247,6 @@ impl Engine {
         let yielded = self.yielded();
         let j = self.journal.as_mut().expect("checked above");
         j(entries, yielded)
-    }
-
-    /// Takes up the entries [`Engine::resume`] left, against this snapshot.
-    fn take_up(&mut self, snap: &Snapshot, sink: &mut dyn HintSink) -> Vec<HintOp> {
-        let Some((entries, on_restart)) = self.resume.take() else {
-            return Vec::new();
-        };
-        let now = unix_ms();
-        let base = infer_base_slice(
-            snap.procs
-                .iter()
-                .filter(|p| !p.kthread)
-                .flat_map(|p| p.tasks.iter()),
-            &self.own,
-        );
-        let mut ops = Vec::new();
-        for e in entries {
-            let Some(p) = snap.procs.iter().find(|p| p.key() == e.key()) else {
-                continue;
-            };
-            if e.backend != self.backend || e.by != Writer::Daemon {
-                continue;
-            }
-            // Journalled before the write, and the write never came (the run died first):
-            // nothing of the tuner's is there.
-            let mut e = e;
-            e.tasks.retain(|r| {
-                let Some(t) = p.tasks.iter().find(|t| t.tid == r.tid) else {
-                    return false;
-                };
-                let now = Settings::of(t, base, r.written.cpus.is_some());
-                !(r.written.differs(&now, base).is_some() && r.prior.differs(&now, base).is_none())
-            });
-            if e.tasks.is_empty() && e.backend == "stock" {
-                continue;
-            }
-            let a = Applied {
-                hint: e.hint,
-                scope: if e.per_thread {
-                    Scope::Thread
-                } else {
-                    Scope::Process
-                },
-                tids: if e.tasks.is_empty() {
-                    p.tasks.iter().map(|t| t.tid).collect()
-                } else {
-                    e.tasks.iter().map(|t| t.tid).collect()
-                },
-                // The lifetime runs from the earlier write, not from this run's start.
-                written_at_ms: snap.at_ms as i64
-                    - now.saturating_sub(e.written_unix_ms).min(i64::MAX as u64) as i64,
-                comm: p.comm.clone(),
-                since_unix_ms: e.since_unix_ms,
-                written_unix_ms: e.written_unix_ms,
-                records: e.tasks.clone(),
-                base_slice_ns: base,
-                rewrite: false,
-            };
-            if on_restart == OnRestart::Restore {
-                ops.extend(clear_ops(e.key(), &a));
-                continue;
-            }
-            if e.lapsed(now) && a.records.is_empty() {
-                // The kernel dropped it when it lapsed: nothing is held.
-                continue;
-            }
-            // A stock hint that lapsed while no tuner ran is held as lapsed: the first pass
-            // puts it back unless it hints the process the same way again (then it is
-            // refreshed), as the kernel would drop it and the pass write it anew. Restoring it
-            // here would leave the process looking manually set to this pass's snapshot,
-            // unhinted until the next: every other `tuner once` would undo the one before.
-            self.own_writes(&a, sink, &snap.topology);
-            self.procs.entry(e.key()).or_default().applied = Some(a);
-        }
-        ops
-    }
-
-    /// Records `a`'s threads as holding the tuner's own settings, for the exclusion step: as
-    /// each was written (the state's records), else as the sink writes the hint.
-    fn own_writes(&mut self, a: &Applied, sink: &dyn HintSink, topo: &crate::observe::Topology) {
-        if !a.records.is_empty() {
-            for r in &a.records {
-                self.own.insert(r.tid, own_of(&r.written));
-            }
-            return;
-        }
-        if let Some(own) = sink.own_write(&a.hint, Some(topo)) {
-            for &t in &a.tids {
-                self.own.insert(t, own.clone());
-            }
-        }
     }
 
     /// Pretend to be another process (tests that treat a fixture pid as the tuner).
@@ -756,305 +634,6 @@ impl Engine {
         }
     }
 
-    fn reconcile(
-        &mut self,
-        snap: &Snapshot,
-        decisions: &[Decision],
-        plans: &HashMap<ProcKey, NodePlan>,
-        rows: &mut [Row],
-        sink: &dyn HintSink,
-        now: u64,
-    ) -> Vec<Work> {
-        // Every hint has a lifetime. The kernel drops one it was not refreshed within; on a
-        // backend without expiry of its own (stock) the engine does: a refresh there only
-        // moves the timestamps, and a hint that lapses is put back (`Action::Lapsed`).
-        let kernel_ttl = sink.supports_ttl();
-        let ttl_ms = self.ttl_override_ms.unwrap_or(self.cfg.daemon.ttl_ms());
-        let mut work = Vec::new();
-        let base_slice_ns = infer_base_slice(
-            snap.procs
-                .iter()
-                .filter(|p| !p.kthread)
-                .flat_map(|p| p.tasks.iter()),
-            &self.own,
-        );
-        for (i, (p, d)) in snap.procs.iter().zip(decisions).enumerate() {
-            let key = p.key();
-            if self.procs.get(&key).is_some_and(|t| t.yielded.is_some()) {
-                rows[i].action = Action::Yielded;
-                continue;
-            }
-            if let Some(why) = self.applied_of(key).and_then(|a| changed_by_others(a, p)) {
-                // Others win: the tuner withdraws what of its own still stands (the sink
-                // leaves every thread someone changed as it is) and never writes here again.
-                tracing::info!(pid = p.pid, comm = %p.comm, %why, "changed by someone else; backing off");
-                let a = self.applied_of(key).cloned().expect("checked above");
-                self.procs.entry(key).or_default().yielded = Some((why, unix_ms()));
-                rows[i].action = Action::Yielded;
-                let ops = if a.records.is_empty() {
-                    Vec::new()
-                } else {
-                    clear_ops(key, &a)
-                };
-                if ops.is_empty() {
-                    self.forget(key);
-                } else {
-                    work.push(Work {
-                        row: i,
-                        key,
-                        priority: (0, 0),
-                        ops,
-                        action: Action::Yielded,
-                        result: None,
-                    });
-                }
-                continue;
-            }
-            // Not refreshed below (excluded now, or in backoff): a hint that outlived its
-            // lifetime on a backend without expiry is put back, as the kernel drops it.
-            let lapse =
-                |a: &Applied| !kernel_ttl && a.hint.ttl_ms > 0 && a.age_ms(now) >= a.hint.ttl_ms;
-            let in_backoff = self
-                .procs
-                .get(&key)
-                .and_then(|t| t.backoff_until)
-                .is_some_and(|until| until > snap.scan_no);
-            if d.verdict == Verdict::Exclude || in_backoff {
-                let held = self.applied_of(key).cloned();
-                match held {
-                    Some(a) if lapse(&a) => {
-                        tracing::info!(pid = p.pid, comm = %p.comm, "hint lapsed without refresh; restoring");
-                        rows[i].action = Action::Lapsed;
-                        work.push(Work {
-                            row: i,
-                            key,
-                            priority: (0, 0),
-                            ops: clear_ops(key, &a),
-                            action: Action::Lapsed,
-                            result: None,
-                        });
-                        continue;
-                    }
-                    // Held until it lapses (restored then, or at exit).
-                    Some(a) if !kernel_ttl && a.hint.ttl_ms > 0 => {}
-                    // Someone else took over the task: forget it, write nothing.
-                    Some(_) if d.verdict == Verdict::Exclude => self.forget(key),
-                    _ => {}
-                }
-                rows[i].action = if in_backoff {
-                    Action::Backoff
-                } else {
-                    Action::Excluded
-                };
-                continue;
-            }
-            let prev = self.applied_of(key).cloned();
-            let node = plans.get(&key).and_then(|pl| pl.node);
-            let desired = match d.verdict {
-                Verdict::Open => prev.as_ref().map(|a| a.hint),
-                Verdict::Class(HintClass::None) if node.is_none() => None,
-                Verdict::Class(class) => Some(Hint {
-                    class,
-                    node,
-                    strict: d.strict && node.is_some(),
-                    inherit: d.inherit,
-                    ttl_ms,
-                    source: d.source().unwrap_or(HintSource::Heuristic),
-                }),
-                Verdict::Exclude => unreachable!("handled above"),
-            };
-            rows[i].hint = desired;
-            let skipped: HashSet<i32> = d.skipped_tids.iter().copied().collect();
-            let (scope, tids): (Scope, Vec<i32>) = if skipped.is_empty() {
-                (Scope::Process, p.tasks.iter().map(|t| t.tid).collect())
-            } else {
-                (
-                    Scope::Thread,
-                    p.tasks
-                        .iter()
-                        .map(|t| t.tid)
-                        .filter(|t| !skipped.contains(t))
-                        .collect(),
-                )
-            };
-            let set_ops = |hint: Hint| -> Vec<HintOp> {
-                match scope {
-                    Scope::Process => vec![HintOp::Set {
-                        target: Target { pid: p.pid, scope },
-                        hint,
-                        tids: tids.clone(),
-                        owner: key,
-                    }],
-                    Scope::Thread => tids
-                        .iter()
-                        .map(|&t| HintOp::Set {
-                            target: Target { pid: t, scope },
-                            hint,
-                            tids: vec![t],
-                            owner: key,
-                        })
-                        .collect(),
-                }
-            };
-            let conf = -((d.confidence * 1000.0) as i64);
-            let (action, ops, priority) = match (&prev, desired) {
-                (None, None) => {
-                    rows[i].action = Action::None;
-                    continue;
-                }
-                (Some(a), None) => (Action::Clear, clear_ops(key, a), (0, 0)),
-                (None, Some(h)) => (Action::New, set_ops(h), (2, conf)),
-                (Some(a), Some(h)) => {
-                    let tids_changed = match scope {
-                        Scope::Thread => a.tids != tids,
-                        Scope::Process => {
-                            !sink.covers_new_threads() && !tids.iter().all(|t| a.tids.contains(t))
-                        }
-                    };
-                    if !a.hint.same_effect(&h) || a.scope != scope || tids_changed || a.rewrite {
-                        let mut ops = Vec::new();
-                        if a.scope == Scope::Process && scope == Scope::Thread {
-                            ops.extend(clear_ops(key, a));
-                        }
-                        ops.extend(set_ops(h));
-                        (Action::Changed, ops, (2, conf))
-                    } else if ttl_ms > 0 && a.age_ms(now) >= ttl_ms / 2 {
-                        if !kernel_ttl {
-                            // The settings persist: nothing to write, only the lifetime and
-                            // the state file's timestamp move.
-                            if let Some(held) =
-                                self.procs.get_mut(&key).and_then(|t| t.applied.as_mut())
-                            {
-                                held.written_at_ms = now as i64;
-                                held.written_unix_ms = unix_ms();
-                                held.hint.ttl_ms = ttl_ms;
-                            }
-                            self.dirty = true;
-                            rows[i].action = Action::Refresh;
-                            continue;
-                        }
-                        (Action::Refresh, set_ops(h), (1, a.written_at_ms))
-                    } else {
-                        rows[i].action = Action::Unchanged;
-                        continue;
-                    }
-                }
-            };
-            rows[i].action = action;
-            let result = desired.map(|hint| {
-                let strict = hint.strict && hint.node.is_some();
-                let written = sink
-                    .own_write(&hint, Some(&snap.topology))
-                    .and_then(|w| written_settings(&w));
-                let records = written
-                    .map(|written| {
-                        p.tasks
-                            .iter()
-                            .filter(|t| tids.contains(&t.tid))
-                            .map(|t| TaskRecord {
-                                tid: t.tid,
-                                written: written.clone(),
-                                // What was there before the tuner's first write, not its
-                                // own earlier value.
-                                prior: prev
-                                    .as_ref()
-                                    .and_then(|a| a.records.iter().find(|r| r.tid == t.tid))
-                                    .map_or_else(
-                                        || Settings::of(t, base_slice_ns, strict),
-                                        |r| r.prior.clone(),
-                                    ),
-                            })
-                            .collect()
-                    })
-                    .unwrap_or_default();
-                Applied {
-                    hint,
-                    scope,
-                    tids: tids.clone(),
-                    written_at_ms: now as i64,
-                    comm: p.comm.clone(),
-                    since_unix_ms: prev.as_ref().map_or_else(unix_ms, |a| a.since_unix_ms),
-                    written_unix_ms: unix_ms(),
-                    records,
-                    base_slice_ns,
-                    rewrite: false,
-                }
-            });
-            work.push(Work {
-                row: i,
-                key,
-                priority,
-                ops,
-                action,
-                result,
-            });
-        }
-        work
-    }
-
-    fn record(
-        &mut self,
-        w: &Work,
-        results: &[Result<(), ApplyError>],
-        rows: &mut [Row],
-        sink: &dyn HintSink,
-        snap: &Snapshot,
-        now: u64,
-    ) {
-        use std::sync::atomic::Ordering::Relaxed;
-        let gone = results
-            .iter()
-            .filter(|r| matches!(r, Err(ApplyError::NoSuchTask(_))))
-            .count();
-        let failure = results.iter().find_map(|r| match r {
-            Err(ApplyError::NoSuchTask(_)) | Ok(()) => None,
-            Err(e) => Some(e.clone()),
-        });
-        for (op, r) in w.ops.iter().zip(results) {
-            if r.is_ok() {
-                match op {
-                    HintOp::Set { .. } => self.metrics.writes_set.fetch_add(1, Relaxed),
-                    HintOp::Clear { .. } => self.metrics.writes_clear.fetch_add(1, Relaxed),
-                };
-            }
-        }
-        for e in results.iter().filter_map(|r| r.as_ref().err()) {
-            if matches!(e, ApplyError::NoSuchTask(_)) {
-                self.metrics.write_error(e.metric_kind());
-            }
-        }
-        if let Some(e) = failure {
-            self.metrics.write_error(e.metric_kind());
-            tracing::warn!(pid = w.key.0, error = %e, "hint write failed; retried in {BACKOFF_SCANS} scans");
-            self.procs.entry(w.key).or_default().backoff_until = Some(snap.scan_no + BACKOFF_SCANS);
-            rows[w.row].action = Action::Failed;
-            rows[w.row].error = Some(e.to_string());
-            return;
-        }
-        if gone == results.len() {
-            self.forget(w.key);
-            return;
-        }
-        let _ = now;
-        match &w.result {
-            Some(applied) => {
-                if let Some(old) = self.procs.get(&w.key).and_then(|t| t.applied.as_ref()) {
-                    for t in &old.tids {
-                        self.own.remove(t);
-                    }
-                }
-                if let Some(own) = sink.own_write(&applied.hint, Some(&snap.topology)) {
-                    for &t in &applied.tids {
-                        self.own.insert(t, own.clone());
-                    }
-                }
-                self.procs.entry(w.key).or_default().applied = Some(applied.clone());
-            }
-            None => self.forget(w.key),
-        }
-        tracing::debug!(pid = w.key.0, action = w.action.as_str(), "hint written");
-    }
-
     fn forget(&mut self, key: ProcKey) {
         if let Some(a) = self.procs.get_mut(&key).and_then(|t| t.applied.take()) {
             for t in a.tids {
@@ -1227,24 +806,6 @@ fn clear_ops(key: ProcKey, a: &Applied) -> Vec<HintOp> {
     }
 }
 
-/// What the stock backend writes for an [`OwnWrite`], in the state file's terms.
-fn written_settings(w: &OwnWrite) -> Option<Settings> {
-    match w {
-        OwnWrite::Stock {
-            policy,
-            nice,
-            slice_ns,
-            cpus,
-        } => Some(Settings {
-            policy: *policy,
-            nice: *nice,
-            slice_ns: *slice_ns,
-            cpus: cpus.as_ref().map(ToString::to_string),
-        }),
-        OwnWrite::Kernel => None,
-    }
-}
-
 /// The [`OwnWrite`] a thread holding `s` shows (the inverse of [`written_settings`]).
 fn own_of(s: &Settings) -> OwnWrite {
     OwnWrite::Stock {
@@ -1253,17 +814,6 @@ fn own_of(s: &Settings) -> OwnWrite {
         slice_ns: s.slice_ns,
         cpus: s.cpu_set(),
     }
-}
-
-/// Why process `p` no longer holds what the tuner wrote to it, or `None` while it does.
-fn changed_by_others(a: &Applied, p: &ProcObs) -> Option<String> {
-    a.records.iter().find_map(|r| {
-        let t = p.tasks.iter().find(|t| t.tid == r.tid)?;
-        let now = Settings::of(t, a.base_slice_ns, r.written.cpus.is_some());
-        r.written
-            .differs(&now, a.base_slice_ns)
-            .map(|why| format!("{why} on tid {}", r.tid))
-    })
 }
 
 fn entry_of(key: ProcKey, a: &Applied, backend: &str) -> Entry {

@@ -3,8 +3,11 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
+use nix::errno::Errno;
 use nix::fcntl::{Flock, FlockArg};
 
 use super::{State, VERSION};
@@ -32,6 +35,10 @@ pub enum StateError {
         source: std::io::Error,
     },
 }
+
+/// How long an update waits for another writer (`tuner hint set`, a moment's work) before it
+/// gives up.
+const LOCK_WAIT: Duration = Duration::from_secs(1);
 
 /// The state file at one path (`[daemon] state_file`).
 #[derive(Debug, Clone)]
@@ -98,11 +105,15 @@ impl StateFile {
             .map_or("state.json".into(), |n| n.to_string_lossy().into_owned());
         let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
         let written = (|| {
+            // Writable by its owner only, whatever the umask: a restore puts back the prior
+            // settings it records, so whoever can write it could have them written.
             let mut f = OpenOptions::new()
                 .write(true)
                 .create(true)
                 .truncate(true)
+                .mode(0o644)
                 .open(&tmp)?;
+            f.set_permissions(std::fs::Permissions::from_mode(0o644))?;
             f.write_all(&text)?;
             f.write_all(b"\n")?;
             f.sync_all()?;
@@ -144,13 +155,40 @@ impl StateFile {
         std::fs::create_dir_all(self.dir()).map_err(werr)?;
         let mut lock_path = self.path.clone().into_os_string();
         lock_path.push(".lock");
-        let f = OpenOptions::new()
+        // Only its owner may open it: flock needs no more than a descriptor open for reading,
+        // and a reader holding it would stop every update (the daemon's journal among them).
+        let mut f = OpenOptions::new()
             .write(true)
             .create(true)
             .truncate(false)
+            .mode(0o600)
             .open(&lock_path)
             .map_err(werr)?;
-        Flock::lock(f, FlockArg::LockExclusive).map_err(|(_, errno)| werr(errno.into()))
+        f.set_permissions(std::fs::Permissions::from_mode(0o600))
+            .map_err(werr)?;
+        // Bounded: a writer that holds it longer than an update takes is stuck or hostile, and
+        // the caller must go on (the daemon writes nothing it cannot record, and exits).
+        let deadline = Instant::now() + LOCK_WAIT;
+        loop {
+            match Flock::lock(f, FlockArg::LockExclusiveNonblock) {
+                Ok(lock) => return Ok(lock),
+                Err((back, Errno::EWOULDBLOCK)) if Instant::now() < deadline => {
+                    f = back;
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                Err((_, Errno::EWOULDBLOCK)) => {
+                    return Err(werr(std::io::Error::new(
+                        std::io::ErrorKind::WouldBlock,
+                        format!(
+                            "{} is held by another process for over {} ms",
+                            Path::new(&lock_path).display(),
+                            LOCK_WAIT.as_millis()
+                        ),
+                    )))
+                }
+                Err((_, errno)) => return Err(werr(errno.into())),
+            }
+        }
     }
 }
 
@@ -240,6 +278,45 @@ mod tests {
         let r: Result<(), StateError> = f.update(|_| Ok(()));
         assert!(r.is_err());
         assert_eq!(std::fs::read_to_string(&path).unwrap(), text);
+    }
+
+    /// Issue 19, hostile review: the lock beside the state file could be opened by anyone
+    /// (0644), and flock needs only a descriptor open for reading: another user holding it
+    /// stopped every update, the daemon's journal (and with it the event loop, SIGTERM
+    /// included) for good. Only the owner may open it now, and an update gives up after a
+    /// bounded wait. The state file is writable by its owner only, whatever the umask.
+    #[test]
+    fn the_lock_is_the_owners_and_a_holder_cannot_stop_updates_for_good() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.json");
+        let f = StateFile::new(&path);
+        let old = nix::sys::stat::umask(nix::sys::stat::Mode::empty());
+        let r: Result<(), StateError> = f.update(|st| {
+            st.entries.push(entry(10));
+            Ok(())
+        });
+        nix::sys::stat::umask(old);
+        r.unwrap();
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        let lock_path = dir.path().join("state.json.lock");
+        assert_eq!(mode(&lock_path), 0o600);
+        assert_eq!(mode(&path), 0o644);
+
+        let held = Flock::lock(File::open(&lock_path).unwrap(), FlockArg::LockExclusive).unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let f2 = f.clone();
+        std::thread::spawn(move || {
+            let r: Result<(), StateError> = f2.update(|_| Ok(()));
+            let _ = tx.send(r.map_err(|e| e.to_string()));
+        });
+        let r = rx
+            .recv_timeout(Duration::from_secs(10))
+            .expect("an update waits a bounded time for the lock");
+        let e = r.unwrap_err();
+        assert!(e.contains("is held by another process"), "{e}");
+        drop(held);
+        assert_eq!(f.load().unwrap().entries, vec![entry(10)], "nothing lost");
     }
 
     #[test]

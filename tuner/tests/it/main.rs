@@ -4,6 +4,7 @@ mod cli_input;
 mod commands;
 mod daemon;
 mod errors;
+mod exit_restore;
 mod flood;
 mod hostile_names;
 mod layers;
