@@ -180,7 +180,7 @@ functional)
 	check ioctl_bench "$SH_SELFTESTS/sched_hint_bench" 500
 	if [[ -n ${SH_TUNER:-} ]]; then
 		check tuner_applies_hints tuner_in_guest
-		check tuner_guest_check bash "$SH_ROOT/tuner/tests/vm/guest-check.sh" --tuner "$SH_TUNER"
+		check tuner_guest_check bash "$SH_ROOT/ci/guest-tuner-check.sh" --tuner "$SH_TUNER"
 	fi
 	;;
 sched)

@@ -6,7 +6,7 @@ set -euo pipefail
 
 usage() {
 	cat <<USAGE
-usage: guest-check.sh [--tuner PATH]
+usage: guest-tuner-check.sh [--tuner PATH]
   Starts two stand-in workloads (comm "rustc" and "pipewire", copies of the tuner in its
   internal bench-child mode), runs 'tuner once' and 'tuner run' with the ioctl backend,
   and checks with 'tuner hint get' (the GET ioctl) and /proc/<pid>/sched that the kernel
@@ -31,8 +31,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-fail() { echo "guest-check: FAIL: $*" >&2; exit 1; }
-ok() { echo "guest-check: ok: $*"; }
+fail() { echo "guest-tuner-check: FAIL: $*" >&2; exit 1; }
+ok() { echo "guest-tuner-check: ok: $*"; }
 
 [ -c /dev/sched_hint ] || fail "/dev/sched_hint is missing (module not loaded?)"
 TUNER=$(command -v "$TUNER") || fail "tuner binary not found"
@@ -116,4 +116,4 @@ h=$(get "$RUSTC")
 grep -q '"hint": null' <<<"$h" || fail "on_exit = clear left: $h"
 ok "SIGTERM clears the daemon's hints"
 
-echo "guest-check: all checks passed"
+echo "guest-tuner-check: all checks passed"
