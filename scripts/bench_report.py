@@ -190,6 +190,11 @@ def lat_rows(data, add):
     add("2 ms bursts: latency p99 unhinted / hinted", "report", r and round(r, 2), None,
         f"p99 {median(u2.values())} us -> {median(h2.values())} us; requests/s hinted / unhinted "
         f"{rr and round(rr, 3)}" if r else "no data")
+    u2c, h2c = series(data, "patched", "lat_p99_us.unhinted_2cpu"), series(data, "patched", "lat_p99_us.hinted_2cpu")
+    r, rs = paired_ratio(u2c, h2c)
+    add("two busy vCPUs (emulator-bound): latency p99 unhinted / hinted", "report", r and round(r, 2), None,
+        f"p99 {median(u2c.values())} us -> {median(h2c.values())} us; per round "
+        + ", ".join(f"{x:.2f}" for x in rs) if r else "no data")
     bg_u = series(data, "patched", "bg_iters_per_s.unhinted")
     bg_h = series(data, "patched", "bg_iters_per_s.hinted")
     r, rs = paired_ratio(bg_h, bg_u)
