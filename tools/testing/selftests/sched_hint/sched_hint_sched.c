@@ -235,6 +235,102 @@ TEST(interactive_class_wakeup)
 	close(fd);
 }
 
+#define BURSTS		50
+#define BURST_GAP_US	4000
+#define WAKER_SLEEP_US	200
+#define WAKER_WORK_US	20
+#define BASE_SLICE	"/sys/kernel/debug/sched/base_slice_ns"
+
+static atomic_int waker_stop;
+
+/* An unhinted thread that wakes every 200 us for 20 us of work. */
+static void *waker(void *arg)
+{
+	while (!waker_stop) {
+		struct timespec ts = { 0, WAKER_SLEEP_US * 1000 };
+
+		nanosleep(&ts, NULL);
+		spin_us(WAKER_WORK_US);
+	}
+	return arg;
+}
+
+struct burst_arg {
+	int fd;
+	double burst_us;
+	long cut;	/* involuntary switches in the middle of a burst */
+};
+
+/* Latency-hinted: bursts of @burst_us of CPU, BURST_GAP_US apart. */
+static void *burst_thread(void *argp)
+{
+	struct burst_arg *arg = argp;
+	int i;
+
+	if (sh_set(arg->fd, 0, SCHED_HINT_CLASS_LATENCY, SCHED_HINT_NODE_NONE, 0))
+		return NULL;
+	arg->cut = 0;
+	for (i = 0; i < BURSTS; i++) {
+		struct timespec ts = { 0, BURST_GAP_US * 1000 };
+		struct rusage r0, r1;
+
+		nanosleep(&ts, NULL);
+		getrusage(RUSAGE_THREAD, &r0);
+		spin_us(arg->burst_us);
+		getrusage(RUSAGE_THREAD, &r1);
+		arg->cut += r1.ru_nivcsw - r0.ru_nivcsw;
+	}
+	sh_clear(arg->fd, 0);
+	return arg;
+}
+
+/*
+ * A latency task's burst that fits in the base slice is not cut by the
+ * ordinary tasks that wake meanwhile: the class acts through preemption
+ * when it wakes, and keeps the base slice, so PREEMPT_SHORT has nothing
+ * to act on against it. With a longer class slice every waking base-slice
+ * task preempted it.
+ */
+TEST(latency_burst_not_cut_by_wakers)
+{
+	struct burst_arg arg = { .fd = sh_open() };
+	int cpu = (int)sysconf(_SC_NPROCESSORS_ONLN) - 1;
+	long long base_ns = -1;
+	pthread_t w, t;
+	pthread_attr_t a;
+	cpu_set_t one;
+	void *ret;
+	FILE *f;
+
+	if (arg.fd < 0)
+		SKIP(return, "no %s", SH_DEV);
+	f = fopen(BASE_SLICE, "r");
+	if (!f || fscanf(f, "%lld", &base_ns) != 1 || base_ns <= 0) {
+		if (f)
+			fclose(f);
+		SKIP(return, "cannot read %s", BASE_SLICE);
+	}
+	fclose(f);
+	arg.burst_us = base_ns / 1000.0 / 2;
+	CPU_ZERO(&one);
+	CPU_SET(cpu, &one);
+	pthread_attr_init(&a);
+	pthread_attr_setaffinity_np(&a, sizeof(one), &one);
+	waker_stop = 0;
+	ASSERT_EQ(0, pthread_create(&w, &a, waker, NULL));
+	ASSERT_EQ(0, pthread_create(&t, &a, burst_thread, &arg));
+	pthread_join(t, &ret);
+	waker_stop = 1;
+	pthread_join(w, NULL);
+	pthread_attr_destroy(&a);
+	ASSERT_NE(NULL, ret);
+	TH_LOG("latency slice %lld us, base slice %lld us: %ld involuntary switches in %d bursts of %.0f us",
+	       sh_sysfs_read("classes/latency/slice_us"), base_ns / 1000, arg.cut, BURSTS,
+	       arg.burst_us);
+	EXPECT_LT(arg.cut, BURSTS / 5);
+	close(arg.fd);
+}
+
 struct place_arg {
 	int fd;
 	int node;
