@@ -112,11 +112,15 @@ JSON
 }
 # Nanoseconds per rt-app work loop on CPU 3 with the CPU to itself, from rt-app's own log.
 rtapp_calibrate() {
-	local dir=/tmp/rtapp-calibrate ns
+	local dir=/tmp/rtapp-calibrate out ns
 	rm -rf "$dir" && mkdir -p "$dir"
 	rtapp_calibration='"CPU3"' rtapp_json "$dir" cal 1 '{ "loop": 1, "cpus": [3], "run": 1000 }'
-	ns=$(rt-app "$dir/cal.json" 2>&1 | sed -n 's/.*pLoad = \([0-9]*\)ns.*/\1/p' | head -n1)
-	[[ $ns =~ ^[1-9][0-9]*$ ]] || { echo "rt-app calibration: no pLoad in its output"; return 1; }
+	out=$(rt-app "$dir/cal.json" 2>&1)
+	ns=$(sed -n 's/.*pLoad = \([0-9]*\)ns.*/\1/p' <<<"$out" | head -n1)
+	if ! [[ $ns =~ ^[1-9][0-9]*$ ]]; then
+		printf 'rt-app calibration: no pLoad in its output:\n%s\n' "$out" >&2
+		return 1
+	fi
 	echo "$ns"
 }
 start_hinted() {	# start_hinted CLASS CMD...: CMD in CLASS (0: none), inherited by its threads

@@ -337,7 +337,7 @@ def plot_lat(ax, data):
     ax.set_ylabel("wakeup latency, us (median over rounds)")
     ax.set_yscale("log")
     ax.legend()
-    ax.set_title("latency class vs unhinted (300 us requests, 4 CPU hogs)")
+    ax.set_title("latency class vs unhinted (300 us requests, one CPU, 2 CPU hogs)")
 
 
 def plot_numa(ax, data):

@@ -88,6 +88,18 @@ class Summary(unittest.TestCase):
         self.assertIs(m["rt-app CPU-bound loops/s hinted / unhinted"]["met"], True)
         self.assertEqual(m["cyclictest p99 unhinted / hinted"]["detail"], "no data")
 
+    def test_two_cpu_case_is_reported_without_a_verdict(self):
+        rows = []
+        for r, (u, h) in enumerate(((7000, 9000), (8000, 10000)), 1):
+            rows += [(r, "patched", "lat_p99_us.unhinted_2cpu", u),
+                     (r, "patched", "lat_p99_us.hinted_2cpu", h)]
+        m = report(ENV_HEAD + run_line("lat"), rows)["metrics"]
+        row = m["two busy vCPUs (emulator-bound): latency p99 unhinted / hinted"]
+        self.assertEqual(row["goal"], "report")
+        self.assertIsNone(row["met"])
+        self.assertEqual(row["value"], 0.79)
+        self.assertIn("per round 0.78, 0.80", row["detail"])
+
     def test_hot_verdicts(self):
         # Tight rounds: the goal decides. 0.1 % over passes 1.005, 2 % over fails it.
         met = report(ENV_HEAD + run_line("hot"), hot_rows([10.0, 10.0], [10.01, 10.01]))
