@@ -378,12 +378,7 @@ mod tests {
         stop_tx.send(()).unwrap();
         task.await.unwrap().unwrap();
         let log = ops.lock().unwrap();
-        let mut cleared: Vec<i32> = log
-            .iter()
-            .filter(|o| matches!(o, HintOp::Clear { .. }))
-            .map(|o| o.target().pid)
-            .collect();
-        cleared.sort();
+        let cleared = recording::cleared_pids(&log);
         assert_eq!(cleared, vec![400, 401, 500, 600, 700, 701, 990]);
     }
 
@@ -502,12 +497,7 @@ mod tests {
         let result = d.run(hup_rx, std::future::pending()).await;
         assert!(matches!(result, Err(Error::Runtime(_))), "{result:?}");
         let log = ops.lock().unwrap();
-        let mut cleared: Vec<i32> = log
-            .iter()
-            .filter(|o| matches!(o, HintOp::Clear { .. }))
-            .map(|o| o.target().pid)
-            .collect();
-        cleared.sort();
+        let cleared = recording::cleared_pids(&log);
         assert_eq!(cleared, set_pids(&log), "every hint set is cleared");
         assert!(!cleared.is_empty());
     }

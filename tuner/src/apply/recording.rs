@@ -107,9 +107,18 @@ impl HintSink for RecordingSink {
 
 /// The pids that `ops` set a hint on, sorted (a pid set twice is there twice).
 pub fn set_pids(ops: &[HintOp]) -> Vec<i32> {
+    sorted_pids(ops, |o| matches!(o, HintOp::Set { .. }))
+}
+
+/// The pids that `ops` cleared, sorted (a pid cleared twice is there twice).
+pub fn cleared_pids(ops: &[HintOp]) -> Vec<i32> {
+    sorted_pids(ops, |o| matches!(o, HintOp::Clear { .. }))
+}
+
+fn sorted_pids(ops: &[HintOp], keep: impl Fn(&HintOp) -> bool) -> Vec<i32> {
     let mut v: Vec<i32> = ops
         .iter()
-        .filter(|o| matches!(o, HintOp::Set { .. }))
+        .filter(|o| keep(o))
         .map(|o| o.target().pid)
         .collect();
     v.sort();

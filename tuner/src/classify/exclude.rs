@@ -145,6 +145,18 @@ pub fn infer_base_slice<'a>(
         .map(|(s, _)| s)
 }
 
+/// [`infer_base_slice`] over the threads of a scan's user-space processes (kernel threads are
+/// left out): the one way the engine and the commands read the base slice off a host.
+pub fn host_base_slice(procs: &[ProcObs], own: &HashMap<i32, OwnWrite>) -> Option<u64> {
+    infer_base_slice(
+        procs
+            .iter()
+            .filter(|p| !p.kthread)
+            .flat_map(|p| p.tasks.iter()),
+        own,
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use crate::app;
 use crate::apply::{self, HintOp, HintSink, Restore, Scope, Target};
-use crate::classify::exclude::infer_base_slice;
+use crate::classify::exclude::host_base_slice;
 use crate::cli::{HintClearArgs, HintSetArgs, HintTargetArgs};
 use crate::config::{Backend, Config};
 use crate::error::Error;
@@ -307,11 +307,5 @@ pub fn clear(path: Option<&Path>, args: HintClearArgs) -> Result<(), Error> {
 fn base_slice(cfg: &Config) -> Option<u64> {
     let mut src = ProcfsSource::new(&cfg.observe.proc_root);
     let procs = src.scan(&ScanOptions::default()).ok()?;
-    infer_base_slice(
-        procs
-            .iter()
-            .filter(|p| !p.kthread)
-            .flat_map(|p| p.tasks.iter()),
-        &Default::default(),
-    )
+    host_base_slice(&procs, &Default::default())
 }

@@ -120,12 +120,19 @@ fn renice(pid: i32, nice: i32) -> bool {
 /// that writing and restoring need no privilege.
 fn config(n: i32, manual_settings: bool) -> Config {
     let src = "[[manual]]\nname = \"sleepers\"\ncomm = [\"sleep\"]\nclass = \"batch\"\n";
+    let mut cfg = batch_config(src, n);
+    cfg.exclude.manual_settings = manual_settings;
+    cfg
+}
+
+/// The `[[manual]]` entries of `src`, no heuristics, and batch written at nice `n` (the
+/// children's) with a 5 ms slice.
+fn batch_config(src: &str, n: i32) -> Config {
     let mut cfg = Config::parse(src, "t").unwrap();
     cfg.heuristics.enabled = false;
-    cfg.exclude.manual_settings = manual_settings;
-    let b = &mut cfg.stock.classes[HintClass::Batch.index()];
-    b.nice = n;
-    b.slice_us = 5000;
+    let batch = &mut cfg.stock.classes[HintClass::Batch.index()];
+    batch.nice = n;
+    batch.slice_us = 5000;
     cfg
 }
 
@@ -173,6 +180,19 @@ impl Rig {
         let mut snap = self.observer.observe(NumaRead::Skip).unwrap();
         self.engine.prepare(&mut snap);
         self.engine.pass(&snap, &mut self.sink)
+    }
+
+    /// Journals what the engine holds to the state file at `path`, as the daemon does.
+    fn journal(&mut self, path: &std::path::Path) {
+        self.engine
+            .set_journal("stock", journal_to(StateFile::new(path)));
+    }
+
+    /// What the daemon's exit does: every hint it holds put back.
+    fn restore_all(&mut self) {
+        let ops = self.engine.clear_all_ops();
+        let results = self.sink.apply(&ops);
+        self.engine.cleared(&ops, &results);
     }
 }
 
@@ -279,9 +299,7 @@ fn killed_at_any_point_of_a_pass_a_restart_restores_everything() {
             let cfg = config(n, n == 0);
 
             let mut first = rig(cfg.clone(), &pids);
-            first
-                .engine
-                .set_journal("stock", journal_to(StateFile::new(&path)));
+            first.journal(&path);
             let mut snap = first.observer.observe(NumaRead::Skip).unwrap();
             first.engine.prepare(&mut snap);
             let mut crash = Crash {
@@ -302,9 +320,7 @@ fn killed_at_any_point_of_a_pass_a_restart_restores_everything() {
                 "every write was journalled before it was made"
             );
             second.engine.resume(entries, on_restart);
-            second
-                .engine
-                .set_journal("stock", journal_to(StateFile::new(&path)));
+            second.journal(&path);
             let report = second.pass();
             for p in pids.iter().filter(|_| on_restart == OnRestart::Adopt) {
                 let row = report.rows.iter().find(|r| r.pid == *p).unwrap();
@@ -316,9 +332,7 @@ fn killed_at_any_point_of_a_pass_a_restart_restores_everything() {
             }
             // Restored at the first pass, hinted again at the second.
             second.pass();
-            let ops = second.engine.clear_all_ops();
-            let results = second.sink.apply(&ops);
-            second.engine.cleared(&ops, &results);
+            second.restore_all();
             let after: Vec<_> = pids
                 .iter()
                 .map(|&p| current(p, false, None).unwrap())
@@ -400,12 +414,7 @@ fn a_child_that_inherited_the_tuners_settings_is_the_tuners() {
     let n = children_at_base_nice(&[sh]);
     let before = current(sh, false, None).unwrap();
     let src = "[[manual]]\nname = \"forker\"\ncomm = [\"sh\"]\nclass = \"batch\"\n";
-    let mut cfg = Config::parse(src, "t").unwrap();
-    cfg.heuristics.enabled = false;
-    let b = &mut cfg.stock.classes[HintClass::Batch.index()];
-    b.nice = n;
-    b.slice_us = 5000;
-    let mut r = rig_with(cfg, &[sh], 0, true);
+    let mut r = rig_with(batch_config(src, n), &[sh], 0, true);
     r.pass();
     assert_eq!(
         settings(sh).0,
@@ -433,9 +442,7 @@ fn a_child_that_inherited_the_tuners_settings_is_the_tuners() {
         );
         assert_eq!(row.action, Action::Unchanged, "{row:?}");
     }
-    let ops = r.engine.clear_all_ops();
-    let results = r.sink.apply(&ops);
-    r.engine.cleared(&ops, &results);
+    r.restore_all();
     assert_eq!(current(sh, false, None).unwrap(), before, "parent restored");
     assert_eq!(
         current(child, false, None).unwrap(),
@@ -455,12 +462,7 @@ fn an_inherited_hint_the_child_should_not_have_is_restored() {
     let before = current(sh, false, None).unwrap();
     let src = "[[manual]]\nname = \"forker\"\ncomm = [\"sh\"]\nclass = \"batch\"\n\n\
                [[manual]]\nname = \"plain\"\ncomm = [\"sleep\"]\nclass = \"none\"\n";
-    let mut cfg = Config::parse(src, "t").unwrap();
-    cfg.heuristics.enabled = false;
-    let b = &mut cfg.stock.classes[HintClass::Batch.index()];
-    b.nice = n;
-    b.slice_us = 5000;
-    let mut r = rig_with(cfg, &[sh], 0, true);
+    let mut r = rig_with(batch_config(src, n), &[sh], 0, true);
     r.pass();
     std::fs::write(&flag, "").unwrap();
     let child = forked_sleep(sh);
@@ -522,12 +524,7 @@ fn a_thread_created_after_the_write_is_the_tuners() {
     let n = children_at_base_nice(&[pid]);
     let before = current(pid, false, None).unwrap();
     let src = "[[manual]]\nname = \"py\"\ncomm = [\"python3*\"]\nclass = \"batch\"\n";
-    let mut cfg = Config::parse(src, "t").unwrap();
-    cfg.heuristics.enabled = false;
-    let b = &mut cfg.stock.classes[HintClass::Batch.index()];
-    b.nice = n;
-    b.slice_us = 5000;
-    let mut r = rig(cfg, &[pid]);
+    let mut r = rig(batch_config(src, n), &[pid]);
     r.pass();
     assert_eq!(settings(pid).0, crate::uapi::SCHED_BATCH, "hinted");
     std::fs::write(&flag, "").unwrap();
@@ -546,9 +543,7 @@ fn a_thread_created_after_the_write_is_the_tuners() {
             "an inherited setting is not a manual one: {row:?}"
         );
     }
-    let ops = r.engine.clear_all_ops();
-    let results = r.sink.apply(&ops);
-    r.engine.cleared(&ops, &results);
+    r.restore_all();
     for tid in tids {
         assert_eq!(
             current(tid, false, None).unwrap(),
@@ -588,17 +583,11 @@ fn a_lapsed_stock_hint_is_kept_where_hinted_again_and_put_back_elsewhere() {
     let before_b = current(b, false, None).unwrap();
     let src =
         "[[manual]]\nname = \"sleepers\"\ncomm = [\"sleep\", \"tx19-other\"]\nclass = \"batch\"\n";
-    let mut cfg = Config::parse(src, "t").unwrap();
-    cfg.heuristics.enabled = false;
-    let batch = &mut cfg.stock.classes[HintClass::Batch.index()];
-    batch.nice = n;
-    batch.slice_us = 5000;
+    let mut cfg = batch_config(src, n);
     let path = dir.path().join("state.json");
 
     let mut first = rig(cfg.clone(), &[a, b]);
-    first
-        .engine
-        .set_journal("stock", journal_to(StateFile::new(&path)));
+    first.journal(&path);
     first.pass();
     assert_eq!(settings(a).0, crate::uapi::SCHED_BATCH);
     assert_eq!(settings(b).0, crate::uapi::SCHED_BATCH);
@@ -613,9 +602,7 @@ fn a_lapsed_stock_hint_is_kept_where_hinted_again_and_put_back_elsewhere() {
     cfg.exclude.comm.push(crate::glob::Glob::new("tx19-other"));
     let mut second = rig(cfg, &[a, b]);
     second.engine.resume(entries, OnRestart::Adopt);
-    second
-        .engine
-        .set_journal("stock", journal_to(StateFile::new(&path)));
+    second.journal(&path);
     for _ in 0..2 {
         let report = second.pass();
         let row = report.rows.iter().find(|w| w.pid == a).unwrap();
@@ -748,8 +735,7 @@ fn entries_for_writes_that_never_came_leave_the_state_file_at_the_first_pass() {
     cfg.manual.clear();
     let mut r = rig(cfg, &[a]);
     r.engine.resume(vec![entry], OnRestart::Adopt);
-    r.engine
-        .set_journal("stock", journal_to(StateFile::new(&path)));
+    r.journal(&path);
     r.pass();
     assert_eq!(current(a, false, None).unwrap(), before, "nothing written");
     let st = store.load().unwrap();

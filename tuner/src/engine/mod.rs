@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use crate::apply::{ApplyError, HintOp, HintSink, Restore, Scope, Target};
-use crate::classify::exclude::{infer_base_slice, ThreadContext};
+use crate::classify::exclude::{host_base_slice, ThreadContext};
 use crate::classify::external::{ExternalError, ExternalVerdict, ProcFacts};
 use crate::classify::{self, Decision, Inputs, Verdict};
 use crate::config::rules::RuleSet;
@@ -319,13 +319,7 @@ impl Engine {
     }
 
     fn inputs<'a>(&'a self, snap: &'a Snapshot, admin: &'a HashSet<i32>) -> Inputs<'a> {
-        let base_slice_ns = infer_base_slice(
-            snap.procs
-                .iter()
-                .filter(|p| !p.kthread)
-                .flat_map(|p| p.tasks.iter()),
-            &self.own,
-        );
+        let base_slice_ns = host_base_slice(&snap.procs, &self.own);
         Inputs {
             cfg: &self.cfg,
             rules: &self.rules,

@@ -6,7 +6,7 @@ use std::collections::{HashMap, HashSet};
 
 use super::{clear_ops, report::Row, Action, Applied, Engine, Work};
 use crate::apply::{ApplyError, HintOp, HintSink, Scope, Target};
-use crate::classify::exclude::infer_base_slice;
+use crate::classify::exclude::host_base_slice;
 use crate::classify::{Decision, Verdict};
 use crate::hint::{Hint, HintClass, HintSource};
 use crate::observe::snapshot::Snapshot;
@@ -35,13 +35,7 @@ impl Engine {
         let kernel_ttl = sink.supports_ttl();
         let ttl_ms = self.ttl_override_ms.unwrap_or(self.cfg.daemon.ttl_ms());
         let mut work = Vec::new();
-        let base_slice_ns = infer_base_slice(
-            snap.procs
-                .iter()
-                .filter(|p| !p.kthread)
-                .flat_map(|p| p.tasks.iter()),
-            &self.own,
-        );
+        let base_slice_ns = host_base_slice(&snap.procs, &self.own);
         for (i, (p, d)) in snap.procs.iter().zip(decisions).enumerate() {
             let key = p.key();
             if self.procs.get(&key).is_some_and(|t| t.yielded.is_some()) {

@@ -5,7 +5,7 @@
 use super::{clear_ops, own_of, Applied, Engine};
 use crate::apply::{HintOp, HintSink, Scope};
 use crate::classify;
-use crate::classify::exclude::infer_base_slice;
+use crate::classify::exclude::host_base_slice;
 use crate::classify::external::{ExternalClassifier, ProcFacts};
 use crate::config::OnRestart;
 use crate::observe::snapshot::Snapshot;
@@ -53,13 +53,7 @@ impl Engine {
         // may name writes that never came (journalled, then the run died), or processes gone.
         self.dirty = true;
         let now = unix_ms();
-        let base = infer_base_slice(
-            snap.procs
-                .iter()
-                .filter(|p| !p.kthread)
-                .flat_map(|p| p.tasks.iter()),
-            &self.own,
-        );
+        let base = host_base_slice(&snap.procs, &self.own);
         let mut ops = Vec::new();
         for e in entries {
             let Some(p) = snap.procs.iter().find(|p| p.key() == e.key()) else {

@@ -11,7 +11,7 @@ use crate::apply::recording::{set_pids, RecordingSink};
 use crate::clock::ManualClock;
 use crate::metrics::write_kind;
 use crate::observe::snapshot::{NumaRead, Observer};
-use crate::observe::synthetic::{Profile, SyntheticHost};
+use crate::observe::synthetic::{Profile, SynthProc, SyntheticHost};
 
 fn fixture() -> PathBuf {
     PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/host2"))
@@ -55,6 +55,11 @@ impl Rig {
         }
     }
 
+    /// A daemon over the synthetic `host`.
+    fn on(host: &SyntheticHost, tweak: impl FnOnce(&mut Config)) -> Self {
+        Self::at(host.proc_root(), host.sys_root(), Mode::Daemon, tweak)
+    }
+
     fn pass(&mut self) -> PassReport {
         let mut snap = self.observer.observe(NumaRead::Auto).unwrap();
         self.engine.prepare(&mut snap);
@@ -62,10 +67,38 @@ impl Rig {
         self.clock.advance(5_000);
         report
     }
+
+    /// A pass after `host` ran the 5 s that the rig's clock moves per pass.
+    fn pass_after(&mut self, host: &mut SyntheticHost) -> PassReport {
+        host.advance(5_000).unwrap();
+        self.pass()
+    }
 }
 
 fn rows(report: &PassReport) -> HashMap<i32, &Row> {
     report.rows.iter().map(|r| (r.pid, r)).collect()
+}
+
+/// `pid`'s row in a pass after `host` ran 5 s more.
+fn row_after(rig: &mut Rig, host: &mut SyntheticHost, pid: i32) -> Row {
+    rows(&rig.pass_after(host))[&pid].clone()
+}
+
+/// The index of the first anonymous process of `host` (user space, `app*`, nice 0) that
+/// `also` accepts; `what` names it when there is none.
+fn anonymous(host: &SyntheticHost, what: &str, also: impl Fn(&SynthProc) -> bool) -> usize {
+    host.procs
+        .iter()
+        .position(|p| !p.kthread && p.comm.starts_with("app") && p.nice == 0 && also(p))
+        .expect(what)
+}
+
+/// The pid of `host`'s first anonymous CPU-bound process.
+fn cpu_bound(host: &SyntheticHost) -> i32 {
+    let i = anonymous(host, "a cpu-bound anonymous process", |p| {
+        p.profile == Profile::CpuBound
+    });
+    host.procs[i].pid
 }
 
 #[test]
@@ -350,27 +383,13 @@ fn shutdown_clears_exactly_what_was_written() {
 #[test]
 fn heuristic_classes_need_stable_scans() {
     let mut host = SyntheticHost::build(40, 1, 4).unwrap();
-    let busy = host
-        .procs
-        .iter()
-        .find(|p| {
-            p.profile == Profile::CpuBound && !p.kthread && p.comm.starts_with("app") && p.nice == 0
-        })
-        .expect("a cpu-bound anonymous process")
-        .pid;
-    let (proc_root, sys_root) = (host.proc_root(), host.sys_root());
-    let mut rig = Rig::at(proc_root, sys_root, Mode::Daemon, |c| {
-        c.external.enabled = false
-    });
-    let step = |rig: &mut Rig, host: &mut SyntheticHost| {
-        host.advance(5_000).unwrap();
-        rows(&rig.pass())[&busy].clone()
-    };
+    let busy = cpu_bound(&host);
+    let mut rig = Rig::on(&host, |c| c.external.enabled = false);
     assert_eq!(rows(&rig.pass())[&busy].rule, "no-rates");
-    let first = step(&mut rig, &mut host);
+    let first = row_after(&mut rig, &mut host, busy);
     assert_eq!(first.class, None, "one scan is not enough: {}", first.rule);
     assert!(first.rule.starts_with("settling"), "{}", first.rule);
-    let second = step(&mut rig, &mut host);
+    let second = row_after(&mut rig, &mut host, busy);
     assert!(
         matches!(second.class, Some(HintClass::Batch | HintClass::Throughput)),
         "{second:?}"
@@ -385,23 +404,16 @@ fn heuristic_classes_need_stable_scans() {
 #[test]
 fn a_contended_cpu_hog_is_judged_by_runnable_time() {
     let mut host = SyntheticHost::build(40, 1, 4).unwrap();
-    let hog = host
-        .procs
-        .iter_mut()
-        .find(|p| !p.kthread && p.comm.starts_with("app") && p.nice == 0)
-        .expect("an anonymous process");
+    let i = anonymous(&host, "an anonymous process", |_| true);
+    let hog = &mut host.procs[i];
     hog.profile = Profile::Contended;
     hog.threads = 1;
     let hog = hog.pid;
-    let (proc_root, sys_root) = (host.proc_root(), host.sys_root());
-    let mut rig = Rig::at(proc_root, sys_root, Mode::Daemon, |c| {
-        c.external.enabled = false
-    });
+    let mut rig = Rig::on(&host, |c| c.external.enabled = false);
     rig.pass();
     let mut last = None;
     for _ in 0..4 {
-        host.advance(5_000).unwrap();
-        last = Some(rows(&rig.pass())[&hog].clone());
+        last = Some(row_after(&mut rig, &mut host, hog));
     }
     let last = last.unwrap();
     assert_eq!(last.class, Some(HintClass::Batch), "{last:?}");
@@ -416,23 +428,14 @@ fn a_contended_cpu_hog_is_judged_by_runnable_time() {
 #[test]
 fn processes_still_settling_are_not_sent_to_the_model() {
     let mut host = SyntheticHost::build(40, 1, 4).unwrap();
-    let busy = host
-        .procs
-        .iter()
-        .find(|p| {
-            p.profile == Profile::CpuBound && !p.kthread && p.comm.starts_with("app") && p.nice == 0
-        })
-        .expect("a cpu-bound anonymous process")
-        .pid;
-    let (proc_root, sys_root) = (host.proc_root(), host.sys_root());
-    let mut rig = Rig::at(proc_root, sys_root, Mode::Daemon, |c| {
+    let busy = cpu_bound(&host);
+    let mut rig = Rig::on(&host, |c| {
         c.external.enabled = true;
         c.heuristics.stable_scans = 3;
     });
     rig.pass();
     for scan in 1..=3 {
-        host.advance(5_000).unwrap();
-        let report = rig.pass();
+        let report = rig.pass_after(&mut host);
         let row = rows(&report)[&busy].clone();
         let asked = report.open.iter().any(|(k, _)| k.0 == busy);
         assert!(!asked, "scan {scan}: {} sent to the model", row.rule);
@@ -547,32 +550,18 @@ fn own_kernel_writes_do_not_look_manual() {
 #[test]
 fn a_settled_raised_class_goes_when_the_owner_changes() {
     let mut host = SyntheticHost::build(40, 1, 4).unwrap();
-    let i = host
-        .procs
-        .iter()
-        .position(|p| {
-            p.profile == Profile::Interactive
-                && !p.kthread
-                && p.comm.starts_with("app")
-                && p.nice == 0
-        })
-        .expect("an interactive anonymous process");
+    let i = anonymous(&host, "an interactive anonymous process", |p| {
+        p.profile == Profile::Interactive
+    });
     host.procs[i].uid = 0;
     let pid = host.procs[i].pid;
-    let (proc_root, sys_root) = (host.proc_root(), host.sys_root());
-    let mut rig = Rig::at(proc_root, sys_root, Mode::Daemon, |c| {
-        c.external.enabled = false
-    });
-    let step = |rig: &mut Rig, host: &mut SyntheticHost| {
-        host.advance(5_000).unwrap();
-        rows(&rig.pass())[&pid].clone()
-    };
+    let mut rig = Rig::on(&host, |c| c.external.enabled = false);
     rig.pass();
-    step(&mut rig, &mut host);
-    let settled = step(&mut rig, &mut host);
+    row_after(&mut rig, &mut host, pid);
+    let settled = row_after(&mut rig, &mut host, pid);
     assert_eq!(settled.class, Some(HintClass::Interactive), "{settled:?}");
     host.procs[i].uid = crate::config::NOBODY_UID;
-    let after = step(&mut rig, &mut host);
+    let after = row_after(&mut rig, &mut host, pid);
     assert_eq!(after.class, Some(HintClass::Throughput), "{after:?}");
 }
 
@@ -586,19 +575,15 @@ fn one_uids_open_processes_leave_room_for_others_and_back_off() {
         p.uid = crate::config::NOBODY_UID;
     }
     // The scan lists the synthetic tree (tmpfs) newest first: the oldest process comes last.
-    let other = host
-        .procs
-        .iter_mut()
-        .find(|p| {
-            !p.kthread && p.comm.starts_with("app") && p.nice == 0 && p.profile != Profile::Idle
-        })
-        .expect("an anonymous busy process");
+    let i = anonymous(&host, "an anonymous busy process", |p| {
+        p.profile != Profile::Idle
+    });
+    let other = &mut host.procs[i];
     other.uid = 1000;
     let other = other.pid;
     // Rewrites the status files with the uids.
     host.advance(0).unwrap();
-    let (proc_root, sys_root) = (host.proc_root(), host.sys_root());
-    let mut rig = Rig::at(proc_root, sys_root, Mode::Daemon, |c| {
+    let mut rig = Rig::on(&host, |c| {
         c.heuristics.enabled = false;
         c.external.max_batch = 16;
     });
@@ -606,8 +591,7 @@ fn one_uids_open_processes_leave_room_for_others_and_back_off() {
     let mut other_asked = Vec::new();
     rig.pass();
     for pass in 0..12 {
-        host.advance(5_000).unwrap();
-        let report = rig.pass();
+        let report = rig.pass_after(&mut host);
         let keys: Vec<ProcKey> = report.open.iter().map(|(k, _)| *k).collect();
         assert!(keys.len() <= 16);
         for k in &keys {

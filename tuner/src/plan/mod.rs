@@ -453,16 +453,20 @@ mod tests {
     }
 
     fn plan_one(planner: &mut Planner, p: &ProcObs, d: &Decision) -> NodePlan {
+        plan_on(planner, p, d, &topo2())
+    }
+
+    /// One process planned alone on `topo`, with the default settings and idle CPUs.
+    fn plan_on(planner: &mut Planner, p: &ProcObs, d: &Decision, topo: &Topology) -> NodePlan {
         let cfg = Config::default().plan;
-        let topo = topo2();
-        let cap = Capacity::new(&topo, &[], &[]);
+        let cap = Capacity::new(topo, &[], &[]);
         planner
             .plan(
                 &[Candidate {
                     proc: p,
                     decision: d,
                 }],
-                &topo,
+                topo,
                 cap,
                 &cfg,
             )
@@ -532,17 +536,8 @@ mod tests {
         topo.nodes.truncate(1);
         let p = with_numa(30, vec![100]);
         let d = decision("x", false);
-        let plans = planner.plan(
-            &[Candidate {
-                proc: &p,
-                decision: &d,
-            }],
-            &topo,
-            Capacity::new(&topo, &[], &[]),
-            &Config::default().plan,
-        );
         assert_eq!(
-            plans[&p.key()],
+            plan_on(&mut planner, &p, &d, &topo),
             NodePlan {
                 node: None,
                 reason: "single node".into()
@@ -561,16 +556,7 @@ mod tests {
             let p = with_numa(30, vec![100; nodes]);
             let mut d = decision("x", false);
             d.node = Some(99);
-            let plans = planner.plan(
-                &[Candidate {
-                    proc: &p,
-                    decision: &d,
-                }],
-                &topo,
-                Capacity::new(&topo, &[], &[]),
-                &Config::default().plan,
-            );
-            let plan = &plans[&p.key()];
+            let plan = plan_on(&mut planner, &p, &d, &topo);
             assert_eq!(plan.node, None, "{nodes} nodes: {}", plan.reason);
             assert!(
                 plan.reason.contains("node 99 is not on this host"),

@@ -1,6 +1,6 @@
 //! Commands that succeed: once, explain, status, config, rules, bench.
 
-use crate::support::{fixture_config, run, stderr, stdout, tuner, write};
+use crate::support::{explain, fixture_config, once_json, row, run, stderr, stdout, tuner, write};
 
 #[test]
 fn once_dry_run_prints_a_table_of_decisions() {
@@ -46,19 +46,9 @@ fn once_dry_run_prints_a_table_of_decisions() {
 #[test]
 fn once_json_carries_provenance() {
     let (_dir, cfg) = fixture_config("");
-    let o = run(tuner().arg("--config").arg(&cfg).args([
-        "once",
-        "--dry-run",
-        "--json",
-        "--all",
-        "--sample-ms",
-        "10",
-    ]));
-    assert!(o.status.success(), "{}", stderr(&o));
-    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).expect("valid json");
+    let v = once_json(&cfg, &["--dry-run"], "10");
     assert_eq!(v["backend"], "dry-run");
-    let rows = v["rows"].as_array().unwrap();
-    let row = |pid: i64| rows.iter().find(|r| r["pid"] == pid).unwrap();
+    let row = |pid: i64| row(&v, pid);
     assert_eq!(row(990)["class"], "interactive");
     assert_eq!(row(990)["step"], "rule");
     assert_eq!(row(990)["rule"], "remote-shell");
@@ -71,12 +61,7 @@ fn once_json_carries_provenance() {
 #[test]
 fn explain_walks_every_step() {
     let (_dir, cfg) = fixture_config("");
-    let o = run(tuner()
-        .arg("--config")
-        .arg(&cfg)
-        .args(["explain", "400", "--sample-ms", "10"]));
-    assert!(o.status.success(), "{}", stderr(&o));
-    let out = stdout(&o);
+    let out = explain(&cfg, 400, "10");
     assert!(
         out.contains("1 exclusions: 1 of 3 threads left alone (SCHED_FIFO set on tid 402)"),
         "{out}"

@@ -2,8 +2,9 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
-use std::process::Stdio;
+use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::{kill, Signal};
@@ -37,31 +38,63 @@ fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
     panic!("timed out waiting for {what}");
 }
 
+/// A `tuner run` whose stderr is read line by line as it is written.
+struct Run {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+    reader: JoinHandle<()>,
+    /// Every line read so far.
+    logs: Vec<String>,
+}
+
+impl Run {
+    /// Starts `cmd`, a `tuner run`, with its stdout dropped and its stderr read.
+    fn start(cmd: &mut Command) -> Run {
+        let mut child = cmd
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let (tx, lines) = mpsc::channel::<String>();
+        let reader = std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        Run {
+            child,
+            lines,
+            reader,
+            logs: Vec::new(),
+        }
+    }
+
+    /// The next line, which must come within 10 s; `what` says what was waited for.
+    fn next_line(&mut self, what: &str) -> String {
+        let line = self
+            .lines
+            .recv_timeout(Duration::from_secs(10))
+            .expect(what);
+        self.logs.push(line.clone());
+        line
+    }
+
+    /// Once the process has exited: every line it wrote.
+    fn finish(mut self) -> Vec<String> {
+        self.reader.join().unwrap();
+        self.logs.extend(self.lines.try_iter());
+        self.logs
+    }
+}
+
 #[test]
 fn daemon_serves_metrics_reloads_and_stops_cleanly() {
     let (_dir, cfg) = fixture_config("interval_ms = 100\nbackend = \"dry-run\"\n\n[metrics]\nenabled = true\nlisten = \"127.0.0.1:0\"\n");
-    let mut child = tuner()
-        .arg("--config")
-        .arg(&cfg)
-        .arg("run")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let pid = Pid::from_raw(child.id() as i32);
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = mpsc::channel::<String>();
-    let reader = std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    let mut logs = Vec::new();
+    let mut run = Run::start(tuner().arg("--config").arg(&cfg).arg("run"));
+    let pid = Pid::from_raw(run.child.id() as i32);
     let addr = loop {
-        let line = rx
-            .recv_timeout(Duration::from_secs(10))
-            .expect("daemon logs its metrics address");
-        logs.push(line.clone());
+        let line = run.next_line("daemon logs its metrics address");
         if let Some(rest) = line.split("http://").nth(1) {
             break rest.split('/').next().unwrap().to_owned();
         }
@@ -99,9 +132,8 @@ fn daemon_serves_metrics_reloads_and_stops_cleanly() {
     });
 
     kill(pid, Signal::SIGTERM).unwrap();
-    let status = child.wait().unwrap();
-    reader.join().unwrap();
-    logs.extend(rx.try_iter());
+    let status = run.child.wait().unwrap();
+    let logs = run.finish();
     assert!(status.success(), "exit {status}\n{}", logs.join("\n"));
     assert!(
         logs.iter().any(|l| l.contains("configuration reloaded")),
@@ -157,38 +189,20 @@ fn a_stuck_scan_does_not_hold_up_the_exit() {
         ),
     )
     .unwrap();
-    let mut child = tuner()
-        .env("RUST_LOG", "info")
-        .arg("--config")
-        .arg(&cfg)
-        .arg("run")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = mpsc::channel::<String>();
-    let reader = std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    let mut logs = Vec::new();
+    let mut run = Run::start(
+        tuner()
+            .env("RUST_LOG", "info")
+            .arg("--config")
+            .arg(&cfg)
+            .arg("run"),
+    );
     // Started, and the first scan stuck on the FIFO.
-    loop {
-        let line = rx
-            .recv_timeout(Duration::from_secs(10))
-            .expect("the daemon starts");
-        logs.push(line.clone());
-        if line.contains("tuner running") {
-            break;
-        }
-    }
+    while !run.next_line("the daemon starts").contains("tuner running") {}
     std::thread::sleep(Duration::from_millis(300));
-    kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM).unwrap();
+    kill(Pid::from_raw(run.child.id() as i32), Signal::SIGTERM).unwrap();
     let t0 = Instant::now();
     let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
+        if let Some(s) = run.child.try_wait().unwrap() {
             break Some(s);
         }
         if t0.elapsed() > Duration::from_secs(10) {
@@ -197,11 +211,10 @@ fn a_stuck_scan_does_not_hold_up_the_exit() {
         std::thread::sleep(Duration::from_millis(20));
     };
     if status.is_none() {
-        let _ = child.kill();
-        let _ = child.wait();
+        let _ = run.child.kill();
+        let _ = run.child.wait();
     }
-    reader.join().unwrap();
-    logs.extend(rx.try_iter());
+    let logs = run.finish();
     let status = status.unwrap_or_else(|| {
         panic!(
             "no exit 10 s after SIGTERM with a scan stuck\n{}",

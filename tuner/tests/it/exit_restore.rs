@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
-use crate::support::tuner;
+use crate::support::{explain, sleep_binary, tuner, Reaped};
 
 const SCHED_BATCH: u32 = 3;
 const SCHED_IDLE: u32 = 5;
@@ -58,17 +58,14 @@ struct Probes {
     dir: tempfile::TempDir,
     tag: &'static str,
     /// The child, its pid, what it ran at before any hint, and the policy its class writes.
-    kids: Vec<(Child, i32, Sched, u32)>,
+    kids: Vec<(Reaped, i32, Sched, u32)>,
 }
 
 impl Probes {
     /// `kinds`: "bg" or "batch", one probe each.
     fn start(tag: &'static str, kinds: &[&str]) -> Probes {
         let dir = tempfile::tempdir().unwrap();
-        let sleep = ["/usr/bin/sleep", "/bin/sleep"]
-            .into_iter()
-            .find(|p| Path::new(p).exists())
-            .expect("sleep");
+        let sleep = sleep_binary();
         let mut kids = Vec::new();
         for kind in kinds {
             let name = format!("tx19{tag}-{kind}");
@@ -76,8 +73,8 @@ impl Probes {
             if !link.exists() {
                 std::os::unix::fs::symlink(sleep, &link).unwrap();
             }
-            let c = Command::new(&link).arg("300").spawn().unwrap();
-            let pid = c.id() as i32;
+            let c = Reaped(Command::new(&link).arg("300").spawn().unwrap());
+            let pid = c.pid();
             let policy = if *kind == "bg" {
                 SCHED_IDLE
             } else {
@@ -156,15 +153,6 @@ impl Probes {
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
             Err(e) => panic!("state file: {e}"),
-        }
-    }
-}
-
-impl Drop for Probes {
-    fn drop(&mut self) {
-        for (c, _, _, _) in &mut self.kids {
-            let _ = c.kill();
-            let _ = c.wait();
         }
     }
 }
@@ -427,23 +415,7 @@ fn explain_starts_from_the_hint_the_state_file_holds() {
     );
     assert!(out.status.success(), "{said}");
     assert!(p.hinted(), "{said}");
-    let out = tuner()
-        .args([
-            "explain",
-            &p.pid(0).to_string(),
-            "--sample-ms",
-            "100",
-            "--config",
-        ])
-        .arg(&cfg)
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let text = explain(&cfg, p.pid(0), "100");
     assert!(!text.contains("manual settings"), "{text}");
     assert!(
         text.contains("held     class background by the tuner"),

@@ -6,8 +6,8 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
-use crate::support::write;
-use crate::trust_live::{as_nobody, is_root, open_scratch, proc_view, Reaped};
+use crate::support::{write, Reaped};
+use crate::trust_live::{as_nobody, is_root, open_scratch, proc_view};
 
 /// Arguments of 128 KiB less one (`MAX_ARG_STRLEN` is 128 KiB with the NUL).
 fn big_args(total: usize) -> Vec<String> {

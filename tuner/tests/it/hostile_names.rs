@@ -1,26 +1,17 @@
 //! Names chosen by other users reach the terminal escaped (issue 19, reproduction 6).
 
-use std::path::Path;
-use std::process::Command;
-
 use tuner::observe::synthetic::ScratchDir;
 
-use crate::support::{fixture, run, stderr, stdout, tuner, write};
+use crate::support::{
+    explain, fixture_copy, host_config, once_json, row, run, stderr, stdout, tuner,
+};
 
 const EVIL: &str = "\x1b[31mRED\n9 sshd";
 
 /// The fixture host with process 500 renamed to [`EVIL`] (comm and cmdline), and a config
 /// that reads it.
 fn evil_host() -> (ScratchDir, std::path::PathBuf) {
-    let dir = ScratchDir::new("it-evil").unwrap();
-    let host = dir.path().join("host");
-    let st = Command::new("cp")
-        .arg("-a")
-        .arg(fixture())
-        .arg(&host)
-        .status()
-        .unwrap();
-    assert!(st.success());
+    let (dir, host) = fixture_copy("it-evil");
     let edit = |rel: &str, from: &str, to: &str| {
         let p = host.join(rel);
         let text = std::fs::read_to_string(&p).unwrap();
@@ -30,16 +21,7 @@ fn evil_host() -> (ScratchDir, std::path::PathBuf) {
     edit("proc/500/stat", "(llama-server)", &format!("({EVIL})"));
     edit("proc/500/comm", "llama-server", EVIL);
     edit("proc/500/cmdline", "-m\0", &format!("{EVIL}\0"));
-    let cfg = write(
-        dir.path(),
-        "tuner.toml",
-        &format!(
-            "[observe]\nproc_root = \"{}\"\nsys_root = \"{}\"\n\n[rules]\npaths = []\n\n[daemon]\ndevice = \"{}\"\n",
-            host.join("proc").display(),
-            host.join("sys").display(),
-            Path::new(dir.path()).join("no-such-device").display(),
-        ),
-    );
+    let cfg = host_config(dir.path(), &host, &[], "");
     (dir, cfg)
 }
 
@@ -71,12 +53,7 @@ fn a_hostile_comm_is_escaped_in_the_table_and_in_explain() {
     assert!(o.status.success(), "{}", stderr(&o));
     assert_no_fake_row(&stdout(&o));
 
-    let o = run(tuner()
-        .arg("--config")
-        .arg(&cfg)
-        .args(["explain", "500", "--sample-ms", "10"]));
-    assert!(o.status.success(), "{}", stderr(&o));
-    let out = stdout(&o);
+    let out = explain(&cfg, 500, "10");
     assert_no_fake_row(&out);
     let cmdline = out.lines().find(|l| l.contains("cmdline")).unwrap();
     assert!(
@@ -85,21 +62,6 @@ fn a_hostile_comm_is_escaped_in_the_table_and_in_explain() {
     );
 
     // JSON keeps the name as it is; serde escapes it.
-    let o = run(tuner().arg("--config").arg(&cfg).args([
-        "once",
-        "--dry-run",
-        "--json",
-        "--all",
-        "--sample-ms",
-        "10",
-    ]));
-    assert!(o.status.success(), "{}", stderr(&o));
-    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
-    let row = v["rows"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|r| r["pid"] == 500)
-        .unwrap();
-    assert_eq!(row["comm"], EVIL);
+    let v = once_json(&cfg, &["--dry-run"], "10");
+    assert_eq!(row(&v, 500)["comm"], EVIL);
 }

@@ -13,6 +13,7 @@ use std::sync::{Mutex, MutexGuard};
 use serde_json::Value;
 
 use crate::llm_support::RealServer;
+use crate::support::{explain, sleep_binary, Reaped};
 
 /// One test's probes at a time: the exclusions cover the paths that exist when a config is
 /// written, so probes another test starts later in a new directory would reach the model
@@ -21,7 +22,7 @@ static PROBES: Mutex<()> = Mutex::new(());
 
 struct Probes {
     dir: tempfile::TempDir,
-    children: Vec<Child>,
+    children: Vec<Reaped>,
     _alone: MutexGuard<'static, ()>,
 }
 
@@ -29,15 +30,12 @@ impl Probes {
     fn start() -> Probes {
         let alone = PROBES.lock().unwrap_or_else(|p| p.into_inner());
         let dir = tempfile::tempdir().unwrap();
-        let sleep = ["/usr/bin/sleep", "/bin/sleep"]
-            .into_iter()
-            .find(|p| Path::new(p).exists())
-            .expect("sleep");
+        let sleep = sleep_binary();
         let mut children = Vec::new();
         for name in ["llm-probe-a", "llm-probe-b"] {
             let exe = dir.path().join(name);
             std::fs::copy(sleep, &exe).unwrap();
-            children.push(spawn_copy(&exe));
+            children.push(Reaped(spawn_copy(&exe)));
         }
         Probes {
             dir,
@@ -47,16 +45,7 @@ impl Probes {
     }
 
     fn pids(&self) -> Vec<i64> {
-        self.children.iter().map(|c| i64::from(c.id())).collect()
-    }
-}
-
-impl Drop for Probes {
-    fn drop(&mut self) {
-        for c in &mut self.children {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
+        self.children.iter().map(|c| i64::from(c.pid())).collect()
     }
 }
 
@@ -254,17 +243,7 @@ fn explain_starts_from_the_models_cached_answer() {
     assert!(cache.exists(), "the answer is cached");
 
     let pid = probes.pids()[0];
-    let out = Command::new(env!("CARGO_BIN_EXE_tuner"))
-        .args(["explain", &pid.to_string(), "--sample-ms", "300", "-c"])
-        .arg(&cfg)
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let text = explain(&cfg, pid, "300");
     assert!(!text.contains("no answer yet"), "{text}");
     assert!(text.contains("4 external: batch"), "{text}");
     assert!(text.contains("result: batch by external"), "{text}");

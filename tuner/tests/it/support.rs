@@ -1,8 +1,11 @@
-//! Helpers for the command, daemon and error tests: the built binary, the fixture tree.
+//! Helpers for the integration tests: the built binary and its JSON report, the fixture tree
+//! and configs that read it, child processes that die with the test.
 
+use std::fmt::Display;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Child, Command, Output};
 
+use serde_json::Value;
 use tuner::observe::synthetic::ScratchDir;
 
 pub fn tuner() -> Command {
@@ -19,17 +22,46 @@ pub fn fixture() -> PathBuf {
 /// `[daemon]` table and after.
 pub fn fixture_config(extra: &str) -> (ScratchDir, PathBuf) {
     let dir = ScratchDir::new("it").unwrap();
-    let path = dir.path().join("tuner.toml");
-    let f = fixture();
-    let text = format!(
-        "[observe]\nproc_root = \"{}\"\nsys_root = \"{}\"\n\n[rules]\npaths = []\n\n[daemon]\ndevice = \"{}\"\nlock_path = \"{}\"\n{extra}",
-        f.join("proc").display(),
-        f.join("sys").display(),
-        dir.path().join("no-such-device").display(),
-        dir.path().join("tuner.lock").display(),
+    let lock = dir.path().join("tuner.lock");
+    let cfg = host_config(
+        dir.path(),
+        &fixture(),
+        &[],
+        &format!("lock_path = \"{}\"\n{extra}", lock.display()),
     );
-    std::fs::write(&path, text).unwrap();
-    (dir, path)
+    (dir, cfg)
+}
+
+/// A scratch directory (`tag` in its name) holding a copy of the fixture tree at `host/`,
+/// for a test that rewrites processes in it.
+pub fn fixture_copy(tag: &str) -> (ScratchDir, PathBuf) {
+    let dir = ScratchDir::new(tag).unwrap();
+    let host = dir.path().join("host");
+    let st = Command::new("cp")
+        .arg("-a")
+        .arg(fixture())
+        .arg(&host)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    (dir, host)
+}
+
+/// `dir/tuner.toml`: reads the host tree at `host`, with rule files `rules` and no device (in
+/// `dir`, so none is found), then `daemon` TOML for the `[daemon]` table and after.
+pub fn host_config(dir: &Path, host: &Path, rules: &[&Path], daemon: &str) -> PathBuf {
+    let paths: Vec<String> = rules
+        .iter()
+        .map(|p| format!("\"{}\"", p.display()))
+        .collect();
+    let text = format!(
+        "[observe]\nproc_root = \"{}\"\nsys_root = \"{}\"\n\n[rules]\npaths = [{}]\n\n[daemon]\ndevice = \"{}\"\n{daemon}",
+        host.join("proc").display(),
+        host.join("sys").display(),
+        paths.join(", "),
+        dir.join("no-such-device").display(),
+    );
+    write(dir, "tuner.toml", &text)
 }
 
 pub fn run(cmd: &mut Command) -> Output {
@@ -48,4 +80,69 @@ pub fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
     let p = dir.join(name);
     std::fs::write(&p, text).unwrap();
     p
+}
+
+/// `tuner once <how> --json --all` sampling rates for `sample_ms`, which must succeed; its
+/// JSON report.
+pub fn once_json(cfg: &Path, how: &[&str], sample_ms: &str) -> Value {
+    let o = run(tuner()
+        .arg("--config")
+        .arg(cfg)
+        .arg("once")
+        .args(how)
+        .args(["--json", "--all", "--sample-ms", sample_ms]));
+    assert!(o.status.success(), "{}", stderr(&o));
+    serde_json::from_str(&stdout(&o)).expect("valid json")
+}
+
+/// `tuner explain pid` sampling rates for `sample_ms`, which must succeed; what it prints.
+pub fn explain(cfg: &Path, pid: impl Display, sample_ms: &str) -> String {
+    let o = run(tuner().arg("--config").arg(cfg).args([
+        "explain",
+        &pid.to_string(),
+        "--sample-ms",
+        sample_ms,
+    ]));
+    assert!(o.status.success(), "{}", stderr(&o));
+    stdout(&o)
+}
+
+/// The row of `pid` in a `tuner once --json` report.
+pub fn row(v: &Value, pid: impl Into<i64>) -> &Value {
+    let pid = pid.into();
+    v["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["pid"] == pid)
+        .unwrap_or_else(|| panic!("no row {pid} in {v}"))
+}
+
+/// The class `pid`'s row shows, `-` for none.
+pub fn class_of(v: &Value, pid: impl Into<i64>) -> String {
+    row(v, pid)["class"].as_str().unwrap_or("-").to_owned()
+}
+
+pub fn sleep_binary() -> &'static Path {
+    ["/usr/bin/sleep", "/bin/sleep"]
+        .into_iter()
+        .map(Path::new)
+        .find(|p| p.exists())
+        .expect("a sleep binary")
+}
+
+/// Kills and reaps the child on drop.
+pub struct Reaped(pub Child);
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Reaped {
+    pub fn pid(&self) -> i32 {
+        self.0.id() as i32
+    }
 }

@@ -3,12 +3,9 @@
 
 use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
-use tuner::observe::synthetic::ScratchDir;
-
-use crate::support::{fixture, run, stderr, stdout, tuner, write};
-use crate::trust_live::{is_root, sleep_binary, NOBODY};
+use crate::support::{class_of, fixture_copy, host_config, once_json, sleep_binary, write};
+use crate::trust_live::{is_root, NOBODY};
 
 /// `dir/name`: a copy of sleep, owned (with `dir`) by nobody where the tests run as root;
 /// otherwise by the test user, which no more vouches for it.
@@ -58,42 +55,12 @@ fn fake_process(host: &Path, pid: u32, comm: &str, uid: u32, exe: &Path) {
     symlink("/", dir.join("root")).unwrap();
 }
 
-fn once_json(cfg: &Path) -> serde_json::Value {
-    let o = run(tuner().arg("--config").arg(cfg).args([
-        "once",
-        "--dry-run",
-        "--json",
-        "--all",
-        "--sample-ms",
-        "10",
-    ]));
-    assert!(o.status.success(), "{}", stderr(&o));
-    serde_json::from_str(&stdout(&o)).expect("valid json")
-}
-
-fn class_of(v: &serde_json::Value, pid: i64) -> String {
-    let rows = v["rows"].as_array().unwrap();
-    let row = rows
-        .iter()
-        .find(|r| r["pid"] == pid)
-        .unwrap_or_else(|| panic!("no row {pid} in {v}"));
-    row["class"].as_str().unwrap_or("-").to_owned()
-}
-
 /// Repro 1 on the fixture host: copies of sleep named pipewire and jackd, run by nobody from
 /// a directory nobody owns, get no raising class; a root-owned binary named as a user rule
 /// names it gets latency for uid 1000 but only the ceiling's throughput for nobody.
 #[test]
 fn impostor_names_get_no_raised_class() {
-    let dir = ScratchDir::new("it-trust").unwrap();
-    let host = dir.path().join("host");
-    let st = Command::new("cp")
-        .arg("-a")
-        .arg(fixture())
-        .arg(&host)
-        .status()
-        .unwrap();
-    assert!(st.success());
+    let (dir, host) = fixture_copy("it-trust");
     let bin = dir.path().join("bin");
     std::fs::create_dir(&bin).unwrap();
     fake_process(&host, 400, "pipewire", NOBODY, &impostor(&bin, "pipewire"));
@@ -107,18 +74,8 @@ fn impostor_names_get_no_raised_class() {
         "sleepers.toml",
         "[[rule]]\nname = \"sleeper\"\ncomm = [\"sleep\"]\nclass = \"latency\"\n",
     );
-    let cfg = write(
-        dir.path(),
-        "tuner.toml",
-        &format!(
-            "[observe]\nproc_root = \"{}\"\nsys_root = \"{}\"\n\n[rules]\npaths = [\"{}\"]\n\n[daemon]\ndevice = \"{}\"\n",
-            host.join("proc").display(),
-            host.join("sys").display(),
-            rules.display(),
-            dir.path().join("no-such-device").display(),
-        ),
-    );
-    let v = once_json(&cfg);
+    let cfg = host_config(dir.path(), &host, &[&rules], "");
+    let v = once_json(&cfg, &["--dry-run"], "10");
     let (pipewire, jackd, vim) = (class_of(&v, 400), class_of(&v, 990), class_of(&v, 600));
     println!("impostors: pipewire={pipewire} jackd={jackd} vim={vim}");
     for (name, class) in [("pipewire", &pipewire), ("jackd", &jackd), ("vim", &vim)] {
@@ -146,32 +103,19 @@ fn impostor_names_get_no_raised_class() {
 /// else it looked like).
 #[test]
 fn a_non_utf8_argument_hides_nothing_from_manual_entries() {
-    let dir = ScratchDir::new("it-utf8").unwrap();
-    let host = dir.path().join("host");
-    let st = Command::new("cp")
-        .arg("-a")
-        .arg(fixture())
-        .arg(&host)
-        .status()
-        .unwrap();
-    assert!(st.success());
+    let (dir, host) = fixture_copy("it-utf8");
     std::fs::write(
         host.join("proc/800/cmdline"),
         b"/usr/bin/renderd\0--scene\0caf\xe9.blend\0--farm\0",
     )
     .unwrap();
-    let cfg = write(
+    let cfg = host_config(
         dir.path(),
-        "tuner.toml",
-        &format!(
-            "[observe]\nproc_root = \"{}\"\nsys_root = \"{}\"\n\n[rules]\npaths = []\n\n[daemon]\ndevice = \"{}\"\n\n\
-             [[manual]]\nname = \"render-farm\"\ncmdline = [\"* --farm\"]\nclass = \"background\"\n",
-            host.join("proc").display(),
-            host.join("sys").display(),
-            dir.path().join("no-such-device").display(),
-        ),
+        &host,
+        &[],
+        "\n[[manual]]\nname = \"render-farm\"\ncmdline = [\"* --farm\"]\nclass = \"background\"\n",
     );
-    let v = once_json(&cfg);
+    let v = once_json(&cfg, &["--dry-run"], "10");
     assert_eq!(
         class_of(&v, 800),
         "background",

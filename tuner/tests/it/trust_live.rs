@@ -10,26 +10,18 @@
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::process::{ChildStdin, ChildStdout, Command, Stdio};
 use std::time::Duration;
 
 use tuner::observe::synthetic::ScratchDir;
 
-use crate::support::{run, stderr, stdout, tuner, write};
+use crate::support::{class_of, once_json, sleep_binary, write, Reaped};
 
 pub const NOBODY: u32 = 65534;
 
 pub fn is_root() -> bool {
     // SAFETY: geteuid has no preconditions and cannot fail.
     unsafe { libc::geteuid() == 0 }
-}
-
-pub fn sleep_binary() -> &'static Path {
-    ["/usr/bin/sleep", "/bin/sleep"]
-        .into_iter()
-        .map(Path::new)
-        .find(|p| p.exists())
-        .expect("a sleep binary")
 }
 
 /// Why a live test cannot run here, if it cannot.
@@ -43,22 +35,6 @@ pub fn live_skip_reason() -> Option<String> {
         return Some("no setpriv".into());
     }
     None
-}
-
-/// Kills and reaps the child on drop.
-pub struct Reaped(pub Child);
-
-impl Drop for Reaped {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-impl Reaped {
-    pub fn pid(&self) -> i32 {
-        self.0.id() as i32
-    }
 }
 
 /// `argv` run as uid and gid 65534 with no supplementary groups.
@@ -158,26 +134,7 @@ pub fn shipped_config(dir: &Path, proc_root: &Path, rules: &[&Path]) -> PathBuf 
 
 /// `tuner once` writing hints through the stock backend; its JSON report.
 pub fn once_stock(cfg: &Path) -> serde_json::Value {
-    let o = run(tuner().arg("--config").arg(cfg).args([
-        "once",
-        "--backend",
-        "stock",
-        "--json",
-        "--all",
-        "--sample-ms",
-        "1000",
-    ]));
-    assert!(o.status.success(), "{}", stderr(&o));
-    serde_json::from_str(&stdout(&o)).expect("valid json")
-}
-
-pub fn class_of(v: &serde_json::Value, pid: i32) -> String {
-    let rows = v["rows"].as_array().unwrap();
-    let row = rows
-        .iter()
-        .find(|r| r["pid"] == pid)
-        .unwrap_or_else(|| panic!("no row {pid} in {v}"));
-    row["class"].as_str().unwrap_or("-").to_owned()
+    once_json(cfg, &["--backend", "stock"], "1000")
 }
 
 /// The slice of a thread that nobody gave one: `sched_getattr` reports the base slice as
