@@ -191,7 +191,8 @@ small)
 	check two_cpus_online test "$(nproc)" -eq 2
 	check module_load load_module
 	check selftest_sched_two_cpus "$SH_SELFTESTS/sched_hint_sched" \
-		-t latency_class_wakeup -t interactive_class_wakeup -t cpu_share_bound
+		-t latency_class_wakeup -t interactive_class_wakeup -t cpu_share_bound \
+		-t latency_burst_not_cut_by_wakers
 	;;
 races)
 	check module_load load_module
