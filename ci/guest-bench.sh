@@ -74,17 +74,21 @@ if has hot; then
 	echo 1 >/sys/kernel/sched_hint/enabled
 fi
 
-# The latency class. Every load here runs on one CPU (3), as in the selftests: when two busy
-# vCPUs take turns on TCG's one host thread, guest time runs on while a vCPU waits for its
-# turn, and a task is charged for it (a 300 us request was charged 0.5 to 1.6 ms), so requests
-# overran their slice and waited with negative lag whatever their class; that measured the
-# emulator. The two-CPU wakebench case is kept, reported without a goal.
+# The latency class. Every load here runs on one CPU ($lat_cpu), as in the selftests: when two
+# busy vCPUs take turns on TCG's one host thread, guest time runs on while a vCPU waits for
+# its turn, and a task is charged for it (in one sampled run a 300 us request gained about
+# 1.5 ms of runtime per period), so requests overran their slice and waited with negative lag
+# whatever their class; that measured the emulator. The two-CPU wakebench case is kept,
+# reported without a goal.
+lat_cpu=3
+# The CPU-bound rt-app threads every rt-app and cyclictest case runs next to.
+rtapp_hogs="{ \"instance\": 2, \"loop\": -1, \"cpus\": [$lat_cpu], \"runtime\": 100000 }"
 # wakebench: one request handler (300 us of work every 20 ms, then 2 ms) and its message
 # thread next to two CPU-bound background threads; unhinted, then the handler latency-hinted.
 lat() {	# lat TAG CLASS WORK_US [WORKERS BACKGROUND CPUS]
 	local tag=$1 class=$2 work_us=$3 j
 	j=$("$SH_WAKEBENCH" --message-threads 1 --workers "${4:-1}" --work-us "$work_us" \
-		--interval-us 20000 --background "${5:-2}" --cpus "${6:-3}" --hint-workers "$class" \
+		--interval-us 20000 --background "${5:-2}" --cpus "${6:-$lat_cpu}" --hint-workers "$class" \
 		--duration-s "$lat_s" --warmup-s 1 --json 2>/dev/null | head -n1) ||
 		{ echo "wakebench failed: $tag"; return 1; }
 	emit "lat_p50_us.$tag" "$(jq -r .p50_us <<<"$j")"
@@ -98,7 +102,7 @@ lat() {	# lat TAG CLASS WORK_US [WORKERS BACKGROUND CPUS]
 # of work released every 20 ms on a fixed grid) next to two CPU-bound rt-app threads:
 # wakeup latency, response time (release to end of the work) and missed periods of the
 # requests, and the CPU-bound threads' loops per second. rt-app's work is a loop count
-# calibrated once, on CPU 3 before anything else runs there: a calibration next to busy
+# calibrated once, on $lat_cpu before anything else runs there: a calibration next to busy
 # vCPUs counts their turns too and gave work from 0.1x to 4x the asked 300 us between runs.
 # cyclictest: one SCHED_OTHER thread waking every 1 ms next to the same two threads.
 # "hinted": the request or cyclictest process and its threads in class latency (inherited,
@@ -110,11 +114,12 @@ rtapp_json() {	# rtapp_json DIR NAME SECONDS TASK_JSON
   "tasks": { "$2": $4 } }
 JSON
 }
-# Nanoseconds per rt-app work loop on CPU 3 with the CPU to itself, from rt-app's own log.
+# Nanoseconds per rt-app work loop on $lat_cpu with the CPU to itself, from rt-app's own log.
 rtapp_calibrate() {
 	local dir=/tmp/rtapp-calibrate out ns
 	rm -rf "$dir" && mkdir -p "$dir"
-	rtapp_calibration='"CPU3"' rtapp_json "$dir" cal 1 '{ "loop": 1, "cpus": [3], "run": 1000 }'
+	rtapp_calibration="\"CPU$lat_cpu\"" rtapp_json "$dir" cal 1 \
+		"{ \"loop\": 1, \"cpus\": [$lat_cpu], \"run\": 1000 }"
 	out=$(rt-app "$dir/cal.json" 2>&1)
 	ns=$(sed -n 's/.*pLoad = \([0-9]*\)ns.*/\1/p' <<<"$out" | head -n1)
 	if ! [[ $ns =~ ^[1-9][0-9]*$ ]]; then
@@ -135,9 +140,9 @@ lat_stats() { python3 "$SH_ROOT/ci/lat_stats.py" "$@" | while read -r k v; do em
 rtapp_lat() {	# rtapp_lat TAG CLASS
 	local tag=$1 class=$2 d=$((lat_s * 2)) dir=/tmp/rtapp-$1 hog
 	rm -rf "$dir" && mkdir -p "$dir"
-	rtapp_json "$dir" hog "$d" '{ "instance": 2, "loop": -1, "cpus": [3], "runtime": 100000 }'
-	rtapp_json "$dir" req "$d" '{ "instance": 1, "loop": -1, "cpus": [3], "run": 300,
-		"timer": { "ref": "unique", "period": 20000 } }'
+	rtapp_json "$dir" hog "$d" "$rtapp_hogs"
+	rtapp_json "$dir" req "$d" "{ \"instance\": 1, \"loop\": -1, \"cpus\": [$lat_cpu], \"run\": 300,
+		\"timer\": { \"ref\": \"unique\", \"period\": 20000 } }"
 	rt-app "$dir/hog.json" >"$dir/hog.out" 2>&1 &
 	hog=$!
 	start_hinted "$class" rt-app "$dir/req.json" >"$dir/req.out" 2>&1 ||
@@ -149,10 +154,10 @@ rtapp_lat() {	# rtapp_lat TAG CLASS
 cyclic_lat() {	# cyclic_lat TAG CLASS
 	local tag=$1 class=$2 dir=/tmp/cyclic-$1 hog
 	rm -rf "$dir" && mkdir -p "$dir"
-	rtapp_json "$dir" hog "$lat_s" '{ "instance": 2, "loop": -1, "cpus": [3], "runtime": 100000 }'
+	rtapp_json "$dir" hog "$lat_s" "$rtapp_hogs"
 	rt-app "$dir/hog.json" >"$dir/hog.out" 2>&1 &
 	hog=$!
-	start_hinted "$class" cyclictest -q -m -D "$lat_s" -t 1 -a 3 -i 1000 --policy=other \
+	start_hinted "$class" cyclictest -q -m -D "$lat_s" -t 1 -a "$lat_cpu" -i 1000 --policy=other \
 		-h 20000 >"$dir/cyclic.out" 2>&1 || { echo "cyclictest failed: $tag"; cat "$dir/cyclic.out"; return 1; }
 	wait "$hog"
 	lat_stats cyclic "$tag" "$dir/cyclic.out"
