@@ -83,6 +83,16 @@ run_phase() {
 	if [[ -f $out/$phase/job.log ]]; then
 		grep -E '^(ok|not ok) |^# Totals|^#   # .*(PASSED|FAILED|p99|samples|wakeups|fuzz|ioctl bench|weight|cycles)' \
 			"$out/$phase/job.log" || true
+		# What a failing check said, so that a red run names its cause where only this
+		# output is kept: a kselftest's failing cases whole, any other check's last lines.
+		grep -q '^not ok ' "$out/$phase/job.log" && echo "---- $phase: what the failing checks said ----"
+		awk '/^# -- / { n = 0; sub_n = 0; subfail = 0; next }
+			/^#   #  RUN / { sub_n = 0 }
+			{ buf[n++ % 30] = $0; sub_buf[sub_n++] = $0 }
+			/^#   not ok / { for (i = 0; i < sub_n; i++) print sub_buf[i]; subfail = 1 }
+			/^#   ok / { sub_n = 0 }
+			/^not ok / && !subfail { for (i = n > 30 ? n - 30 : 0; i < n - 1; i++) print buf[i % 30] }' \
+			"$out/$phase/job.log"
 	fi
 	return "$rc"
 }

@@ -170,12 +170,19 @@ TEST(leaving_background_needs_rlimit_nice)
 /*
  * A tuner that sets and clears one hint over and over: the key goes on once
  * and off once, a second after the storm, not once per second of it.
+ *
+ * The key may rightly go off during the storm when nothing was hinted for
+ * the whole delay: when this task did not run for that long (a guest whose
+ * host thread was descheduled, under a loaded host). Such gaps are counted,
+ * and each allows one more turn on; the storm's own gaps are 20 ms at most.
  */
+#define STALL_US	((OFF_DELAY_MS - 100) * 1000.0)
+
 TEST(set_clear_storm_turns_fast_path_on_once)
 {
 	long long on_before, on_storm;
-	double end;
-	long pairs = 0;
+	double end, cleared, gap, max_gap = 0;
+	long pairs = 0, stalls = 0;
 	int fd = sh_open();
 
 	ASSERT_LE(0, fd);
@@ -183,10 +190,15 @@ TEST(set_clear_storm_turns_fast_path_on_once)
 	ASSERT_EQ(0, fast_path_wait(0, 100));
 	on_before = sh_sysfs_read("stats/fast_path_on");
 
-	end = sh_now_us() + STORM_S * 1e6;
+	cleared = sh_now_us();
+	end = cleared + STORM_S * 1e6;
 	while (sh_now_us() < end) {
+		gap = sh_now_us() - cleared;
+		max_gap = gap > max_gap ? gap : max_gap;
+		stalls += gap >= STALL_US;
 		ASSERT_EQ(0, sh_set(fd, 0, SCHED_HINT_CLASS_BATCH, SCHED_HINT_NODE_NONE, 0));
 		ASSERT_EQ(0, sh_clear(fd, 0));
+		cleared = sh_now_us();
 		pairs++;
 		/* Idle gaps of up to 20 ms between pairs, as a scanning tuner has. */
 		if (pairs % 8 == 0)
@@ -195,7 +207,10 @@ TEST(set_clear_storm_turns_fast_path_on_once)
 	on_storm = sh_sysfs_read("stats/fast_path_on") - on_before;
 	TH_LOG("%ld set/clear pairs in %d s turned the fast path on %lld times",
 	       pairs, STORM_S, on_storm);
-	EXPECT_EQ(1, on_storm);
+	TH_LOG("longest gap with nothing hinted %.0f ms, %ld of them over %.0f ms",
+	       max_gap / 1000, stalls, STALL_US / 1000);
+	EXPECT_LE(1, on_storm);
+	EXPECT_GE(1 + stalls, on_storm);
 	/* And it does go off once nothing is hinted. */
 	EXPECT_EQ(0, fast_path_wait(0, OFF_DELAY_MS * 3));
 	close(fd);
@@ -249,21 +264,24 @@ TEST(ttl_edges)
 /* Threads that only wait: what any user can create up to RLIMIT_NPROC. */
 static pthread_mutex_t idle_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t idle_cond = PTHREAD_COND_INITIALIZER;
-static int idle_stop;
+static int idle_stop, idle_waiting;
 
 static void *idle_thread(void *arg)
 {
 	pthread_mutex_lock(&idle_lock);
+	idle_waiting++;
 	while (!idle_stop)
 		pthread_cond_wait(&idle_cond, &idle_lock);
+	idle_waiting--;
 	pthread_mutex_unlock(&idle_lock);
 	return arg;
 }
 
+/* Starts up to @n idle threads and returns once all of them wait. */
 static int start_idle(pthread_t *t, int n)
 {
 	pthread_attr_t a;
-	int i;
+	int i, waiting;
 
 	idle_stop = 0;
 	pthread_attr_init(&a);
@@ -272,6 +290,12 @@ static int start_idle(pthread_t *t, int n)
 		if (pthread_create(&t[i], &a, idle_thread, NULL))
 			break;
 	pthread_attr_destroy(&a);
+	do {
+		usleep(10000);
+		pthread_mutex_lock(&idle_lock);
+		waiting = idle_waiting;
+		pthread_mutex_unlock(&idle_lock);
+	} while (waiting < i);
 	return i;
 }
 
@@ -292,23 +316,33 @@ static int cmp_double(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
-#define STAT_READS	301
+#define STAT_READS	101
+#define STAT_BATCHES	5
 
-/* Median time of one read of stats/active, in us. */
+/*
+ * Time of one read of stats/active, in us: the median of a batch of reads,
+ * the lowest of a few batches 20 ms apart. What else runs (a loaded host
+ * under an emulated guest) only ever adds time, and can fill one batch.
+ */
 static double stats_read_us(void)
 {
-	double t[STAT_READS];
-	int i;
+	double t[STAT_READS], best = -1;
+	int b, i;
 
-	for (i = 0; i < STAT_READS; i++) {
-		double t0 = sh_now_us();
+	for (b = 0; b < STAT_BATCHES; b++) {
+		for (i = 0; i < STAT_READS; i++) {
+			double t0 = sh_now_us();
 
-		if (sh_sysfs_read("stats/active") < 0)
-			return -1;
-		t[i] = sh_now_us() - t0;
+			if (sh_sysfs_read("stats/active") < 0)
+				return -1;
+			t[i] = sh_now_us() - t0;
+		}
+		qsort(t, STAT_READS, sizeof(t[0]), cmp_double);
+		if (best < 0 || t[STAT_READS / 2] < best)
+			best = t[STAT_READS / 2];
+		usleep(20000);
 	}
-	qsort(t, STAT_READS, sizeof(t[0]), cmp_double);
-	return t[STAT_READS / 2];
+	return best;
 }
 
 #define IDLE_TASKS	3000
@@ -332,7 +366,11 @@ TEST(stats_cost_does_not_grow_with_tasks)
 	TH_LOG("stats/active read: %.1f us with few tasks, %.1f us with %d more idle threads",
 	       few, many, n);
 	TH_LOG("ratio %.2f", many / few);
-	EXPECT_LT(many, few * 2.0);
+	/*
+	 * A walk of every task made a read 31.6 times slower here (v1 of the
+	 * series); a guest on a loaded host has shown 1.83 without one.
+	 */
+	EXPECT_LT(many, few * 4.0);
 }
 
 #define TTL_THREADS	64
@@ -639,13 +677,33 @@ TEST(hotplug_of_the_hinted_node)
 
 static atomic_int flip_stop;
 
+/* Spins for a pseudo-random 0 to 255 rounds. */
+static void flip_hold(unsigned int *seed)
+{
+	unsigned int n;
+
+	*seed = *seed * 1103515245 + 12345;
+	for (n = (*seed >> 16) & 255; n; n--)
+		__asm__ __volatile__("" ::: "memory");
+}
+
+/*
+ * Each value is held a random while: a vCPU of an emulator that runs every
+ * vCPU on one host thread stops at a random point of this loop, and the
+ * field must then read either value about as often, or no call succeeds
+ * while this one is stopped with 4096 in the field (two runs of six saw
+ * that when the stores came back to back).
+ */
 static void *size_flipper(void *arg)
 {
 	__u32 *size = arg;
+	unsigned int seed = 1;
 
 	while (!flip_stop) {
 		__atomic_store_n(size, sizeof(struct sched_hint), __ATOMIC_RELAXED);
+		flip_hold(&seed);
 		__atomic_store_n(size, 4096, __ATOMIC_RELAXED);
+		flip_hold(&seed);
 	}
 	return NULL;
 }
@@ -911,7 +969,7 @@ static int clone_storm_child(void)
 static int threads_without(int fd, pid_t pid, __u32 want, int *seen)
 {
 	pid_t tids[1024], odd[1024];
-	int n, i, nr_odd = 0, wrong = 0;
+	int n, i, nr_odd = 0, wrong, tries;
 	struct sched_hint h;
 
 	n = sh_task_tids(pid, tids, 1024);
@@ -919,13 +977,20 @@ static int threads_without(int fd, pid_t pid, __u32 want, int *seen)
 	for (i = 0; i < n; i++)
 		if (!sh_get(fd, tids[i], &h) && h.hint_class != want)
 			odd[nr_odd++] = tids[i];
-	if (!nr_odd)
-		return 0;
-	usleep(100 * 1000);
-	for (i = 0; i < nr_odd; i++)
-		if (!sh_get(fd, odd[i], &h) && h.hint_class != want)
-			wrong++;
-	return wrong;
+	/*
+	 * Look again every 100 ms for up to 3 s: a creator preempted in the
+	 * middle of clone() (or a guest whose host thread stalled) may take
+	 * more than one look to finish; a thread that missed the hint keeps
+	 * the wrong class for good.
+	 */
+	for (tries = 0; nr_odd && tries < 30; tries++) {
+		usleep(100 * 1000);
+		for (i = 0, wrong = 0; i < nr_odd; i++)
+			if (!sh_get(fd, odd[i], &h) && h.hint_class != want)
+				odd[wrong++] = odd[i];
+		nr_odd = wrong;
+	}
+	return nr_odd;
 }
 
 TEST_F_TIMEOUT(slow, process_inherit_hint_reaches_threads_being_created, 600)
