@@ -9,7 +9,7 @@ usage() {
 }
 [[ ${1:-} == -h || ${1:-} == --help ]] && { usage; exit 0; }
 
-shell_scripts=("$SH_ROOT"/scripts/*.sh "$SH_ROOT"/ci/*.sh "$SH_ROOT"/.ci/run)
+shell_scripts=("$SH_ROOT"/scripts/sched-hint "$SH_ROOT"/scripts/*.sh "$SH_ROOT"/ci/*.sh "$SH_ROOT"/.ci/run)
 for s in "${shell_scripts[@]}"; do
 	bash -n "$s"
 done
