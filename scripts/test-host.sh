@@ -5,7 +5,7 @@ set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
 usage() {
-	echo "usage: scripts/test-host.sh   (cargo fmt --check, clippy -D warnings and cargo test for the workspace, bash -n and shellcheck for the scripts, the bench report's tests)"
+	echo "usage: scripts/test-host.sh   (cargo fmt --check, clippy -D warnings and cargo test for the workspace, bash -n and shellcheck for the scripts, the Python tests, the tuner's import-cycle check)"
 }
 [[ ${1:-} == -h || ${1:-} == --help ]] && { usage; exit 0; }
 
@@ -19,7 +19,10 @@ sh_log "scripts: syntax and shellcheck ok"
 "$SH_VENV/bin/python" "$SH_ROOT/scripts/bench_report_test.py" 2>&1
 "$SH_VENV/bin/python" "$SH_ROOT/ci/lat_stats_test.py" 2>&1
 "$SH_VENV/bin/python" "$SH_ROOT/ci/llm_load_test.py" 2>&1
-sh_log "bench report, rt-app/cyclictest parsing and the serving client: tests ok"
+"$SH_VENV/bin/python" "$SH_ROOT/scripts/tuner_layers_test.py" 2>&1
+sh_log "bench report, rt-app/cyclictest parsing, the serving client and the layer check: tests ok"
+# The tuner's modules use each other one way: prints the layers, fails on an import cycle.
+"$SH_VENV/bin/python" "$SH_ROOT/scripts/tuner_layers.py"
 cd "$SH_ROOT"
 cargo fmt --all --check
 cargo clippy --workspace --all-targets -- -D warnings 2>&1

@@ -1,0 +1,82 @@
+#!/usr/bin/env python3
+"""Tests for tuner_layers.py on small made-up crates.
+
+Run: python3 scripts/tuner_layers_test.py   (scripts/test-host.sh runs it)
+"""
+import contextlib
+import io
+import sys
+import tempfile
+import unittest
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import tuner_layers  # noqa: E402
+
+
+def crate(files):
+    d = Path(tempfile.mkdtemp())
+    for name, text in files.items():
+        (d / name).parent.mkdir(parents=True, exist_ok=True)
+        (d / name).write_text(text)
+    return d
+
+
+def run(src):
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        rc = tuner_layers.main(["tuner_layers", str(src)])
+    return rc, out.getvalue()
+
+
+class Layers(unittest.TestCase):
+    def test_a_cycle_through_a_use_group_fails_and_is_named(self):
+        src = crate({
+            "lib.rs": "pub mod config;\npub mod classify;\n",
+            "config/mod.rs": "use crate::{classify::rules::Rule, glob};\n",
+            "classify/rules.rs": "use crate::config::ConfigError;\n",
+        })
+        rc, out = run(src)
+        self.assertEqual(1, rc)
+        self.assertIn("classify -> config -> classify", out)
+
+    def test_comments_test_items_and_test_files_do_not_count(self):
+        src = crate({
+            "engine/mod.rs": (
+                "//! `crate::app::App` wires this.\n"
+                "/* crate::app */\n"
+                "use crate::plan::Plan;\n"
+                "#[cfg(test)]\nmod tests;\n"
+                "#[cfg(test)]\nfn helper() { crate::app::App::new(); }\n"
+                "#[cfg(test)]\nmod inline { use crate::app::App; }\n"
+                "const S: &str = \"crate::app\";\n"),
+            "engine/tests.rs": "use crate::app::App;\n",
+            "app.rs": "use crate::engine::Engine;\n",
+            "plan/mod.rs": "",
+        })
+        rc, out = run(src)
+        self.assertEqual(0, rc, out)
+        self.assertIn("engine     uses plan\n", out)
+        self.assertIn("app        uses engine\n", out)
+
+    def test_strings_chars_and_raw_strings_hide_nothing_and_add_nothing(self):
+        src = crate({
+            "a.rs": ("const J: &str = r#\"{\"x\": \"crate::b\"}\"#;\n"
+                     "const Q: char = '\"';\nconst B: char = '{';\n"
+                     "fn f<'x>(s: &'x str) {}\n"
+                     "#[cfg(test)]\nmod t { const R: &str = r#\"}\"#; }\n"
+                     "use crate::c::C;\n"),
+            "b.rs": "use crate::a::J;\n",
+            "c.rs": "",
+        })
+        rc, out = run(src)
+        self.assertEqual(0, rc, out)
+        self.assertIn("a          uses c\n", out)
+
+    def test_the_tuner_has_no_cycle(self):
+        rc, out = run(Path(__file__).resolve().parent.parent / "tuner/src")
+        self.assertEqual(0, rc, out)
+
+
+if __name__ == "__main__":
+    unittest.main()
