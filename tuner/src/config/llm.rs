@@ -15,6 +15,9 @@ pub struct LlmSection {
     pub api_key_env: Option<String>,
     /// A file whose first line is the API key; wins over `api_key_env`.
     pub api_key_file: Option<PathBuf>,
+    /// PEM certificates an `https://` server's chain may end in, besides the public roots:
+    /// a model server on the LAN with a private CA.
+    pub ca_file: Option<PathBuf>,
     pub connect_timeout_ms: u64,
     /// Retries after a 429 or 503.
     pub max_retries: u32,
@@ -44,6 +47,7 @@ impl Default for LlmSection {
             model: "local".into(),
             api_key_env: None,
             api_key_file: None,
+            ca_file: None,
             connect_timeout_ms: 1_000,
             max_retries: 3,
             backoff_ms: 250,

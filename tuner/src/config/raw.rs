@@ -114,6 +114,7 @@ pub struct RawLlm {
     pub model: Opt<String>,
     pub api_key_env: Opt<String>,
     pub api_key_file: Opt<String>,
+    pub ca_file: Opt<String>,
     pub connect_timeout_ms: Opt<i64>,
     pub max_retries: Opt<i64>,
     pub backoff_ms: Opt<i64>,

@@ -264,6 +264,7 @@ fn llm_section(c: &Checker<'_>, r: &RawLlm, d: &LlmSection) -> Result<LlmSection
             Some(s) => Some(s.get_ref().clone()),
         },
         api_key_file: optional_path(&r.api_key_file, "llm.api_key_file", &d.api_key_file)?,
+        ca_file: optional_path(&r.ca_file, "llm.ca_file", &d.ca_file)?,
         connect_timeout_ms: c.int(
             &r.connect_timeout_ms,
             "llm.connect_timeout_ms",

@@ -180,7 +180,18 @@ impl ChatClient {
         if let Some(k) = &cfg.api_key {
             headers.insert(header::AUTHORIZATION, k.header()?);
         }
-        let http = reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder();
+        if let ServerCheck::Tls {
+            extra_roots_pem: Some(pem),
+        } = &cfg.server
+        {
+            for cert in reqwest::Certificate::from_pem_bundle(pem)
+                .map_err(|e| ClientError::Config(format!("llm.ca_file: {e}")))?
+            {
+                builder = builder.add_root_certificate(cert);
+            }
+        }
+        let http = builder
             .default_headers(headers)
             .timeout(cfg.timeout)
             .connect_timeout(cfg.connect_timeout)
@@ -446,7 +457,9 @@ mod tests {
             max_retries: 0,
             backoff: Duration::from_millis(1),
             max_backoff: Duration::from_millis(1),
-            server: ServerCheck::Tls,
+            server: ServerCheck::Tls {
+                extra_roots_pem: None,
+            },
             max_response_bytes: 1024,
         };
         assert!(!format!("{cfg:?}").contains("secret"));

@@ -24,6 +24,8 @@ pub enum LlmConfigError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error("llm.ca_file {path}: {reason}")]
+    CaFile { path: PathBuf, reason: String },
     #[error("llm.api_key_file {0} is empty")]
     KeyFileEmpty(PathBuf),
     #[error(
@@ -62,7 +64,13 @@ impl LlmConfig {
         if !matches!(base_url.scheme(), "http" | "https") || base_url.host().is_none() {
             return Err(bad("want http://host:port or https://host:port".into()));
         }
-        let server = server_check(&base_url, s).map_err(bad)?;
+        let mut server = server_check(&base_url, s).map_err(bad)?;
+        if let Some(path) = &s.ca_file {
+            let ServerCheck::Tls { extra_roots_pem } = &mut server else {
+                return Err(bad("llm.ca_file is only for an https:// endpoint".into()));
+            };
+            *extra_roots_pem = Some(ca_file(path)?);
+        }
         Ok(LlmConfig {
             client: ClientConfig {
                 base_url,
@@ -88,7 +96,9 @@ impl LlmConfig {
 /// How the server at `url` is recognised (`super::server_check`).
 fn server_check(url: &Url, s: &LlmSection) -> Result<ServerCheck, String> {
     if url.scheme() == "https" {
-        return Ok(ServerCheck::Tls);
+        return Ok(ServerCheck::Tls {
+            extra_roots_pem: None,
+        });
     }
     let host = url.host_str().unwrap_or_default();
     let Some(addrs) = loopback_addrs(host) else {
@@ -112,6 +122,34 @@ fn server_check(url: &Url, s: &LlmSection) -> Result<ServerCheck, String> {
         uids,
         proc_root: PathBuf::from("/proc"),
     })
+}
+
+/// The PEM certificates of `llm.ca_file`, checked: whoever can write the file can make the
+/// tuner trust a server of their own, so it must be root's or the tuner's, writable by
+/// nobody else, and hold at least one certificate.
+fn ca_file(path: &std::path::Path) -> Result<Vec<u8>, LlmConfigError> {
+    let err = |reason: String| LlmConfigError::CaFile {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let md = std::fs::metadata(path).map_err(|e| err(e.to_string()))?;
+    let own = nix::unistd::geteuid().as_raw();
+    if md.mode() & 0o022 != 0 || (md.uid() != 0 && md.uid() != own) {
+        return Err(err(format!(
+            "others can change it (owner uid {}, mode {:04o}); make it root's and chmod 644",
+            md.uid(),
+            md.mode() & 0o7777
+        )));
+    }
+    if !md.is_file() {
+        return Err(err("not a regular file".into()));
+    }
+    let pem = std::fs::read(path).map_err(|e| err(e.to_string()))?;
+    match reqwest::Certificate::from_pem_bundle(&pem) {
+        Ok(certs) if !certs.is_empty() => Ok(pem),
+        Ok(_) => Err(err("no PEM certificate in it".into())),
+        Err(e) => Err(err(format!("not a PEM certificate bundle: {e}"))),
+    }
 }
 
 fn api_key(s: &LlmSection) -> Result<Option<ApiKey>, LlmConfigError> {
@@ -223,7 +261,12 @@ mod tests {
     fn the_server_is_recognised_by_tls_or_its_listener() {
         let s = LlmSection::default();
         let c = LlmConfig::new("https://llm.example:8443/v1", 1000, 8, &s).unwrap();
-        assert_eq!(c.client.server, ServerCheck::Tls);
+        assert_eq!(
+            c.client.server,
+            ServerCheck::Tls {
+                extra_roots_pem: None
+            }
+        );
         let c = LlmConfig::new("http://127.0.0.1:8080", 1000, 8, &s).unwrap();
         assert!(matches!(
             &c.client.server,
@@ -238,6 +281,42 @@ mod tests {
         let c = LlmConfig::new("http://10.0.2.100:8080", 1000, 8, &opted).unwrap();
         assert_eq!(c.client.server, ServerCheck::Unverified);
         assert_eq!(c.client.max_response_bytes, 256 * 1024);
+    }
+
+    #[test]
+    fn a_ca_file_is_closed_to_writers_holds_a_certificate_and_goes_with_https() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("ca.pem");
+        let ca = rcgen::generate_simple_self_signed(vec!["llm.lan".to_string()]).unwrap();
+        std::fs::write(&p, ca.cert.pem()).unwrap();
+        std::fs::set_permissions(&p, PermissionsExt::from_mode(0o644)).unwrap();
+        let s = LlmSection {
+            ca_file: Some(p.clone()),
+            ..Default::default()
+        };
+        let c = LlmConfig::new("https://llm.lan:8443/v1", 1000, 8, &s).unwrap();
+        assert!(matches!(
+            &c.client.server,
+            ServerCheck::Tls { extra_roots_pem: Some(pem) } if pem.starts_with(b"-----BEGIN")
+        ));
+        super::super::client::ChatClient::new(c.client).unwrap();
+
+        let e = LlmConfig::new("http://127.0.0.1:8080", 1000, 8, &s).unwrap_err();
+        assert!(e.to_string().contains("only for an https://"), "{e}");
+        std::fs::set_permissions(&p, PermissionsExt::from_mode(0o664)).unwrap();
+        let e = LlmConfig::new("https://llm.lan:8443", 1000, 8, &s).unwrap_err();
+        assert!(e.to_string().contains("mode 0664"), "{e}");
+        std::fs::write(&p, "not a certificate\n").unwrap();
+        std::fs::set_permissions(&p, PermissionsExt::from_mode(0o644)).unwrap();
+        let e = LlmConfig::new("https://llm.lan:8443", 1000, 8, &s).unwrap_err();
+        assert!(e.to_string().contains("no PEM certificate"), "{e}");
+        let gone = LlmSection {
+            ca_file: Some(dir.path().join("missing.pem")),
+            ..Default::default()
+        };
+        let e = LlmConfig::new("https://llm.lan:8443", 1000, 8, &gone).unwrap_err();
+        assert!(e.to_string().contains("missing.pem"), "{e}");
     }
 
     #[test]

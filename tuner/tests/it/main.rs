@@ -13,6 +13,7 @@ mod llm_fault_server;
 mod llm_once;
 mod llm_real;
 mod llm_support;
+mod llm_tls;
 mod llm_trust;
 mod service;
 mod serving_rules;
