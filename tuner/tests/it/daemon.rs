@@ -12,7 +12,7 @@ use nix::unistd::Pid;
 
 use crate::support::{fixture_config, tuner};
 
-fn get(addr: &str, path: &str) -> String {
+pub fn get(addr: &str, path: &str) -> String {
     let mut s = TcpStream::connect(addr).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
     write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
@@ -21,13 +21,13 @@ fn get(addr: &str, path: &str) -> String {
     out
 }
 
-fn metric(text: &str, name: &str) -> u64 {
+pub fn metric(text: &str, name: &str) -> u64 {
     text.lines()
         .find_map(|l| l.strip_prefix(name).and_then(|v| v.trim().parse().ok()))
         .unwrap_or_else(|| panic!("no {name} in\n{text}"))
 }
 
-fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
+pub fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(10);
     while Instant::now() < deadline {
         if f() {
@@ -39,8 +39,8 @@ fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
 }
 
 /// A `tuner run` whose stderr is read line by line as it is written.
-struct Run {
-    child: Child,
+pub struct Run {
+    pub child: Child,
     lines: mpsc::Receiver<String>,
     reader: JoinHandle<()>,
     /// Every line read so far.
@@ -49,7 +49,7 @@ struct Run {
 
 impl Run {
     /// Starts `cmd`, a `tuner run`, with its stdout dropped and its stderr read.
-    fn start(cmd: &mut Command) -> Run {
+    pub fn start(cmd: &mut Command) -> Run {
         let mut child = cmd
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -71,7 +71,7 @@ impl Run {
     }
 
     /// The next line, which must come within 10 s; `what` says what was waited for.
-    fn next_line(&mut self, what: &str) -> String {
+    pub fn next_line(&mut self, what: &str) -> String {
         let line = self
             .lines
             .recv_timeout(Duration::from_secs(10))
@@ -80,8 +80,18 @@ impl Run {
         line
     }
 
+    /// The `host:port` of the metrics endpoint, from the line the daemon logs at start.
+    pub fn metrics_addr(&mut self) -> String {
+        loop {
+            let line = self.next_line("daemon logs its metrics address");
+            if let Some(rest) = line.split("http://").nth(1) {
+                return rest.split('/').next().unwrap().to_owned();
+            }
+        }
+    }
+
     /// Once the process has exited: every line it wrote.
-    fn finish(mut self) -> Vec<String> {
+    pub fn finish(mut self) -> Vec<String> {
         self.reader.join().unwrap();
         self.logs.extend(self.lines.try_iter());
         self.logs
@@ -93,12 +103,7 @@ fn daemon_serves_metrics_reloads_and_stops_cleanly() {
     let (_dir, cfg) = fixture_config("interval_ms = 100\nbackend = \"dry-run\"\n\n[metrics]\nenabled = true\nlisten = \"127.0.0.1:0\"\n");
     let mut run = Run::start(tuner().arg("--config").arg(&cfg).arg("run"));
     let pid = Pid::from_raw(run.child.id() as i32);
-    let addr = loop {
-        let line = run.next_line("daemon logs its metrics address");
-        if let Some(rest) = line.split("http://").nth(1) {
-            break rest.split('/').next().unwrap().to_owned();
-        }
-    };
+    let addr = run.metrics_addr();
     assert!(addr.starts_with("127.0.0.1:"), "{addr}");
 
     wait_for("a rule decision", || {
