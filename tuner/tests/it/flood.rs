@@ -76,6 +76,22 @@ fn flood() -> Option<Vec<Reaped>> {
     Some(children)
 }
 
+/// A config in `dir` that reads `proc_root`, with no rule files and no device; `extra` goes
+/// at the end of `[daemon]`.
+fn flood_config(dir: &Path, proc_root: &Path, extra: &str) -> std::path::PathBuf {
+    write(
+        dir,
+        "tuner.toml",
+        &format!(
+            "[observe]\nproc_root = \"{}\"\n\n[rules]\npaths = []\n\n[daemon]\ndevice = \"{}\"\nlock_path = \"{}\"\nstate_file = \"{}\"\n{extra}",
+            proc_root.display(),
+            dir.join("no-such-device").display(),
+            dir.join("lock").display(),
+            dir.join("state.json").display(),
+        ),
+    )
+}
+
 #[test]
 fn one_mib_command_lines_cost_the_tuner_nothing() {
     let (dir, _) = open_scratch("it-flood");
@@ -84,17 +100,7 @@ fn one_mib_command_lines_cost_the_tuner_nothing() {
     };
     let pids: Vec<i32> = children.iter().map(Reaped::pid).collect();
     let view = proc_view(dir.path(), &pids);
-    let cfg = write(
-        dir.path(),
-        "tuner.toml",
-        &format!(
-            "[observe]\nproc_root = \"{}\"\n\n[rules]\npaths = []\n\n[daemon]\ndevice = \"{}\"\nlock_path = \"{}\"\nstate_file = \"{}\"\n",
-            view.display(),
-            dir.path().join("no-such-device").display(),
-            dir.path().join("lock").display(),
-            dir.path().join("state.json").display(),
-        ),
-    );
+    let cfg = flood_config(dir.path(), &view, "");
     let t = Instant::now();
     let child = Command::new(env!("CARGO_BIN_EXE_tuner"))
         .arg("--config")
@@ -135,16 +141,10 @@ fn a_running_daemon_keeps_nothing_of_a_flood() {
     let (dir, _) = open_scratch("it-flood-daemon");
     // The daemon's /proc: this host's, with no process in it until the flood comes.
     let view = proc_view(dir.path(), &[]);
-    let cfg = write(
+    let cfg = flood_config(
         dir.path(),
-        "tuner.toml",
-        &format!(
-            "[observe]\nproc_root = \"{}\"\n\n[rules]\npaths = []\n\n[daemon]\ninterval_ms = 100\nbackend = \"dry-run\"\ndevice = \"{}\"\nlock_path = \"{}\"\nstate_file = \"{}\"\n\n[metrics]\nenabled = true\nlisten = \"127.0.0.1:0\"\n",
-            view.display(),
-            dir.path().join("no-such-device").display(),
-            dir.path().join("lock").display(),
-            dir.path().join("state.json").display(),
-        ),
+        &view,
+        "interval_ms = 100\nbackend = \"dry-run\"\n\n[metrics]\nenabled = true\nlisten = \"127.0.0.1:0\"\n",
     );
     let mut run = Run::start(tuner().arg("--config").arg(&cfg).arg("run"));
     let pid = run.child.id();
