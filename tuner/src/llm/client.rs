@@ -168,6 +168,40 @@ fn endpoint(base: &Url, path: &str) -> Result<Url, ClientError> {
         .map_err(|e| ClientError::Config(format!("bad base url: {e}")))
 }
 
+/// The CERTIFICATE blocks of a PEM file, each checked by building a TLS client that trusts
+/// it; other blocks (a private key in a combined file) are left out. Errors name the block.
+pub fn ca_certs_from_pem(pem: &[u8]) -> Result<Vec<Vec<u8>>, String> {
+    const BEGIN: &str = "-----BEGIN CERTIFICATE-----";
+    const END: &str = "-----END CERTIFICATE-----";
+    let text = String::from_utf8_lossy(pem);
+    let mut certs = Vec::new();
+    let mut rest = text.as_ref();
+    while let Some(start) = rest.find(BEGIN) {
+        let Some(len) = rest[start..].find(END) else {
+            return Err(format!("certificate {} has no END line", certs.len() + 1));
+        };
+        let block = &rest[start..start + len + END.len()];
+        let bad = |e: reqwest::Error| {
+            let mut why = e.to_string();
+            let mut src = std::error::Error::source(&e);
+            while let Some(s) = src {
+                why = format!("{why}: {s}");
+                src = s.source();
+            }
+            format!("certificate {}: {why}", certs.len() + 1)
+        };
+        let cert = reqwest::Certificate::from_pem(block.as_bytes()).map_err(bad)?;
+        reqwest::Client::builder()
+            .tls_built_in_root_certs(false)
+            .add_root_certificate(cert)
+            .build()
+            .map_err(bad)?;
+        certs.push(block.as_bytes().to_vec());
+        rest = &rest[start + len + END.len()..];
+    }
+    Ok(certs)
+}
+
 impl ChatClient {
     pub fn new(cfg: ClientConfig) -> Result<Self, ClientError> {
         if !matches!(cfg.base_url.scheme(), "http" | "https") {
@@ -182,12 +216,15 @@ impl ChatClient {
         }
         let mut builder = reqwest::Client::builder();
         if let ServerCheck::Tls {
-            extra_roots_pem: Some(pem),
+            ca_certs_der: Some(certs),
         } = &cfg.server
         {
-            for cert in reqwest::Certificate::from_pem_bundle(pem)
-                .map_err(|e| ClientError::Config(format!("llm.ca_file: {e}")))?
-            {
+            // A private CA replaces the public roots (as curl's --cacert does): anyone with
+            // a publicly trusted certificate for the server's name could stand in for it.
+            builder = builder.tls_built_in_root_certs(false);
+            for pem in &certs.0 {
+                let cert = reqwest::Certificate::from_pem(pem)
+                    .map_err(|e| ClientError::Config(format!("llm.ca_file: {e}")))?;
                 builder = builder.add_root_certificate(cert);
             }
         }
@@ -457,9 +494,7 @@ mod tests {
             max_retries: 0,
             backoff: Duration::from_millis(1),
             max_backoff: Duration::from_millis(1),
-            server: ServerCheck::Tls {
-                extra_roots_pem: None,
-            },
+            server: ServerCheck::Tls { ca_certs_der: None },
             max_response_bytes: 1024,
         };
         assert!(!format!("{cfg:?}").contains("secret"));

@@ -9,7 +9,7 @@ use std::time::Duration;
 use reqwest::Url;
 
 use super::client::{ApiKey, ClientConfig};
-use super::server_check::{loopback_addrs, ServerCheck};
+use super::server_check::{loopback_addrs, CaCerts, ServerCheck};
 use crate::config::ceiling::Ceilings;
 use crate::config::llm::LlmSection;
 
@@ -66,10 +66,10 @@ impl LlmConfig {
         }
         let mut server = server_check(&base_url, s).map_err(bad)?;
         if let Some(path) = &s.ca_file {
-            let ServerCheck::Tls { extra_roots_pem } = &mut server else {
+            let ServerCheck::Tls { ca_certs_der } = &mut server else {
                 return Err(bad("llm.ca_file is only for an https:// endpoint".into()));
             };
-            *extra_roots_pem = Some(ca_file(path)?);
+            *ca_certs_der = Some(CaCerts(ca_file(path)?));
         }
         Ok(LlmConfig {
             client: ClientConfig {
@@ -96,9 +96,7 @@ impl LlmConfig {
 /// How the server at `url` is recognised (`super::server_check`).
 fn server_check(url: &Url, s: &LlmSection) -> Result<ServerCheck, String> {
     if url.scheme() == "https" {
-        return Ok(ServerCheck::Tls {
-            extra_roots_pem: None,
-        });
+        return Ok(ServerCheck::Tls { ca_certs_der: None });
     }
     let host = url.host_str().unwrap_or_default();
     let Some(addrs) = loopback_addrs(host) else {
@@ -127,49 +125,114 @@ fn server_check(url: &Url, s: &LlmSection) -> Result<ServerCheck, String> {
 /// The PEM certificates of `llm.ca_file`, checked: whoever can write the file can make the
 /// tuner trust a server of their own, so it must be root's or the tuner's, writable by
 /// nobody else, and hold at least one certificate.
-fn ca_file(path: &std::path::Path) -> Result<Vec<u8>, LlmConfigError> {
+/// Why a file the tuner trusts (a CA, an API key) was refused.
+#[derive(Debug)]
+enum GuardedFileError {
+    Io(std::io::Error),
+    NotRegular,
+    /// Owned by another user, or open to others as the caller's mask says.
+    Open {
+        uid: u32,
+        mode: u32,
+    },
+    TooLarge,
+}
+
+/// Reads `path` if it is a regular file owned by root or the tuner's uid, with none of
+/// `forbidden_mode` set and at most `max_bytes` long. Checked and read through one
+/// descriptor, so the file checked is the file read; opened without blocking and without
+/// becoming a controlling terminal, so a FIFO or a tty put there is refused instead of
+/// hanging the start.
+fn read_guarded(
+    path: &std::path::Path,
+    forbidden_mode: u32,
+    max_bytes: u64,
+) -> Result<Vec<u8>, GuardedFileError> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(path)
+        .map_err(GuardedFileError::Io)?;
+    let md = file.metadata().map_err(GuardedFileError::Io)?;
+    if !md.is_file() {
+        return Err(GuardedFileError::NotRegular);
+    }
+    let own = nix::unistd::geteuid().as_raw();
+    if md.mode() & forbidden_mode != 0 || (md.uid() != 0 && md.uid() != own) {
+        return Err(GuardedFileError::Open {
+            uid: md.uid(),
+            mode: md.mode() & 0o7777,
+        });
+    }
+    let mut bytes = Vec::new();
+    (&mut file)
+        .take(max_bytes + 1)
+        .read_to_end(&mut bytes)
+        .map_err(GuardedFileError::Io)?;
+    if bytes.len() as u64 > max_bytes {
+        return Err(GuardedFileError::TooLarge);
+    }
+    Ok(bytes)
+}
+
+/// The certificates of `llm.ca_file`, a PEM block each: whoever can write the file can make the tuner
+/// trust a server of their own, so it must be root's or the tuner's and writable by nobody
+/// else. Only certificates are kept (a combined PEM may hold a key too).
+fn ca_file(path: &std::path::Path) -> Result<Vec<Vec<u8>>, LlmConfigError> {
     let err = |reason: String| LlmConfigError::CaFile {
         path: path.to_path_buf(),
         reason,
     };
-    let md = std::fs::metadata(path).map_err(|e| err(e.to_string()))?;
-    let own = nix::unistd::geteuid().as_raw();
-    if md.mode() & 0o022 != 0 || (md.uid() != 0 && md.uid() != own) {
-        return Err(err(format!(
-            "others can change it (owner uid {}, mode {:04o}); make it root's and chmod 644",
-            md.uid(),
-            md.mode() & 0o7777
-        )));
+    let pem = read_guarded(path, 0o022, MAX_CA_FILE_BYTES).map_err(|e| match e {
+        GuardedFileError::Io(e) => err(e.to_string()),
+        GuardedFileError::NotRegular => err("not a regular file".into()),
+        GuardedFileError::Open { uid, mode } => err(format!(
+            "others can change it (owner uid {uid}, mode {mode:04o}); make it root's (or the \
+             tuner's user's) and chmod 644"
+        )),
+        GuardedFileError::TooLarge => err(format!(
+            "larger than {} KiB; a CA bundle is a few hundred",
+            MAX_CA_FILE_BYTES / 1024
+        )),
+    })?;
+    let certs = super::client::ca_certs_from_pem(&pem).map_err(err)?;
+    if certs.is_empty() {
+        return Err(err("no PEM certificate in it".into()));
     }
-    if !md.is_file() {
-        return Err(err("not a regular file".into()));
-    }
-    let pem = std::fs::read(path).map_err(|e| err(e.to_string()))?;
-    match reqwest::Certificate::from_pem_bundle(&pem) {
-        Ok(certs) if !certs.is_empty() => Ok(pem),
-        Ok(_) => Err(err("no PEM certificate in it".into())),
-        Err(e) => Err(err(format!("not a PEM certificate bundle: {e}"))),
-    }
+    Ok(certs)
 }
+
+/// Debian's whole public bundle is about 220 KiB.
+const MAX_CA_FILE_BYTES: u64 = 1024 * 1024;
+
+/// An API key file holds one line.
+const MAX_KEY_FILE_BYTES: u64 = 64 * 1024;
 
 fn api_key(s: &LlmSection) -> Result<Option<ApiKey>, LlmConfigError> {
     if let Some(path) = &s.api_key_file {
-        let read_err = |source| LlmConfigError::KeyFile {
-            path: path.clone(),
-            source,
-        };
         // A key others can read or replace is no secret: whoever reads it can be the tuner
         // to the server, and whoever writes it chooses which server the tuner believes.
-        let md = std::fs::metadata(path).map_err(read_err)?;
-        let own = nix::unistd::geteuid().as_raw();
-        if md.mode() & 0o077 != 0 || (md.uid() != 0 && md.uid() != own) {
-            return Err(LlmConfigError::KeyFileOpen {
+        let bytes = read_guarded(path, 0o077, MAX_KEY_FILE_BYTES).map_err(|e| match e {
+            GuardedFileError::Open { uid, mode } => LlmConfigError::KeyFileOpen {
                 path: path.clone(),
-                uid: md.uid(),
-                mode: md.mode() & 0o7777,
-            });
-        }
-        let text = std::fs::read_to_string(path).map_err(read_err)?;
+                uid,
+                mode,
+            },
+            GuardedFileError::Io(source) => LlmConfigError::KeyFile {
+                path: path.clone(),
+                source,
+            },
+            GuardedFileError::NotRegular | GuardedFileError::TooLarge => LlmConfigError::KeyFile {
+                path: path.clone(),
+                source: std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    "not a regular file of at most 64 KiB",
+                ),
+            },
+        })?;
+        let text = String::from_utf8_lossy(&bytes);
         let key = text.lines().next().unwrap_or("").trim();
         if key.is_empty() {
             return Err(LlmConfigError::KeyFileEmpty(path.clone()));
@@ -261,12 +324,7 @@ mod tests {
     fn the_server_is_recognised_by_tls_or_its_listener() {
         let s = LlmSection::default();
         let c = LlmConfig::new("https://llm.example:8443/v1", 1000, 8, &s).unwrap();
-        assert_eq!(
-            c.client.server,
-            ServerCheck::Tls {
-                extra_roots_pem: None
-            }
-        );
+        assert_eq!(c.client.server, ServerCheck::Tls { ca_certs_der: None });
         let c = LlmConfig::new("http://127.0.0.1:8080", 1000, 8, &s).unwrap();
         assert!(matches!(
             &c.client.server,
@@ -289,7 +347,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("ca.pem");
         let ca = rcgen::generate_simple_self_signed(vec!["llm.lan".to_string()]).unwrap();
-        std::fs::write(&p, ca.cert.pem()).unwrap();
+        // A combined file, as stunnel takes: only the certificate is kept.
+        std::fs::write(&p, ca.signing_key.serialize_pem() + &ca.cert.pem()).unwrap();
         std::fs::set_permissions(&p, PermissionsExt::from_mode(0o644)).unwrap();
         let s = LlmSection {
             ca_file: Some(p.clone()),
@@ -298,7 +357,7 @@ mod tests {
         let c = LlmConfig::new("https://llm.lan:8443/v1", 1000, 8, &s).unwrap();
         assert!(matches!(
             &c.client.server,
-            ServerCheck::Tls { extra_roots_pem: Some(pem) } if pem.starts_with(b"-----BEGIN")
+            ServerCheck::Tls { ca_certs_der: Some(certs) } if certs.0.len() == 1
         ));
         super::super::client::ChatClient::new(c.client).unwrap();
 
@@ -311,6 +370,21 @@ mod tests {
         std::fs::set_permissions(&p, PermissionsExt::from_mode(0o644)).unwrap();
         let e = LlmConfig::new("https://llm.lan:8443", 1000, 8, &s).unwrap_err();
         assert!(e.to_string().contains("no PEM certificate"), "{e}");
+        std::fs::write(
+            &p,
+            "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
+        )
+        .unwrap();
+        let e = LlmConfig::new("https://llm.lan:8443", 1000, 8, &s).unwrap_err();
+        assert!(e.to_string().contains("certificate 1:"), "{e}");
+        let fifo = dir.path().join("fifo.pem");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o644)).unwrap();
+        let at_fifo = LlmSection {
+            ca_file: Some(fifo),
+            ..Default::default()
+        };
+        let e = LlmConfig::new("https://llm.lan:8443", 1000, 8, &at_fifo).unwrap_err();
+        assert!(e.to_string().contains("not a regular file"), "{e}");
         let gone = LlmSection {
             ca_file: Some(dir.path().join("missing.pem")),
             ..Default::default()

@@ -2,8 +2,8 @@
 //! request carries their processes' facts (and the API key), so the tuner talks only to a
 //! server it can tell apart from an impostor (Documentation/tuner-trust-model.md):
 //!
-//! - `https://`: the server's certificate, checked by TLS against the public roots and the
-//!   CA of `[llm] ca_file` (a private one, for a server on the LAN);
+//! - `https://`: the server's certificate, checked by TLS against the public roots, or
+//!   against the CA of `[llm] ca_file` alone (a private one, for a server on the LAN);
 //! - `http://` on a loopback address: the listening socket, owned by a uid the admin trusts
 //!   (root, the tuner's own uid, or one named in `[llm] server_uids`). Any user can bind a
 //!   free port above 1023, so a server that is down leaves its port to whoever takes it;
@@ -22,12 +22,23 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 pub use crate::config::llm::loopback_addrs;
 use std::path::{Path, PathBuf};
 
+/// The certificates of `llm.ca_file`, one PEM block each (nothing else of the file is
+/// kept); `Debug` shows how many.
+#[derive(Clone, PartialEq)]
+pub struct CaCerts(pub Vec<Vec<u8>>);
+
+impl std::fmt::Debug for CaCerts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "CaCerts({} certificates)", self.0.len())
+    }
+}
+
 /// How the server behind an endpoint is recognised.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ServerCheck {
-    /// `https://`: TLS verifies the certificate against the public roots and, where
-    /// `llm.ca_file` names one, a private CA (PEM, as read and checked at start).
-    Tls { extra_roots_pem: Option<Vec<u8>> },
+    /// `https://`: TLS verifies the certificate against the public roots or, where
+    /// `llm.ca_file` names a private CA, against that CA alone (read and checked at start).
+    Tls { ca_certs_der: Option<CaCerts> },
     /// `http://` to this host: the listener on `port` must belong to one of `uids`.
     Loopback {
         port: u16,

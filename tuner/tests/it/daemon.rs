@@ -42,7 +42,7 @@ pub fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
 pub struct Run {
     pub child: Child,
     lines: mpsc::Receiver<String>,
-    reader: JoinHandle<()>,
+    reader: Option<JoinHandle<()>>,
     /// Every line read so far.
     logs: Vec<String>,
 }
@@ -65,7 +65,7 @@ impl Run {
         Run {
             child,
             lines,
-            reader,
+            reader: Some(reader),
             logs: Vec::new(),
         }
     }
@@ -92,9 +92,20 @@ impl Run {
 
     /// Once the process has exited: every line it wrote.
     pub fn finish(mut self) -> Vec<String> {
-        self.reader.join().unwrap();
-        self.logs.extend(self.lines.try_iter());
-        self.logs
+        self.reader.take().unwrap().join().unwrap();
+        let mut logs = std::mem::take(&mut self.logs);
+        logs.extend(self.lines.try_iter());
+        logs
+    }
+}
+
+/// A test that panics, or returns early, leaves no daemon behind.
+impl Drop for Run {
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
     }
 }
 

@@ -139,6 +139,10 @@ fn rss_kib(pid: u32) -> (u64, u64) {
 #[test]
 fn a_running_daemon_keeps_nothing_of_a_flood() {
     let (dir, _) = open_scratch("it-flood-daemon");
+    // The flood first: a test that skips for want of perl leaves no daemon behind.
+    let Some(children) = flood() else {
+        return;
+    };
     // The daemon's /proc: this host's, with no process in it until the flood comes.
     let view = proc_view(dir.path(), &[]);
     let cfg = flood_config(
@@ -156,10 +160,9 @@ fn a_running_daemon_keeps_nothing_of_a_flood() {
     };
     after_scans(5);
     let (before, _) = rss_kib(pid);
+    let processes = || metric(&get(&addr, "/metrics"), "tuner_processes");
+    let alone = processes();
 
-    let Some(children) = flood() else {
-        return;
-    };
     for c in &children {
         std::os::unix::fs::symlink(format!("/proc/{}", c.pid()), view.join(c.pid().to_string()))
             .unwrap();
@@ -168,18 +171,25 @@ fn a_running_daemon_keeps_nothing_of_a_flood() {
     after_scans(5);
     let took = t.elapsed();
     let (during, _) = rss_kib(pid);
+    let seen = processes();
     for c in &children {
         std::fs::remove_file(view.join(c.pid().to_string())).unwrap();
     }
     drop(children);
     after_scans(5);
     let (after, peak) = rss_kib(pid);
+    let left = processes();
     println!(
         "daemon RSS: {before} KiB before, {during} KiB with 100 1 MiB command lines \
          (5 passes in {took:?}), {after} KiB after they exited; peak {peak} KiB"
     );
     kill(Pid::from_raw(pid as i32), Signal::SIGTERM).unwrap();
     assert!(run.child.wait().unwrap().success());
+    assert_eq!(
+        (seen - alone, left),
+        (100, alone),
+        "the daemon saw the 100 processes, then none of them"
+    );
     assert!(
         peak < 48 * 1024,
         "peak RSS {peak} KiB: the command lines were kept"

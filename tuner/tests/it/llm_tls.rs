@@ -1,8 +1,8 @@
 //! An `https://` endpoint, live: the real llama.cpp server behind a TLS front in this process
 //! (rustls, as nginx or stunnel would put in front of a model server on the LAN), with a
 //! certificate for `localhost` from a private CA made here. The tuner must complete the
-//! handshake and get answers when `[llm] ca_file` names that CA, and refuse the server when
-//! it does not or when the name does not match.
+//! handshake and get answers when `[llm] ca_file` names that CA (which then replaces the
+//! public roots), and refuse the server when it does not or when the name does not match.
 
 // Each test holds the real-server guard (a std mutex) for its whole body, awaits included, on
 // purpose: see llm_real.rs.
@@ -77,8 +77,11 @@ impl TlsFront {
 }
 
 fn write_ca(dir: &Path, pem: &str) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
     let path = dir.join("llm-ca.pem");
     std::fs::write(&path, pem).unwrap();
+    // Whatever the umask: the tuner refuses a CA file others can write.
+    std::fs::set_permissions(&path, PermissionsExt::from_mode(0o644)).unwrap();
     path
 }
 

@@ -436,7 +436,9 @@ mod tests {
             "--message-threads=1",
             "--workers=1",
             "--work-us=1",
-            "--duration-s=0.2",
+            // Long enough that a loaded host still runs a round in it (0.2 s had none once,
+            // beside two emulated guests and a kernel build).
+            "--duration-s=1",
             "--warmup-s=0",
             "--start-on-sigusr1",
         ]);
