@@ -18,8 +18,10 @@ from pathlib import Path
 ROOTS = {"lib", "main"}
 
 TEST_MOD = re.compile(r"#\[cfg\(test\)\]\s*(?:pub(?:\([^)]*\))?\s+)?mod\s+(\w+)\s*;")
-CRATE_PATH = re.compile(r"\bcrate::(\w+)")
-CRATE_GROUP = re.compile(r"\bcrate::\{")
+# `crate::x`, `super::super::x` (spaces allowed around `::`, `r#` taken off), or a `{` group.
+PATH = re.compile(r"\b(crate|(?:super\s*::\s*)*super)\s*::\s*(?:r#)?(\w+|\{)")
+# `pub use x::...;` in the crate root: a name reached as `crate::Name` lives in module x.
+REEXPORT = re.compile(r"\bpub\s+use\s+(?:crate\s*::\s*)?(\w+)\s*::([^;]*);")
 
 
 RAW_STRING = re.compile(r'b?r(#*)"')
@@ -36,8 +38,7 @@ def strip_comments(src):
             j = src.find("\n", i)
             i = n if j < 0 else j
         elif src.startswith("/*", i):
-            j = src.find("*/", i + 2)
-            i = n if j < 0 else j + 2
+            i = block_comment_end(src, i)
         elif raw:
             j = src.find('"' + raw.group(1), raw.end())
             out.append('""')
@@ -57,30 +58,51 @@ def strip_comments(src):
     return "".join(out)
 
 
+def block_comment_end(src, i):
+    """Where the block comment that opens at @i ends; Rust's block comments nest."""
+    depth, n = 0, len(src)
+    while i < n:
+        if src.startswith("/*", i):
+            depth, i = depth + 1, i + 2
+        elif src.startswith("*/", i):
+            depth, i = depth - 1, i + 2
+            if depth == 0:
+                return i
+        else:
+            i += 1
+    return n
+
+
 def ident_before(src, i):
     """Whether @i is inside an identifier (the r of `for"` is not a raw string's)."""
     return i > 0 and (src[i - 1].isalnum() or src[i - 1] == "_")
 
 
 def strip_test_items(src):
-    """The source without each `#[cfg(test)]` item: up to its `;` or its matching `}`."""
+    """The source without each `#[cfg(test)]` item: up to its `;`, its matching `}`, or, for
+    a field, variant or arm, the `,` or the enclosing `}` that ends it (which is kept)."""
     while True:
         k = src.find("#[cfg(test)]")
         if k < 0:
             return src
-        j, depth = k + len("#[cfg(test)]"), 0
+        j, depth, end = k + len("#[cfg(test)]"), 0, len(src)
         while j < len(src):
             c = src[j]
-            if c == "{":
+            if c in "{([":
                 depth += 1
-            elif c == "}":
-                depth -= 1
+            elif c in "})]":
                 if depth == 0:
+                    end = j
                     break
-            elif c == ";" and depth == 0:
+                depth -= 1
+                if depth == 0 and c == "}":
+                    end = j + 1
+                    break
+            elif c in ";," and depth == 0:
+                end = j + 1
                 break
             j += 1
-        src = src[:k] + src[j + 1:]
+        src = src[:k] + src[end:]
 
 
 def group_names(src, start):
@@ -119,23 +141,69 @@ def test_only_files(src_dir):
     return out
 
 
+def module_path(src_dir, f, included=None):
+    """The module a file is: `engine/mod.rs` is [engine], `engine/tests.rs` [engine, tests];
+    a file that `include!` pulls in is part of the module that includes it."""
+    if included and f in included:
+        return module_path(src_dir, included[f])
+    parts = list(f.relative_to(src_dir).with_suffix("").parts)
+    return parts[:-1] if parts[-1] == "mod" else parts
+
+
+def includes(files):
+    """{included file: the file whose `include!("...")` names it}."""
+    out = {}
+    for f in files:
+        for m in re.finditer(r'\binclude!\s*\(\s*"([^"]+)"', f.read_text()):
+            out[(f.parent / m.group(1)).resolve()] = f
+    return {f: out[f.resolve()] for f in files if f.resolve() in out}
+
+
+def reexports(src_dir):
+    """{name: module} for what the crate root re-exports (`pub use error::Error;`)."""
+    out = {}
+    for root in ("lib.rs", "main.rs"):
+        f = src_dir / root
+        if not f.is_file():
+            continue
+        for m in REEXPORT.finditer(strip_comments(f.read_text())):
+            for name in re.findall(r"\w+", m.group(2)):
+                out.setdefault(name, m.group(1))
+    return out
+
+
+def used_modules(code, here):
+    """Top-level modules named by the `crate::` and `super::` paths of @code, a file of
+    module @here (a list of names)."""
+    used = set()
+    for m in PATH.finditer(code):
+        base = [] if m.group(1) == "crate" else here[:-m.group(1).count("super")]
+        names = group_names(code, m.end() - 1) if m.group(2) == "{" else [m.group(2)]
+        for name in names:
+            first = (base + [name])[0]
+            if first not in ("self", "super", "crate"):
+                used.add(first)
+    return used
+
+
 def graph(src_dir):
     """{module: set of modules it uses}, for every top-level module of @src_dir."""
     src_dir = Path(src_dir)
     skip = test_only_files(src_dir)
-    edges = {}
-    for f in sorted(src_dir.rglob("*.rs")):
-        mod = f.relative_to(src_dir).parts[0].removesuffix(".rs")
-        if mod in ROOTS:
-            continue
-        edges.setdefault(mod, set())
-        if f in skip:
+    renamed = reexports(src_dir)
+    files = sorted(src_dir.rglob("*.rs"))
+    included = includes(files)
+    modules = {module_path(src_dir, f, included)[0] for f in files} - ROOTS
+    edges = {mod: set() for mod in modules}
+    for f in files:
+        here = module_path(src_dir, f, included)
+        if here[0] in ROOTS or f in skip:
             continue
         code = strip_test_items(strip_comments(f.read_text()))
-        used = {m.group(1) for m in CRATE_PATH.finditer(code)}
-        for m in CRATE_GROUP.finditer(code):
-            used.update(group_names(code, m.end() - 1))
-        edges[mod].update(u for u in used if u != mod)
+        for u in used_modules(code, here):
+            u = u if u in modules else renamed.get(u)
+            if u and u != here[0]:
+                edges[here[0]].add(u)
     return edges
 
 

@@ -73,6 +73,39 @@ class Layers(unittest.TestCase):
         self.assertEqual(0, rc, out)
         self.assertIn("a          uses c\n", out)
 
+    def test_super_paths_reexports_and_spaced_paths_count(self):
+        src = crate({
+            "lib.rs": "pub mod a;\npub use error::Error;\n",
+            "a/x.rs": "use super::super::b::B;\n",
+            "a/mod.rs": "mod x;\nuse super::c;\nfn f() -> crate::Error { crate :: d::g() }\n",
+            "b.rs": "", "c.rs": "", "d.rs": "", "error.rs": "",
+        })
+        rc, out = run(src)
+        self.assertEqual(0, rc, out)
+        self.assertIn("a          uses b, c, d, error\n", out)
+
+    def test_a_test_only_field_or_arm_hides_only_itself(self):
+        src = crate({
+            "a.rs": ("struct S {\n    #[cfg(test)]\n    t: crate::c::T,\n    u: u8,\n}\n"
+                     "enum E { X, #[cfg(test)] Y(crate::c::T) }\n"
+                     "impl S { fn g() { crate::b::g(); } }\n"),
+            "b.rs": "", "c.rs": "",
+        })
+        rc, out = run(src)
+        self.assertEqual(0, rc, out)
+        self.assertIn("a          uses b\n", out)
+
+    def test_nested_block_comments_and_included_files(self):
+        src = crate({
+            "a.rs": "/* /* */ crate::b */\ninclude!(\"a_gen.rs\");\n",
+            "a_gen.rs": "use crate::c::C;\n",
+            "b.rs": "", "c.rs": "",
+        })
+        rc, out = run(src)
+        self.assertEqual(0, rc, out)
+        self.assertIn("a          uses c\n", out)
+        self.assertNotIn("a_gen", out)
+
     def test_the_tuner_has_no_cycle(self):
         rc, out = run(Path(__file__).resolve().parent.parent / "tuner/src")
         self.assertEqual(0, rc, out)

@@ -94,6 +94,11 @@ run_phase() {
 			/^not ok / && !subfail { for (i = n > 30 ? n - 30 : 0; i < n - 1; i++) print buf[i % 30] }' \
 			"$out/$phase/job.log"
 	fi
+	# A guest that died or hung before its checks ended printed no "not ok": show how it ended.
+	if ((rc)) && ! grep -q '^not ok ' "$out/$phase/job.log" 2>/dev/null; then
+		echo "---- $phase: the guest failed without a failing check; the end of its console ----"
+		tail -n 30 "$out/$phase/console.log" 2>/dev/null || true
+	fi
 	return "$rc"
 }
 
