@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
-use crate::support::{explain, sleep_binary, tuner, Reaped};
+use crate::support::{default_nice, explain, sleep_binary, tuner, Reaped};
 
 const SCHED_BATCH: u32 = 3;
 const SCHED_IDLE: u32 = 5;
@@ -73,7 +73,11 @@ impl Probes {
             if !link.exists() {
                 std::os::unix::fs::symlink(sleep, &link).unwrap();
             }
-            let c = Reaped(Command::new(&link).arg("300").spawn().unwrap());
+            let c = Reaped(
+                default_nice(Command::new(&link).arg("300"))
+                    .spawn()
+                    .unwrap(),
+            );
             let pid = c.pid();
             let policy = if *kind == "bg" {
                 SCHED_IDLE

@@ -13,7 +13,7 @@ use std::sync::{Mutex, MutexGuard};
 use serde_json::Value;
 
 use crate::llm_support::RealServer;
-use crate::support::{explain, sleep_binary, Reaped};
+use crate::support::{default_nice, explain, sleep_binary, Reaped};
 
 /// One test's probes at a time: the exclusions cover the paths that exist when a config is
 /// written, so probes another test starts later in a new directory would reach the model
@@ -54,7 +54,7 @@ impl Probes {
 fn spawn_copy(exe: &Path) -> Child {
     let mut tries = 0;
     loop {
-        match Command::new(exe).arg("120").spawn() {
+        match default_nice(Command::new(exe).arg("120")).spawn() {
             Err(e) if e.kind() == std::io::ErrorKind::ExecutableFileBusy && tries < 50 => {
                 tries += 1;
                 std::thread::sleep(std::time::Duration::from_millis(20));

@@ -216,20 +216,24 @@ impl RealServer {
         let key_file = run_dir.join("key");
         write_private(&key_file, &format!("{REAL_SERVER_KEY}\n"));
         let t = std::time::Instant::now();
-        let out = Command::new(repo_root().join("scripts/llm-server.sh"))
-            .arg("start")
-            .args([
-                "--port",
-                "0",
-                "--watch-pid",
-                &std::process::id().to_string(),
-            ])
-            .arg("--run-dir")
-            .arg(&run_dir)
-            .arg("--api-key-file")
-            .arg(&key_file)
-            .output()
-            .unwrap();
+        // At nice 0 whatever the runner's: the serving-rules test wants the tuner to treat
+        // the server as it treats one started by its unit, not as one reniced by hand.
+        let out = crate::support::default_nice(&mut Command::new(
+            repo_root().join("scripts/llm-server.sh"),
+        ))
+        .arg("start")
+        .args([
+            "--port",
+            "0",
+            "--watch-pid",
+            &std::process::id().to_string(),
+        ])
+        .arg("--run-dir")
+        .arg(&run_dir)
+        .arg("--api-key-file")
+        .arg(&key_file)
+        .output()
+        .unwrap();
         assert!(
             out.status.success(),
             "llm-server.sh start: {}",

@@ -8,6 +8,21 @@ use std::process::{Child, Command, Output};
 use serde_json::Value;
 use tuner::observe::synthetic::ScratchDir;
 
+/// `cmd` with its child at nice 0 whatever the test runner's nice is: the tuner takes a
+/// process at another nice for one an admin set by hand and leaves it alone, so the probes
+/// of a test run under `nice` would all be "manual". Lowering needs root (or RLIMIT_NICE);
+/// without it the child keeps the runner's nice.
+pub fn default_nice(cmd: &mut Command) -> &mut Command {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: setpriority() is async-signal-safe, and the closure touches nothing else.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::setpriority(libc::PRIO_PROCESS, 0, 0);
+            Ok(())
+        })
+    }
+}
+
 pub fn tuner() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_tuner"));
     c.env_remove("RUST_LOG");

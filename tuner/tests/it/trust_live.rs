@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use tuner::observe::synthetic::ScratchDir;
 
-use crate::support::{class_of, once_json, sleep_binary, write, Reaped};
+use crate::support::{class_of, default_nice, once_json, sleep_binary, write, Reaped};
 
 pub const NOBODY: u32 = 65534;
 
@@ -39,7 +39,7 @@ pub fn live_skip_reason() -> Option<String> {
 
 /// `argv` run as uid and gid 65534 with no supplementary groups.
 pub fn as_nobody(argv: &[&str]) -> Reaped {
-    let child = Command::new("setpriv")
+    let child = default_nice(&mut Command::new("setpriv"))
         .args(["--reuid", "65534", "--regid", "65534", "--clear-groups"])
         .args(argv)
         .stdin(Stdio::null())
@@ -219,7 +219,11 @@ fn nobody_gets_no_priority_whatever_it_runs_live() {
     } else {
         println!("no {perl}: the behaviour half is skipped");
     }
-    let root_sleep = Reaped(Command::new(&sleep).arg("60").spawn().unwrap());
+    let root_sleep = Reaped(
+        default_nice(Command::new(&sleep).arg("60"))
+            .spawn()
+            .unwrap(),
+    );
     for (comm, c) in &nobody {
         wait_comm(c.pid(), comm);
     }
@@ -267,7 +271,7 @@ struct Parent {
 
 impl Parent {
     fn spawn(script: &Path) -> Parent {
-        let mut c = Command::new(script)
+        let mut c = default_nice(&mut Command::new(script))
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .spawn()
