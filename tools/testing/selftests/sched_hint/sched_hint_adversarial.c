@@ -790,8 +790,14 @@ TEST(get_info_e2big_writes_the_size_back)
  */
 #define EXEC_ROUNDS	200
 
+/*
+ * Waits 0 to 30 ms (by round) before it execs: the parent must get to see,
+ * and pin, the other threads before de_thread() kills them and reaps the
+ * old leader, or the race is only ever run after the exec.
+ */
 static void *exec_from_thread(void *arg)
 {
+	usleep((long)arg % 31 * 1000);
 	execl("/proc/self/exe", "/proc/self/exe", "--exit-at-once", (char *)NULL);
 	_exit(127);
 }
@@ -802,7 +808,7 @@ static void *sleeper(void *arg)
 	return NULL;
 }
 
-static int exec_round_child(void)
+static int exec_round_child(long round)
 {
 	pthread_t t[3];
 	int i;
@@ -810,7 +816,7 @@ static int exec_round_child(void)
 	for (i = 0; i < 2; i++)
 		if (pthread_create(&t[i], NULL, sleeper, NULL))
 			return 1;
-	if (pthread_create(&t[2], NULL, exec_from_thread, NULL))
+	if (pthread_create(&t[2], NULL, exec_from_thread, (void *)(round * 7)))
 		return 1;
 	pause();
 	return 0;
@@ -840,7 +846,7 @@ TEST_F_TIMEOUT(slow, get_process_scope_races_exec_and_exit, 600)
 
 		ASSERT_GE(child, 0);
 		if (!child)
-			_exit(exec_round_child());
+			_exit(exec_round_child(round));
 		for (spins = 0; spins < 50; spins++) {
 			n = sh_task_tids(child, tids, 8);
 			for (i = 0; i < n; i++) {
