@@ -808,7 +808,8 @@ static void *sleeper(void *arg)
 	return NULL;
 }
 
-static int exec_round_child(long round)
+/* Tells @ready once the sleepers run, then starts the thread that execs. */
+static int exec_round_child(long round, int ready)
 {
 	pthread_t t[3];
 	int i;
@@ -816,6 +817,8 @@ static int exec_round_child(long round)
 	for (i = 0; i < 2; i++)
 		if (pthread_create(&t[i], NULL, sleeper, NULL))
 			return 1;
+	if (write(ready, "r", 1) != 1)
+		return 1;
 	if (pthread_create(&t[2], NULL, exec_from_thread, (void *)(round * 7)))
 		return 1;
 	pause();
@@ -841,15 +844,23 @@ TEST_F_TIMEOUT(slow, get_process_scope_races_exec_and_exit, 600)
 
 	ASSERT_LE(0, fd);
 	for (round = 0; round < EXEC_ROUNDS; round++) {
-		pid_t child = fork(), tids[8];
-		int n, i, status, spins;
+		pid_t child, tids[8];
+		int n, i, status, spins, ready[2];
+		char c;
 
+		ASSERT_EQ(0, pipe(ready));
+		child = fork();
 		ASSERT_GE(child, 0);
 		if (!child)
-			_exit(exec_round_child(round));
+			_exit(exec_round_child(round, ready[1]));
+		close(ready[1]);
+		/* The sleepers exist: the first GET can pin one before the exec. */
+		ASSERT_EQ(1, read(ready[0], &c, 1));
+		close(ready[0]);
 		for (spins = 0; spins < 50; spins++) {
 			n = sh_task_tids(child, tids, 8);
-			for (i = 0; i < n; i++) {
+			/* Newest first: the threads that de_thread() kills, then the leader. */
+			for (i = n - 1; i >= 0; i--) {
 				struct sched_hint h = sh_hint(tids[i], 0, 0);
 				int ret;
 
