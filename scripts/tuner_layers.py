@@ -127,12 +127,13 @@ def group_names(src, start):
     return [m.group(1) for m in names if m]
 
 
-def test_only_files(src_dir):
-    """Files that only a `#[cfg(test)] mod x;` declares, with everything under them."""
+def test_only_files(code):
+    """Files that only a `#[cfg(test)] mod x;` declares, with everything under them; @code
+    maps each file to its text without comments."""
     out = set()
-    for f in src_dir.rglob("*.rs"):
+    for f, text in code.items():
         here = f.parent if f.name in ("mod.rs", "lib.rs", "main.rs") else f.with_suffix("")
-        for m in TEST_MOD.finditer(strip_comments(f.read_text())):
+        for m in TEST_MOD.finditer(text):
             for cand in (here / f"{m.group(1)}.rs", here / m.group(1)):
                 if cand.is_file():
                     out.add(cand)
@@ -150,23 +151,21 @@ def module_path(src_dir, f, included=None):
     return parts[:-1] if parts[-1] == "mod" else parts
 
 
-def includes(files):
-    """{included file: the file whose `include!("...")` names it}."""
+def includes(texts):
+    """{included file: the file whose `include!("...")` names it}; @texts maps each file to
+    its text (as read: the name is a string, which the stripped text has emptied)."""
     out = {}
-    for f in files:
-        for m in re.finditer(r'\binclude!\s*\(\s*"([^"]+)"', f.read_text()):
+    for f, text in texts.items():
+        for m in re.finditer(r'\binclude!\s*\(\s*"([^"]+)"', text):
             out[(f.parent / m.group(1)).resolve()] = f
-    return {f: out[f.resolve()] for f in files if f.resolve() in out}
+    return {f: out[f.resolve()] for f in texts if f.resolve() in out}
 
 
-def reexports(src_dir):
+def reexports(src_dir, code):
     """{name: module} for what the crate root re-exports (`pub use error::Error;`)."""
     out = {}
     for root in ("lib.rs", "main.rs"):
-        f = src_dir / root
-        if not f.is_file():
-            continue
-        for m in REEXPORT.finditer(strip_comments(f.read_text())):
+        for m in REEXPORT.finditer(code.get(src_dir / root, "")):
             for name in re.findall(r"\w+", m.group(2)):
                 out.setdefault(name, m.group(1))
     return out
@@ -189,18 +188,20 @@ def used_modules(code, here):
 def graph(src_dir):
     """{module: set of modules it uses}, for every top-level module of @src_dir."""
     src_dir = Path(src_dir)
-    skip = test_only_files(src_dir)
-    renamed = reexports(src_dir)
     files = sorted(src_dir.rglob("*.rs"))
-    included = includes(files)
+    # Each file read and stripped once, for every question below.
+    texts = {f: f.read_text() for f in files}
+    code = {f: strip_comments(t) for f, t in texts.items()}
+    skip = test_only_files(code)
+    renamed = reexports(src_dir, code)
+    included = includes(texts)
     modules = {module_path(src_dir, f, included)[0] for f in files} - ROOTS
     edges = {mod: set() for mod in modules}
     for f in files:
         here = module_path(src_dir, f, included)
         if here[0] in ROOTS or f in skip:
             continue
-        code = strip_test_items(strip_comments(f.read_text()))
-        for u in used_modules(code, here):
+        for u in used_modules(strip_test_items(code[f]), here):
             u = u if u in modules else renamed.get(u)
             if u and u != here[0]:
                 edges[here[0]].add(u)
