@@ -30,6 +30,12 @@ def run(src):
 
 
 class Layers(unittest.TestCase):
+    def layers_of(self, files):
+        """What tuner_layers prints for a made-up crate of @files, which must have no cycle."""
+        rc, out = run(crate(files))
+        self.assertEqual(0, rc, out)
+        return out
+
     def test_a_cycle_through_a_use_group_fails_and_is_named(self):
         src = crate({
             "lib.rs": "pub mod config;\npub mod classify;\n",
@@ -41,7 +47,7 @@ class Layers(unittest.TestCase):
         self.assertIn("classify -> config -> classify", out)
 
     def test_comments_test_items_and_test_files_do_not_count(self):
-        src = crate({
+        out = self.layers_of({
             "engine/mod.rs": (
                 "//! `crate::app::App` wires this.\n"
                 "/* crate::app */\n"
@@ -54,13 +60,11 @@ class Layers(unittest.TestCase):
             "app.rs": "use crate::engine::Engine;\n",
             "plan/mod.rs": "",
         })
-        rc, out = run(src)
-        self.assertEqual(0, rc, out)
         self.assertIn("engine     uses plan\n", out)
         self.assertIn("app        uses engine\n", out)
 
     def test_strings_chars_and_raw_strings_hide_nothing_and_add_nothing(self):
-        src = crate({
+        out = self.layers_of({
             "a.rs": ("const J: &str = r#\"{\"x\": \"crate::b\"}\"#;\n"
                      "const Q: char = '\"';\nconst B: char = '{';\n"
                      "fn f<'x>(s: &'x str) {}\n"
@@ -69,40 +73,32 @@ class Layers(unittest.TestCase):
             "b.rs": "use crate::a::J;\n",
             "c.rs": "",
         })
-        rc, out = run(src)
-        self.assertEqual(0, rc, out)
         self.assertIn("a          uses c\n", out)
 
     def test_super_paths_reexports_and_spaced_paths_count(self):
-        src = crate({
+        out = self.layers_of({
             "lib.rs": "pub mod a;\npub use error::Error;\n",
             "a/x.rs": "use super::super::b::B;\n",
             "a/mod.rs": "mod x;\nuse super::c;\nfn f() -> crate::Error { crate :: d::g() }\n",
             "b.rs": "", "c.rs": "", "d.rs": "", "error.rs": "",
         })
-        rc, out = run(src)
-        self.assertEqual(0, rc, out)
         self.assertIn("a          uses b, c, d, error\n", out)
 
     def test_a_test_only_field_or_arm_hides_only_itself(self):
-        src = crate({
+        out = self.layers_of({
             "a.rs": ("struct S {\n    #[cfg(test)]\n    t: crate::c::T,\n    u: u8,\n}\n"
                      "enum E { X, #[cfg(test)] Y(crate::c::T) }\n"
                      "impl S { fn g() { crate::b::g(); } }\n"),
             "b.rs": "", "c.rs": "",
         })
-        rc, out = run(src)
-        self.assertEqual(0, rc, out)
         self.assertIn("a          uses b\n", out)
 
     def test_nested_block_comments_and_included_files(self):
-        src = crate({
+        out = self.layers_of({
             "a.rs": "/* /* */ crate::b */\ninclude!(\"a_gen.rs\");\n",
             "a_gen.rs": "use crate::c::C;\n",
             "b.rs": "", "c.rs": "",
         })
-        rc, out = run(src)
-        self.assertEqual(0, rc, out)
         self.assertIn("a          uses c\n", out)
         self.assertNotIn("a_gen", out)
 
