@@ -15,8 +15,8 @@ pub struct LlmSection {
     pub api_key_env: Option<String>,
     /// A file whose first line is the API key; wins over `api_key_env`.
     pub api_key_file: Option<PathBuf>,
-    /// PEM certificates an `https://` server's chain may end in, besides the public roots:
-    /// a model server on the LAN with a private CA.
+    /// PEM certificates an `https://` server's chain must end in, instead of the public
+    /// roots: a model server on the LAN with a private CA.
     pub ca_file: Option<PathBuf>,
     pub connect_timeout_ms: u64,
     /// Retries after a 429 or 503.

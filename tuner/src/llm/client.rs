@@ -216,7 +216,7 @@ impl ChatClient {
         }
         let mut builder = reqwest::Client::builder();
         if let ServerCheck::Tls {
-            ca_certs_der: Some(certs),
+            ca_certs: Some(certs),
         } = &cfg.server
         {
             // A private CA replaces the public roots (as curl's --cacert does): anyone with
@@ -494,7 +494,7 @@ mod tests {
             max_retries: 0,
             backoff: Duration::from_millis(1),
             max_backoff: Duration::from_millis(1),
-            server: ServerCheck::Tls { ca_certs_der: None },
+            server: ServerCheck::Tls { ca_certs: None },
             max_response_bytes: 1024,
         };
         assert!(!format!("{cfg:?}").contains("secret"));

@@ -66,10 +66,10 @@ impl LlmConfig {
         }
         let mut server = server_check(&base_url, s).map_err(bad)?;
         if let Some(path) = &s.ca_file {
-            let ServerCheck::Tls { ca_certs_der } = &mut server else {
+            let ServerCheck::Tls { ca_certs } = &mut server else {
                 return Err(bad("llm.ca_file is only for an https:// endpoint".into()));
             };
-            *ca_certs_der = Some(CaCerts(ca_file(path)?));
+            *ca_certs = Some(CaCerts(ca_file(path)?));
         }
         Ok(LlmConfig {
             client: ClientConfig {
@@ -96,7 +96,7 @@ impl LlmConfig {
 /// How the server at `url` is recognised (`super::server_check`).
 fn server_check(url: &Url, s: &LlmSection) -> Result<ServerCheck, String> {
     if url.scheme() == "https" {
-        return Ok(ServerCheck::Tls { ca_certs_der: None });
+        return Ok(ServerCheck::Tls { ca_certs: None });
     }
     let host = url.host_str().unwrap_or_default();
     let Some(addrs) = loopback_addrs(host) else {
@@ -177,9 +177,9 @@ fn read_guarded(
     Ok(bytes)
 }
 
-/// The certificates of `llm.ca_file`, a PEM block each: whoever can write the file can make the tuner
-/// trust a server of their own, so it must be root's or the tuner's and writable by nobody
-/// else. Only certificates are kept (a combined PEM may hold a key too).
+/// The certificates of `llm.ca_file`, a PEM block each: whoever can write the file can make
+/// the tuner trust a server of their own, so it must be root's or the tuner's and writable
+/// by nobody else. Only certificates are kept (a combined PEM may hold a key too).
 fn ca_file(path: &std::path::Path) -> Result<Vec<Vec<u8>>, LlmConfigError> {
     let err = |reason: String| LlmConfigError::CaFile {
         path: path.to_path_buf(),
@@ -224,11 +224,15 @@ fn api_key(s: &LlmSection) -> Result<Option<ApiKey>, LlmConfigError> {
                 path: path.clone(),
                 source,
             },
-            GuardedFileError::NotRegular | GuardedFileError::TooLarge => LlmConfigError::KeyFile {
+            GuardedFileError::NotRegular => LlmConfigError::KeyFile {
+                path: path.clone(),
+                source: std::io::Error::new(std::io::ErrorKind::InvalidData, "not a regular file"),
+            },
+            GuardedFileError::TooLarge => LlmConfigError::KeyFile {
                 path: path.clone(),
                 source: std::io::Error::new(
-                    std::io::ErrorKind::InvalidData,
-                    "not a regular file of at most 64 KiB",
+                    std::io::ErrorKind::FileTooLarge,
+                    format!("larger than {} KiB", MAX_KEY_FILE_BYTES / 1024),
                 ),
             },
         })?;
@@ -324,7 +328,7 @@ mod tests {
     fn the_server_is_recognised_by_tls_or_its_listener() {
         let s = LlmSection::default();
         let c = LlmConfig::new("https://llm.example:8443/v1", 1000, 8, &s).unwrap();
-        assert_eq!(c.client.server, ServerCheck::Tls { ca_certs_der: None });
+        assert_eq!(c.client.server, ServerCheck::Tls { ca_certs: None });
         let c = LlmConfig::new("http://127.0.0.1:8080", 1000, 8, &s).unwrap();
         assert!(matches!(
             &c.client.server,
@@ -357,7 +361,7 @@ mod tests {
         let c = LlmConfig::new("https://llm.lan:8443/v1", 1000, 8, &s).unwrap();
         assert!(matches!(
             &c.client.server,
-            ServerCheck::Tls { ca_certs_der: Some(certs) } if certs.0.len() == 1
+            ServerCheck::Tls { ca_certs: Some(certs) } if certs.0.len() == 1
         ));
         super::super::client::ChatClient::new(c.client).unwrap();
 

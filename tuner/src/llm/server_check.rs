@@ -38,7 +38,7 @@ impl std::fmt::Debug for CaCerts {
 pub enum ServerCheck {
     /// `https://`: TLS verifies the certificate against the public roots or, where
     /// `llm.ca_file` names a private CA, against that CA alone (read and checked at start).
-    Tls { ca_certs_der: Option<CaCerts> },
+    Tls { ca_certs: Option<CaCerts> },
     /// `http://` to this host: the listener on `port` must belong to one of `uids`.
     Loopback {
         port: u16,

@@ -8,7 +8,6 @@
 // purpose: see llm_real.rs.
 #![allow(clippy::await_holding_lock)]
 
-use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
@@ -19,7 +18,7 @@ use tokio_rustls::rustls::ServerConfig;
 use tokio_rustls::TlsAcceptor;
 use tuner::classify::external::ExternalClassifier;
 
-use crate::llm_support::{classifier, config, pids_of, Procs, RealServer};
+use crate::llm_support::{classifier, config, pids_of, write_private, Procs, RealServer};
 
 const BASE: i32 = 6_100_000;
 
@@ -76,15 +75,6 @@ impl TlsFront {
     }
 }
 
-fn write_ca(dir: &Path, pem: &str) -> PathBuf {
-    use std::os::unix::fs::PermissionsExt;
-    let path = dir.join("llm-ca.pem");
-    std::fs::write(&path, pem).unwrap();
-    // Whatever the umask: the tuner refuses a CA file others can write.
-    std::fs::set_permissions(&path, PermissionsExt::from_mode(0o644)).unwrap();
-    path
-}
-
 #[tokio::test]
 async fn https_with_a_private_ca_answers_and_without_it_is_refused() {
     let Some((srv, _serial)) = RealServer::get() else {
@@ -93,7 +83,9 @@ async fn https_with_a_private_ca_answers_and_without_it_is_refused() {
     let front = TlsFront::start(srv.port).await;
     let procs = Procs::new();
     let facts = procs.ordinary(BASE, 1);
-    let ca = write_ca(procs.dir.path(), &front.ca_pem);
+    // Mode 0600 whatever the umask: the tuner refuses a CA file others can write.
+    let ca = procs.dir.path().join("llm-ca.pem");
+    write_private(&ca, &front.ca_pem);
     let https = |host: &str| format!("https://{host}:{}", front.port);
 
     // The CA named: the handshake completes and the model answers through it.
