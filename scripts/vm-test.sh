@@ -80,22 +80,23 @@ run_phase() {
 	rc=$?
 	set -e
 	echo "---- $phase: guest TAP (console: $out/$phase/console.log) ----"
-	if [[ -f $out/$phase/job.log ]]; then
-		grep -E '^(ok|not ok) |^# Totals|^#   # .*(PASSED|FAILED|p99|samples|wakeups|fuzz|ioctl bench|weight|cycles)' \
-			"$out/$phase/job.log" || true
+	local log=$out/$phase/job.log failed=0
+	grep -qs '^not ok ' "$log" && failed=1
+	[[ -f $log ]] && { grep -E '^(ok|not ok) |^# Totals|^#   # .*(PASSED|FAILED|p99|samples|wakeups|fuzz|ioctl bench|weight|cycles)' \
+		"$log" || true; }
+	if ((failed)); then
 		# What a failing check said, so that a red run names its cause where only this
 		# output is kept: a kselftest's failing cases whole, any other check's last lines.
-		grep -q '^not ok ' "$out/$phase/job.log" && echo "---- $phase: what the failing checks said ----"
+		echo "---- $phase: what the failing checks said ----"
 		awk '/^# -- / { n = 0; sub_n = 0; subfail = 0; next }
 			/^#   #  RUN / { sub_n = 0 }
 			{ buf[n++ % 30] = $0; sub_buf[sub_n++] = $0 }
 			/^#   not ok / { for (i = 0; i < sub_n; i++) print sub_buf[i]; subfail = 1 }
 			/^#   ok / { sub_n = 0 }
 			/^not ok / && !subfail { for (i = n > 30 ? n - 30 : 0; i < n - 1; i++) print buf[i % 30] }' \
-			"$out/$phase/job.log"
-	fi
-	# A guest that died or hung before its checks ended printed no "not ok": show how it ended.
-	if ((rc)) && ! grep -q '^not ok ' "$out/$phase/job.log" 2>/dev/null; then
+			"$log"
+	elif ((rc)); then
+		# A guest that died or hung before its checks ended printed no "not ok": show how it ended.
 		echo "---- $phase: the guest failed without a failing check; the end of its console ----"
 		tail -n 30 "$out/$phase/console.log" 2>/dev/null || true
 	fi
