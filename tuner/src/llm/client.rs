@@ -168,6 +168,19 @@ fn endpoint(base: &Url, path: &str) -> Result<Url, ClientError> {
         .map_err(|e| ClientError::Config(format!("bad base url: {e}")))
 }
 
+/// The innermost cause of a reqwest error, which says what happened ("Connection refused
+/// (os error 111)", "invalid peer certificate: UnknownIssuer"); reqwest's own message is
+/// "error sending request" or "builder error".
+fn innermost(e: &reqwest::Error) -> String {
+    let mut reason = e.to_string();
+    let mut cause = std::error::Error::source(e);
+    while let Some(c) = cause {
+        reason = c.to_string();
+        cause = c.source();
+    }
+    reason
+}
+
 /// The CERTIFICATE blocks of a PEM file, each checked by building a TLS client that trusts
 /// it; other blocks (a private key in a combined file) are left out. Errors name the block.
 pub fn ca_certs_from_pem(pem: &[u8]) -> Result<Vec<Vec<u8>>, String> {
@@ -181,15 +194,7 @@ pub fn ca_certs_from_pem(pem: &[u8]) -> Result<Vec<Vec<u8>>, String> {
             return Err(format!("certificate {} has no END line", certs.len() + 1));
         };
         let block = &rest[start..start + len + END.len()];
-        let bad = |e: reqwest::Error| {
-            let mut why = e.to_string();
-            let mut src = std::error::Error::source(&e);
-            while let Some(s) = src {
-                why = format!("{why}: {s}");
-                src = s.source();
-            }
-            format!("certificate {}: {why}", certs.len() + 1)
-        };
+        let bad = |e: reqwest::Error| format!("certificate {}: {}", certs.len() + 1, innermost(&e));
         let cert = reqwest::Certificate::from_pem(block.as_bytes()).map_err(bad)?;
         reqwest::Client::builder()
             .tls_built_in_root_certs(false)
@@ -289,17 +294,10 @@ impl ChatClient {
         if e.is_timeout() {
             ClientError::Timeout(self.cfg.timeout.as_millis() as u64)
         } else if e.is_connect() || e.is_request() {
-            // The innermost cause says what happened ("Connection refused (os error 111)");
             // reqwest's own message names the URL only, and the key lives in a header.
-            let mut reason = e.to_string();
-            let mut cause = std::error::Error::source(&e);
-            while let Some(c) = cause {
-                reason = c.to_string();
-                cause = c.source();
-            }
             ClientError::Connect {
                 url: url.to_string(),
-                reason: sanitise(&reason, 200),
+                reason: sanitise(&innermost(&e), 200),
             }
         } else {
             ClientError::Body(sanitise(&e.to_string(), 200))
