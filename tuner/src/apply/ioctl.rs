@@ -4,12 +4,15 @@
 use std::collections::HashSet;
 use std::io::ErrorKind;
 use std::path::Path;
+use std::sync::Arc;
 
 use nix::errno::Errno;
 
+use super::migrate::MemoryMover;
 use super::{ApplyError, HintOp, HintSink, Scope, Target};
-use crate::config::Backend;
+use crate::config::{Backend, Config, MigrateMode};
 use crate::hint::{Hint, HintClass, HintSource, KernelHint};
+use crate::metrics::Metrics;
 use crate::observe::{OwnWrite, Topology};
 use crate::sys::Device;
 use crate::uapi::{self, sched_hint, sched_hint_info};
@@ -18,6 +21,8 @@ pub struct IoctlSink {
     dev: Device,
     /// GET_INFO's answer; its node mask is refreshed when a hint names a node outside it.
     info: sched_hint_info,
+    /// The kernel moves pages to a hinted node only as NUMA balancing finds them.
+    memory: MemoryMover,
 }
 
 /// Whether bit `node` (bit n of word n / 64) is set in GET_INFO's `node_mask`.
@@ -136,7 +141,17 @@ impl IoctlSink {
                 uapi::SCHED_HINT_ABI_VERSION
             )));
         }
-        Ok(Self { dev, info })
+        Ok(Self {
+            dev,
+            info,
+            memory: MemoryMover::new(MigrateMode::Never, None),
+        })
+    }
+
+    /// Moves each process's memory to its hint's node as `mode` says ([`MemoryMover`]).
+    pub fn with_migration(mut self, mode: MigrateMode, metrics: Option<Arc<Metrics>>) -> Self {
+        self.memory = MemoryMover::new(mode, metrics);
+        self
     }
 
     pub fn info(&self) -> DeviceInfo {
@@ -271,6 +286,15 @@ impl HintSink for IoctlSink {
             }
             _ => self.set_batch(&sets, &mut results),
         }
+        for (op, r) in ops.iter().zip(&results) {
+            match (op, r) {
+                (HintOp::Set { target, hint, .. }, Ok(())) => {
+                    self.memory.after_set(target.pid, hint)
+                }
+                (HintOp::Clear { target, .. }, _) => self.memory.after_clear(target.pid),
+                _ => {}
+            }
+        }
         results
     }
 
@@ -304,6 +328,16 @@ impl HintSink for IoctlSink {
 
     fn own_write(&self, _hint: &Hint, _topo: Option<&Topology>) -> Option<OwnWrite> {
         Some(OwnWrite::Kernel)
+    }
+
+    fn set_topology(&mut self, topo: &Topology) {
+        self.memory.set_topology(topo);
+    }
+
+    /// The kernel holds the classes' settings itself: none of them changes here.
+    fn set_config(&mut self, cfg: &Config) -> Vec<HintClass> {
+        self.memory.set_mode(cfg.plan.migrate);
+        Vec::new()
     }
 }
 
@@ -415,6 +449,7 @@ mod tests {
         IoctlSink {
             dev: Device::open(Path::new("/dev/null")).unwrap(),
             info,
+            memory: MemoryMover::new(MigrateMode::Never, None),
         }
     }
 

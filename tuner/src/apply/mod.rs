@@ -13,6 +13,7 @@
 
 pub mod dry_run;
 pub mod ioctl;
+pub mod migrate;
 #[cfg(test)]
 pub mod recording;
 pub mod stock;
@@ -245,7 +246,9 @@ fn open_with(
             if check {
                 check_privileges()?;
             }
-            Ok(Box::new(ioctl::IoctlSink::open(device)?))
+            Ok(Box::new(
+                ioctl::IoctlSink::open(device)?.with_migration(cfg.plan.migrate, Some(metrics)),
+            ))
         }
         Backend::Stock => {
             if check {
@@ -253,6 +256,7 @@ fn open_with(
             }
             Ok(Box::new(stock::StockSink::new(
                 cfg.stock.clone(),
+                cfg.plan.migrate,
                 Some(metrics),
             )))
         }

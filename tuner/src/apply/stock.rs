@@ -5,14 +5,12 @@
 //! the engine puts back a hint whose lifetime ran out (see `supports_ttl`).
 
 use std::collections::HashMap;
-use std::sync::atomic::Ordering;
-use std::sync::mpsc::{sync_channel, SyncSender, TrySendError};
 use std::sync::Arc;
-use std::thread::JoinHandle;
 
 use nix::errno::Errno;
 use nix::unistd::Pid;
 
+use super::migrate::MemoryMover;
 use super::{check_owner, ApplyError, HintOp, HintSink, Restore, Target};
 use crate::config::{Backend, Config, MigrateMode, StockClass, StockConfig, StockPolicy};
 use crate::hint::{Hint, HintClass, KernelHint};
@@ -46,87 +44,21 @@ pub fn attr_for(class: StockClass, inherit: bool) -> sched_attr {
     }
 }
 
-struct Migration {
-    pid: i32,
-    from: Vec<u64>,
-    to: Vec<u64>,
-}
-
-/// A worker thread that runs `migrate_pages` off the scan loop.
-struct Migrator {
-    tx: Option<SyncSender<Migration>>,
-    worker: Option<JoinHandle<()>>,
-}
-
-impl Migrator {
-    fn start(metrics: Option<Arc<Metrics>>) -> Self {
-        let (tx, rx) = sync_channel::<Migration>(32);
-        let worker = std::thread::Builder::new()
-            .name("tuner-migrate".into())
-            .spawn(move || {
-                for m in rx {
-                    match sys::migrate_pages(m.pid, &m.from, &m.to) {
-                        Ok(left) => {
-                            tracing::debug!(pid = m.pid, pages_left = left, "memory migrated")
-                        }
-                        Err(e) => {
-                            tracing::debug!(pid = m.pid, error = %e, "migrate_pages failed");
-                            if let Some(mt) = &metrics {
-                                mt.migration_errors.fetch_add(1, Ordering::Relaxed);
-                            }
-                        }
-                    }
-                    if let Some(mt) = &metrics {
-                        mt.migrations.fetch_add(1, Ordering::Relaxed);
-                    }
-                }
-            })
-            .ok();
-        Migrator {
-            tx: worker.as_ref().map(|_| tx),
-            worker,
-        }
-    }
-
-    fn submit(&self, m: Migration) {
-        let Some(tx) = &self.tx else { return };
-        match tx.try_send(m) {
-            Ok(()) => {}
-            Err(TrySendError::Full(m)) => {
-                tracing::debug!(pid = m.pid, "migration queue full; retried on a later scan")
-            }
-            Err(TrySendError::Disconnected(_)) => {}
-        }
-    }
-}
-
-impl Drop for Migrator {
-    fn drop(&mut self) {
-        self.tx.take();
-        if let Some(w) = self.worker.take() {
-            let _ = w.join();
-        }
-    }
-}
-
 pub struct StockSink {
     cfg: StockConfig,
     topo: Option<Topology>,
     /// Affinity before a strict hint, restored when the hint goes.
     saved_affinity: HashMap<i32, nix::sched::CpuSet>,
-    /// The node each process's memory was last moved to.
-    migrated: HashMap<i32, u32>,
-    migrator: Migrator,
+    memory: MemoryMover,
 }
 
 impl StockSink {
-    pub fn new(cfg: StockConfig, metrics: Option<Arc<Metrics>>) -> Self {
+    pub fn new(cfg: StockConfig, migrate: MigrateMode, metrics: Option<Arc<Metrics>>) -> Self {
         Self {
             cfg,
             topo: None,
             saved_affinity: HashMap::new(),
-            migrated: HashMap::new(),
-            migrator: Migrator::start(metrics),
+            memory: MemoryMover::new(migrate, metrics),
         }
     }
 
@@ -271,33 +203,6 @@ impl StockSink {
         }
         Ok(())
     }
-
-    fn maybe_migrate(&mut self, pid: i32, hint: &Hint) {
-        let want = match self.cfg.migrate {
-            MigrateMode::Never => false,
-            MigrateMode::Strict => hint.strict,
-            MigrateMode::Always => true,
-        };
-        let (Some(node), Some(topo)) = (hint.node.filter(|_| want), self.topo.as_ref()) else {
-            return;
-        };
-        if self.migrated.get(&pid) == Some(&node) || !topo.is_numa() {
-            return;
-        }
-        let words = (topo.nodes.iter().map(|n| n.id).max().unwrap_or(0) / 64 + 1) as usize;
-        let mut from = CpuSet::new();
-        for n in topo.nodes.iter().filter(|n| n.id != node) {
-            from.insert(n.id);
-        }
-        let mut to = CpuSet::new();
-        to.insert(node);
-        self.migrator.submit(Migration {
-            pid,
-            from: from.to_words(words),
-            to: to.to_words(words),
-        });
-        self.migrated.insert(pid, node);
-    }
 }
 
 /// What thread `tid` holds now, in the terms of the state file; `None` when it is gone.
@@ -339,14 +244,14 @@ impl HintSink for StockSink {
                 } => {
                     let r = self.write_threads(*owner, target.pid, tids, Some(hint));
                     if r.is_ok() {
-                        self.maybe_migrate(target.pid, hint);
+                        self.memory.after_set(target.pid, hint);
                     }
                     r
                 }
                 HintOp::Clear {
                     target, restore, ..
                 } => {
-                    self.migrated.remove(&target.pid);
+                    self.memory.after_clear(target.pid);
                     match restore {
                         Some(r) => self.restore(r),
                         // No record of what was there: touch nothing.
@@ -425,11 +330,13 @@ impl HintSink for StockSink {
 
     fn set_topology(&mut self, topo: &Topology) {
         self.topo = Some(topo.clone());
+        self.memory.set_topology(topo);
     }
 
     fn set_config(&mut self, cfg: &Config) -> Vec<HintClass> {
         let changed = self.cfg.changed_classes(&cfg.stock);
         self.cfg = cfg.stock.clone();
+        self.memory.set_mode(cfg.plan.migrate);
         changed
     }
 }
@@ -485,7 +392,7 @@ mod tests {
         let mut cfg = Config::default().stock;
         cfg.classes[HintClass::Batch.index()].nice = n + 1;
         cfg.classes[HintClass::Batch.index()].slice_us = 5000;
-        let mut sink = StockSink::new(cfg, None);
+        let mut sink = StockSink::new(cfg, MigrateMode::Strict, None);
         let prior = |pid| current(pid, false, None).unwrap();
         let (prior_a, prior_b) = (prior(a), prior(b));
         assert_eq!(prior_a.nice, n + 1);
@@ -572,7 +479,7 @@ mod tests {
     fn own_thread_round_trip() {
         let tid = nix::unistd::gettid().as_raw();
         let before = sys::sched_getattr(tid).unwrap();
-        let mut sink = StockSink::new(Config::default().stock, None);
+        let mut sink = StockSink::new(Config::default().stock, MigrateMode::Strict, None);
         let hint = test_hint(HintClass::Batch, HintSource::Admin);
         let t = Target {
             pid: tid,
@@ -622,7 +529,7 @@ mod tests {
 
     #[test]
     fn vanished_tasks_are_no_such_task() {
-        let mut sink = StockSink::new(Config::default().stock, None);
+        let mut sink = StockSink::new(Config::default().stock, MigrateMode::Strict, None);
         let hint = test_hint(HintClass::Batch, HintSource::Rule);
         let t = Target {
             pid: i32::MAX - 1,
@@ -643,7 +550,7 @@ mod tests {
     fn a_set_to_a_reused_pid_writes_nothing() {
         let (_a, a) = sleeper();
         let before = current(a, false, None).unwrap();
-        let mut sink = StockSink::new(Config::default().stock, None);
+        let mut sink = StockSink::new(Config::default().stock, MigrateMode::Strict, None);
         let hint = test_hint(HintClass::Background, HintSource::Rule);
         let set = |start| HintOp::Set {
             target: Target {
@@ -668,7 +575,7 @@ mod tests {
     /// settings, and the classes that changed are reported for rewriting.
     #[test]
     fn set_config_reports_changed_classes_and_writes_the_new_settings() {
-        let mut sink = StockSink::new(Config::default().stock, None);
+        let mut sink = StockSink::new(Config::default().stock, MigrateMode::Strict, None);
         let mut cfg = Config::default();
         cfg.stock.classes[HintClass::Batch.index()].nice = 3;
         cfg.stock.classes[HintClass::Batch.index()].slice_us = 20_000;

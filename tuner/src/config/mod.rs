@@ -220,6 +220,8 @@ pub struct PlanConfig {
     pub hysteresis_pct: u32,
     pub stable_scans: u32,
     pub cpu_weight_pct: u32,
+    /// When a process's memory follows its hint's node (`migrate_pages`, both backends).
+    pub migrate: MigrateMode,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -294,7 +296,6 @@ pub const NOBODY_UID: u32 = 65534;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct StockConfig {
-    pub migrate: MigrateMode,
     /// Indexed by [`HintClass::index`]; the `none` entry is the kernel default.
     pub classes: [StockClass; 6],
 }
@@ -402,9 +403,9 @@ impl Default for Config {
                 hysteresis_pct: 15,
                 stable_scans: 3,
                 cpu_weight_pct: 50,
+                migrate: MigrateMode::Strict,
             },
             stock: StockConfig {
-                migrate: MigrateMode::Strict,
                 classes: [
                     StockClass::DEFAULT,
                     // The base slice, as the patched class's row: a 500 us custom slice
@@ -646,6 +647,40 @@ mod tests {
             );
             assert!(!got.contains('\n'), "one line: {got}");
         }
+    }
+
+    /// Issue 21: memory follows a node on either backend, so its setting lives in `[plan]`;
+    /// a config that still says `[stock] migrate` means the same.
+    #[test]
+    fn migrate_is_a_plan_setting_and_its_old_name_still_counts() {
+        let plan = |src: &str| Config::parse(src, "m.toml").map(|c| c.plan.migrate);
+        assert_eq!(plan("").unwrap(), MigrateMode::Strict);
+        assert_eq!(
+            plan("[plan]\nmigrate = \"always\"\n").unwrap(),
+            MigrateMode::Always
+        );
+        assert_eq!(
+            plan("[stock]\nmigrate = \"never\"\n").unwrap(),
+            MigrateMode::Never
+        );
+        assert_eq!(
+            plan("[plan]\nmigrate = \"never\"\n[stock]\nmigrate = \"never\"\n").unwrap(),
+            MigrateMode::Never
+        );
+        let e = plan("[plan]\nmigrate = \"always\"\n[stock]\nmigrate = \"never\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("m.toml:2:11: plan.migrate and its old name stock.migrate disagree"),
+            "{e}"
+        );
+        let e = plan("[plan]\nmigrate = \"sometimes\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("m.toml:2:11: plan.migrate must be one of never, strict, always"),
+            "{e}"
+        );
     }
 
     #[test]

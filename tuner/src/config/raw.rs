@@ -158,6 +158,7 @@ pub struct RawPlan {
     pub hysteresis_pct: Opt<i64>,
     pub stable_scans: Opt<i64>,
     pub cpu_weight_pct: Opt<i64>,
+    pub migrate: Opt<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -171,6 +172,7 @@ pub struct RawStockClass {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawStock {
+    /// The old home of `[plan] migrate`, still read.
     pub migrate: Opt<String>,
     pub latency: Option<RawStockClass>,
     pub interactive: Option<RawStockClass>,

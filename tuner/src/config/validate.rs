@@ -597,13 +597,25 @@ pub(super) fn validate(raw: RawConfig, src: &str, origin: &str) -> Result<Config
         i64::from(p.cpu_weight_pct),
     )? as u32;
 
-    let r = &raw.stock;
     let migrate = [
         ("never", MigrateMode::Never),
         ("strict", MigrateMode::Strict),
         ("always", MigrateMode::Always),
     ];
-    cfg.stock.migrate = c.choice(&r.migrate, "stock.migrate", &migrate, d.stock.migrate)?;
+    // `[stock] migrate` predates the ioctl backend's migrations; a config that says it
+    // still means it, but not next to a `[plan] migrate` that says something else.
+    let old = c.choice(&raw.stock.migrate, "stock.migrate", &migrate, p.migrate)?;
+    cfg.plan.migrate = c.choice(&r.migrate, "plan.migrate", &migrate, old)?;
+    if let (Some(new), Some(_)) = (&r.migrate, &raw.stock.migrate) {
+        if cfg.plan.migrate != old {
+            return Err(c.err(
+                new,
+                "plan.migrate and its old name stock.migrate disagree: keep plan.migrate".into(),
+            ));
+        }
+    }
+
+    let r = &raw.stock;
     let raw_classes = [
         (HintClass::Latency, &r.latency),
         (HintClass::Interactive, &r.interactive),

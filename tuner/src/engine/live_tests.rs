@@ -171,7 +171,7 @@ fn rig_with(cfg: Config, pids: &[i32], start_skew: u64, tree: bool) -> Rig {
     Rig {
         engine: Engine::new(cfg.clone(), rules, Metrics::new(), Mode::Daemon),
         observer,
-        sink: StockSink::new(cfg.stock.clone(), None),
+        sink: StockSink::new(cfg.stock.clone(), cfg.plan.migrate, None),
     }
 }
 
@@ -303,7 +303,7 @@ fn killed_at_any_point_of_a_pass_a_restart_restores_everything() {
             let mut snap = first.observer.observe(NumaRead::Skip).unwrap();
             first.engine.prepare(&mut snap);
             let mut crash = Crash {
-                inner: StockSink::new(cfg.stock.clone(), None),
+                inner: StockSink::new(cfg.stock.clone(), cfg.plan.migrate, None),
                 left: kill_after,
             };
             let died = std::panic::catch_unwind(AssertUnwindSafe(|| {

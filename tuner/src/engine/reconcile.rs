@@ -108,13 +108,14 @@ impl Engine {
             }
             let prev = self.applied_of(key).cloned();
             let node = plans.get(&key).and_then(|pl| pl.node);
+            let plan_strict = plans.get(&key).is_some_and(|pl| pl.strict);
             let desired = match d.verdict {
                 Verdict::Open => prev.as_ref().map(|a| a.hint),
                 Verdict::Class(HintClass::None) if node.is_none() => None,
                 Verdict::Class(class) => Some(Hint {
                     class,
                     node,
-                    strict: d.strict && node.is_some(),
+                    strict: (d.strict || plan_strict) && node.is_some(),
                     inherit: d.inherit,
                     ttl_ms,
                     source: d.source().unwrap_or(HintSource::Heuristic),

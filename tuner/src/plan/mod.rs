@@ -7,7 +7,7 @@
 //! - Hysteresis: a process moves only when the new node leads the current one by
 //!   `hysteresis_pct` points for `stable_scans` consecutive scans; capacity placements stick.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use serde::Serialize;
 
@@ -19,12 +19,16 @@ use crate::observe::{CpuTime, ProcKey, ProcObs, Topology};
 pub struct NodePlan {
     pub node: Option<u32>,
     pub reason: String,
+    /// Keep the process on `node` (a spread instance: its node is the whole point).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub strict: bool,
 }
 
 impl NodePlan {
     fn none(reason: impl Into<String>) -> Self {
         NodePlan {
             node: None,
+            strict: false,
             reason: reason.into(),
         }
     }
@@ -129,7 +133,13 @@ pub struct Planner {
     state: HashMap<ProcKey, NodeState>,
     /// The last numa_maps reading of each process (they are read only every few scans).
     numa: HashMap<ProcKey, Vec<u64>>,
+    /// Instances warned about as too big for their node, with the node.
+    warned: HashSet<(ProcKey, u32)>,
 }
+
+/// Demand above a node's CPUs that counts as oversubscribed: a busy neighbour's share of
+/// the runqueue wait alone must not raise the warning.
+const OVERSUBSCRIBED_MARGIN_CPUS: f64 = 0.5;
 
 /// An admin's node, if this host has it: a config written for another machine must not
 /// have a hint reported as placed on a node that does not exist.
@@ -166,6 +176,29 @@ impl Planner {
         Self::default()
     }
 
+    /// Why an instance kept on `node` is too big for it, when it is: it wants more CPUs
+    /// (running plus waiting on a runqueue, over the last interval) than the node has, so
+    /// part of it waits behind the rest (llama.cpp with `--threads` above the node's CPUs).
+    /// Warned once per instance and node.
+    fn oversubscribed(&mut self, p: &ProcObs, topo: &Topology, node: u32) -> Option<String> {
+        let cpus = topo.node(node)?.cpus.count();
+        let r = p.rates?;
+        let wanted_cpus = (r.cpu_pct + r.run_delay_pct) / 100.0;
+        if wanted_cpus <= f64::from(cpus) + OVERSUBSCRIBED_MARGIN_CPUS {
+            return None;
+        }
+        let why = format!("oversubscribed: wants {wanted_cpus:.1} CPUs, node {node} has {cpus}");
+        if self.warned.insert((p.key(), node)) {
+            tracing::warn!(
+                pid = p.pid,
+                comm = %p.comm,
+                node,
+                "instance {why}: fewer compute threads (llama.cpp --threads) would stop them queueing"
+            );
+        }
+        Some(why)
+    }
+
     /// Puts `c` on `node` outright (an admin's node, a spread instance): it takes capacity
     /// there, and its node state starts over at `node`.
     fn place(
@@ -173,6 +206,7 @@ impl Planner {
         c: &Candidate<'_>,
         node: u32,
         reason: String,
+        strict: bool,
         cap: &mut Capacity,
         out: &mut HashMap<ProcKey, NodePlan>,
     ) {
@@ -189,6 +223,7 @@ impl Planner {
             NodePlan {
                 node: Some(node),
                 reason,
+                strict,
             },
         );
     }
@@ -206,9 +241,10 @@ impl Planner {
                 self.numa.insert(c.proc.key(), n.clone());
             }
         }
-        let live: std::collections::HashSet<ProcKey> = cands.iter().map(|c| c.proc.key()).collect();
+        let live: HashSet<ProcKey> = cands.iter().map(|c| c.proc.key()).collect();
         self.state.retain(|k, _| live.contains(k));
         self.numa.retain(|k, _| live.contains(k));
+        self.warned.retain(|(k, _)| live.contains(k));
 
         if !cfg.numa || !topo.is_numa() {
             let why = if cfg.numa {
@@ -220,6 +256,7 @@ impl Planner {
                 let plan = match c.decision.node.map(|n| admin_node(topo, n)) {
                     Some(Ok(n)) => NodePlan {
                         node: Some(n),
+                        strict: false,
                         reason: "admin".into(),
                     },
                     Some(Err(why)) => NodePlan::none(&why),
@@ -234,7 +271,7 @@ impl Planner {
         // Admin-fixed nodes first: they take capacity before anyone else.
         for c in cands {
             match c.decision.node.map(|n| admin_node(topo, n)) {
-                Some(Ok(node)) => self.place(c, node, "admin".into(), &mut cap, &mut out),
+                Some(Ok(node)) => self.place(c, node, "admin".into(), false, &mut cap, &mut out),
                 Some(Err(why)) => {
                     out.insert(c.proc.key(), NodePlan::none(&why));
                 }
@@ -301,8 +338,12 @@ impl Planner {
                 }
                 let total = members.len();
                 for (i, c) in members.iter().enumerate() {
-                    let reason = format!("spread {}/{total} of {rule}", i + 1);
-                    self.place(c, placed[&c.proc.key()], reason, &mut cap, &mut out);
+                    let node = placed[&c.proc.key()];
+                    let mut reason = format!("spread {}/{total} of {rule}", i + 1);
+                    if let Some(why) = self.oversubscribed(c.proc, topo, node) {
+                        reason = format!("{reason}; {why}");
+                    }
+                    self.place(c, node, reason, true, &mut cap, &mut out);
                 }
             }
         }
@@ -323,6 +364,7 @@ impl Planner {
                         st.current = Some(node);
                         NodePlan {
                             node: Some(node),
+                            strict: false,
                             reason: format!("majority {share}%"),
                         }
                     }
@@ -331,6 +373,7 @@ impl Planner {
                         st.streak = 0;
                         NodePlan {
                             node: Some(node),
+                            strict: false,
                             reason: format!("majority {share}%"),
                         }
                     }
@@ -341,6 +384,7 @@ impl Planner {
                             st.streak = 0;
                             NodePlan {
                                 node: Some(cur),
+                                strict: false,
                                 reason: format!(
                                     "kept: node {node} leads by {} < {} points",
                                     share.saturating_sub(cur_share),
@@ -360,11 +404,13 @@ impl Planner {
                                 st.streak = 0;
                                 NodePlan {
                                     node: Some(node),
+                                    strict: false,
                                     reason: format!("moved: majority {share}%"),
                                 }
                             } else {
                                 NodePlan {
                                     node: Some(cur),
+                                    strict: false,
                                     reason: format!(
                                         "kept: node {node} leads, scan {}/{}",
                                         st.streak, cfg.stable_scans
@@ -377,6 +423,7 @@ impl Planner {
                 _ if c.proc.rss_kib >= cfg.large_rss_kib => match st.current {
                     Some(cur) => NodePlan {
                         node: Some(cur),
+                        strict: false,
                         reason: "capacity (kept)".into(),
                     },
                     None => match cap.best(w) {
@@ -384,6 +431,7 @@ impl Planner {
                             st.current = Some(node);
                             NodePlan {
                                 node: Some(node),
+                                strict: false,
                                 reason: "capacity".into(),
                             }
                         }
@@ -394,6 +442,7 @@ impl Planner {
                     // Pages spread out after a node was chosen: keep it until the numbers say otherwise.
                     Some(cur) => NodePlan {
                         node: Some(cur),
+                        strict: false,
                         reason: "kept: no majority".into(),
                     },
                     None if numa.is_none() => NodePlan::none("no numa_maps yet"),
@@ -415,7 +464,7 @@ mod tests {
     use crate::classify::Verdict;
     use crate::config::Config;
     use crate::hint::{HintClass, Step};
-    use crate::observe::{test_proc, CpuSet, Node};
+    use crate::observe::{test_proc, CpuSet, Node, Rates};
 
     fn topo2() -> Topology {
         let node = |id: u32, cpus: &str, free: u64| Node {
@@ -525,8 +574,68 @@ mod tests {
         let mut nodes: Vec<u32> = first.values().filter_map(|p| p.node).collect();
         nodes.sort();
         assert_eq!(nodes, vec![0, 1]);
+        assert!(
+            first.values().all(|p| p.strict),
+            "a spread instance is kept on its node: {first:?}"
+        );
         let second = run(&mut planner);
         assert_eq!(first, second);
+    }
+
+    /// Issue 21: an instance placed on a node whose CPUs it outgrows (llama.cpp with more
+    /// `--threads` than the node has CPUs) is said to be so, in its reason and once in the log.
+    #[test]
+    fn an_instance_that_outgrows_its_node_is_called_oversubscribed() {
+        let cfg = Config::default().plan;
+        let topo = topo2();
+        let mut planner = Planner::new();
+        let d = decision("llm", true);
+        let mut big = with_numa(40, vec![900, 100]);
+        // Four CPUs busy and two more threads' worth waiting: six wanted, four on a node.
+        big.rates = Some(Rates {
+            cpu_pct: 400.0,
+            run_delay_pct: 200.0,
+            ..Default::default()
+        });
+        let mut fits = with_numa(41, vec![900, 100]);
+        fits.rates = Some(Rates {
+            cpu_pct: 380.0,
+            run_delay_pct: 40.0,
+            ..Default::default()
+        });
+        let cands = [
+            Candidate {
+                proc: &big,
+                decision: &d,
+            },
+            Candidate {
+                proc: &fits,
+                decision: &d,
+            },
+        ];
+        let out = planner.plan(&cands, &topo, Capacity::new(&topo, &[], &[]), &cfg);
+        let big_plan = &out[&big.key()];
+        let node = big_plan.node.expect("placed");
+        assert!(
+            big_plan.reason.ends_with(&format!(
+                "oversubscribed: wants 6.0 CPUs, node {node} has 4"
+            )),
+            "{big_plan:?}"
+        );
+        assert!(
+            !out[&fits.key()].reason.contains("oversubscribed"),
+            "{out:?}"
+        );
+        assert!(planner.warned.contains(&(big.key(), node)));
+        assert_eq!(planner.warned.len(), 1);
+    }
+
+    #[test]
+    fn a_process_placed_by_its_pages_is_not_kept_there() {
+        let mut planner = Planner::new();
+        let p = with_numa(42, vec![900, 100]);
+        let plan = plan_one(&mut planner, &p, &decision("x", false));
+        assert_eq!((plan.node, plan.strict), (Some(0), false), "{plan:?}");
     }
 
     #[test]
@@ -540,6 +649,7 @@ mod tests {
             plan_on(&mut planner, &p, &d, &topo),
             NodePlan {
                 node: None,
+                strict: false,
                 reason: "single node".into()
             }
         );
