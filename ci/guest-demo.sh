@@ -1,195 +1,142 @@
 #!/bin/bash
-# The guest half of `make demo` (see scripts/demo.sh): a mixed workload, the tuner with the
-# local LLM (on the host, reached through QEMU's user-mode network), each hint with its
-# provenance, and a before/after table of wakeup latency and NUMA placement.
-# Inputs: SH_MODULE, SH_SELFTESTS, SH_TUNER, SH_WAKEBENCH, SH_DEMO_CONFIG.
+# The guest half of `make demo` (see scripts/demo.sh): two real llama.cpp servers beside a
+# mixed workload, the tuner with the local LLM (on the host, reached through QEMU's
+# user-mode network) for what its rules leave open, each hint with its provenance, and a
+# before/after table: the servers' request latency and tokens/s, where their threads ran
+# and where their memory is.
+# Inputs: SH_MODULE, SH_TUNER, SH_DEMO_CONFIG, SH_SERVING_RULES.
 set -u
+# shellcheck source=ci/guest-lib.sh
+source "$SH_ROOT/ci/guest-lib.sh"
 demo=/tmp/sched_hint-demo
 mkdir -p "$demo"
-# The tuner's own output and logs go back to the host with the job folder, whatever the end.
-trap 'cp "$demo"/once.txt "$demo"/once.log "$demo"/run.log "$SH_OUT"/ 2>/dev/null' EXIT
+py=$SCHED_HINT_CACHE/venv/bin/python
 say() { printf '\n== %s\n' "$*"; }
+# shellcheck disable=SC2317 # run by the EXIT trap
+cleanup() {
+	local d
+	# The tuner's own output and logs go back to the host with the job folder.
+	cp "$demo"/once.txt "$demo"/once.log "$demo"/run.log "$SH_OUT"/ 2>/dev/null
+	[[ -n ${tuner:-} ]] && kill "$tuner" 2>/dev/null
+	# shellcheck disable=SC2086 # a list of pids
+	[[ -n ${mix:-} ]] && kill $mix 2>/dev/null
+	for d in "$demo"/srv-*/; do "$SH_ROOT/scripts/llm-server.sh" stop --run-dir "$d" >/dev/null 2>&1; done
+}
+trap cleanup EXIT
+die() { echo "demo: $*"; exit 1; }
 
 insmod "$SH_MODULE" || exit 1
 chmod 0666 /dev/sched_hint
+# The demo's config plus the serving rules (the xllamacpp server runs as "python").
+cfg=$demo/tuner.toml
+{ cat "$SH_DEMO_CONFIG"; printf '\n[rules]\npaths = ["%s"]\n' "$SH_SERVING_RULES"; } >"$cfg"
+"$SH_TUNER" config check "$cfg" >/dev/null || die "bad tuner config"
 
-# The mix, under the names the tuner will see.
-cp "$SH_SELFTESTS/sched_hint_numa_bench" "$demo/llama-server"
-cp "$SH_WAKEBENCH" "$demo/frame-render"
+say "starting two llama.cpp servers (SmolLM2-135M, 2 compute threads each) and the mix"
+# As a naive launcher would: both started on node 0's CPUs, so both models (read into
+# memory, --no-mmap) are first touched there; then their threads may run anywhere.
+declare -A port pid
+for s in a b; do
+	started=$(date +%s)
+	port[$s]=$(taskset -c "$(node_cpus 0)" "$SH_ROOT/scripts/llm-server.sh" start \
+		--run-dir "$demo/srv-$s" --ctx 512 --start-timeout-s 1200 --no-mmap \
+		--threads 2 --threads-batch 2 2>>"$demo/srv-$s.log") ||
+		die "server $s did not start: $(tail -n 3 "$demo/srv-$s.log")"
+	pid[$s]=$(cat "$demo/srv-$s/llm-server.pid")
+	taskset -a -p -c 0-3 "${pid[$s]}" >/dev/null
+	echo "server $s: pid ${pid[$s]}, port ${port[$s]}, up in $(($(date +%s) - started)) s"
+done
+pa=${pid[a]} pb=${pid[b]}
 cp /usr/bin/yes "$demo/updatedb"
 cp /usr/bin/yes "$demo/ffmpeg"
 # A small periodic agent that no rule and no heuristic covers: the model's case. Its few ms
-# of work per wakeup keep it off the idle heuristic (which a bare `sleep 0.2` loop, slowed
-# down in a busy guest, once fell under), and ten wakeups a second with bursts that long
-# are not the short bursts of an interactive task.
+# of work per wakeup keep it off the idle heuristic, and ten wakeups a second with bursts
+# that long are not the short bursts of an interactive task.
 cp /bin/bash "$demo/metrics-agent"
-say "starting the mix"
-"$demo/llama-server" --first-touch 1 900 192 >"$demo/llama.out" 2>&1 &
-llama=$!
 "$demo/updatedb" >/dev/null 2>&1 &
 "$demo/updatedb" >/dev/null 2>&1 &
 "$demo/ffmpeg" >/dev/null 2>&1 &
 "$demo/metrics-agent" -c 'while :; do sleep 0.1; for ((i = 0; i < 2000; i++)); do :; done; done' \
 	>/dev/null 2>&1 &
-# A list of pids: the kill lines below split it on purpose.
+# A list of pids: the kill lines split it on purpose.
 mix=$(jobs -p)
-sleep 2
-node1_cpus=$(cat /sys/devices/system/node/node1/cpulist)
-echo "llama-server pid $llama: 192 MiB first touched on node 1 (CPUs $node1_cpus); 2 x updatedb, 1 x ffmpeg busy-looping; metrics-agent waking 10 times a second for a few ms of work"
+echo "2 x updatedb and 1 x ffmpeg busy-looping, metrics-agent waking 10 times a second"
 
-# Where llama-server's main thread ran, sampled every 0.1 s for N seconds: "samples on
-# node 0, samples on node 1".
-placement() {
-	local n0=0 n1=0 cpu
-	for _ in $(seq $(($1 * 10))); do
-		cpu=$(awk '{print $39}' "/proc/$llama/stat" 2>/dev/null) || break
-		if [[ -e /sys/devices/system/cpu/cpu$cpu/node1 ]]; then
-			n1=$((n1 + 1))
-		else
-			n0=$((n0 + 1))
-		fi
-		sleep 0.1
+# measure SIDE: both servers under the same request mix at once (2 requests of 8 tokens
+# each, one client), while their running threads are sampled; then their private pages.
+measure() {
+	local s loads=()
+	for s in a b; do
+		"$py" "$SH_ROOT/ci/llm_load.py" --url "http://127.0.0.1:${port[$s]}" --tag "$s" \
+			--clients 1 --requests 2 --n-predict 8 --timeout-s 1200 \
+			>"$demo/$1.$s.txt" 2>>"$demo/load.log" &
+		loads+=($!)
 	done
-	echo "$n0 $n1"
-}
-
-# llama-server's resident pages per node, from numa_maps: "pages on node 0, on node 1".
-pages() {
-	awk '{ for (i = 1; i <= NF; i++) if ($i ~ /^N[01]=/) { split($i, kv, "="); p[substr(kv[1], 2)] += kv[2] } }
-		END { printf "%d %d\n", p[0], p[1] }' "/proc/$llama/numa_maps"
-}
-
-# share NODE "A0 A1": node NODE's share of a pair of per-node counts, in percent.
-share() {
-	awk -v n="$1" -v pair="$2" 'BEGIN { split(pair, c, " "); t = c[1] + c[2]
-		printf "%.0f%%", t ? 100 * c[n + 1] / t : 0 }'
-}
-
-# hint_field PID NAME: the hint's NAME (class, source...) from PID's /proc sched read-back.
-hint_field() {
-	awk -v k="hint.$2" '$1 == k { print $3 }' "/proc/$1/sched" 2>/dev/null
-}
-
-# unhinted_threads PID N: the threads of PID without a hint, or "starting" while it has
-# fewer than N; prints nothing once all N carry one.
-unhinted_threads() {
-	local tids=(/proc/"$1"/task/*) t c out=
-	((${#tids[@]} >= $2)) || { echo starting; return; }
-	for t in "${tids[@]}"; do
-		c=$(hint_field "${t##*/}" class)
-		[[ -z $c || $c == none ]] && out+=" ${t##*/}"
+	sleep 2
+	for s in a b; do run_samples "${pid[$s]}" 5 >"$demo/$1.run.$s"; done
+	wait "${loads[@]}"
+	for s in a b; do
+		grep -q '^serve_tokens_per_s' "$demo/$1.$s.txt" ||
+			die "server $s gave no figures ($1): $(tail -n 3 "$demo/load.log")"
+		pages "${pid[$s]}" private >"$demo/$1.pages.$s"
 	done
-	echo "${out# }"
 }
 
-# frame-render: a bursty latency-sensitive loop (300 us of work every 20 ms per worker).
-# Each window is a process of its own: where its threads land moves its latency in this
-# guest more than anything else, so each side of the table is the median of several. A
-# window of 4 s has about 400 wakeups: enough for p50 and p99, not for p99.9. Four busy
-# vCPUs on one host thread make each busy guest second cost several on the host.
-windows=3
-# Arguments, not a function: started in the background, frame-render itself must be `$!`.
-frame=(--message-threads 1 --workers 2 --work-us 300 --interval-us 20000 --duration-s 4
-	--warmup-s 1 --json)
-
-# check_window FILE: FILE holds a wakebench report with the latency percentiles.
-check_window() {
-	jq -e '[.p50_us, .p99_us] | all(type == "number")' "$1" >/dev/null 2>&1 && return
-	echo "frame-render window $1 gave no latency report:"
-	cat "$1"
-	# shellcheck disable=SC2086
-	kill $mix ${tuner:-} 2>/dev/null
-	exit 1
-}
-
-say "before: no hints ($windows windows of 4 s, each a new frame-render)"
-for i in $(seq "$windows"); do
-	"$demo/frame-render" "${frame[@]}" >"$demo/before.$i.json" 2>/dev/null
-	check_window "$demo/before.$i.json"
-done
-before_place=$(placement 6)
-before_pages=$(pages)
+say "before: no hints"
+measure before
 
 say "the tuner, one pass, with the local LLM for what the rules leave open"
-"$demo/frame-render" --message-threads 1 --workers 2 --work-us 300 --interval-us 20000 \
-	--duration-s 600 --warmup-s 0 >/dev/null 2>&1 &
-probe=$!
-sleep 2
-"$SH_TUNER" once --all -c "$SH_DEMO_CONFIG" >"$demo/once.txt" 2>"$demo/once.log"
+"$SH_TUNER" once --all -c "$cfg" >"$demo/once.txt" 2>"$demo/once.log"
 rc=$?
 # What the model was asked and answered, and any trouble on the way.
 grep -iE 'warn|error|llm classifier:' "$demo/once.log" | head -5
 grep -q 'llm classifier:' "$demo/once.log" ||
 	echo "(the model was not asked: rules and heuristics covered every process this time)"
-((rc == 0)) || { echo "tuner once failed ($rc)"; cat "$demo/once.log"; exit 1; }
-kill "$probe" 2>/dev/null
+((rc == 0)) || { cat "$demo/once.log"; die "tuner once failed ($rc)"; }
 # Each hint with its provenance: the class, the node, who decided and by which rule or model.
-grep -E '^PID|llama-server|frame-render|updatedb|ffmpeg|metrics-agent|processes:' "$demo/once.txt"
+grep -E "^PID|^ *($pa|$pb) |updatedb|ffmpeg|metrics-agent|processes:" "$demo/once.txt"
 
-say "after: the tuner daemon keeps the hints (the model's answers come from its cache)"
-"$SH_TUNER" run -c "$SH_DEMO_CONFIG" >"$demo/run.log" 2>&1 &
+say "after: the tuner daemon keeps the hints and spreads the servers one per node"
+"$SH_TUNER" run -c "$cfg" >"$demo/run.log" 2>&1 &
 tuner=$!
-# Each window is a new frame-render, which the daemon has to find and classify by its
-# behaviour: its measured window opens only once every one of its threads carries a hint.
-frame_threads=4	# main, message thread, 2 workers
-for i in $(seq "$windows"); do
-	"$demo/frame-render" "${frame[@]}" --start-on-sigusr1 >"$demo/after.$i.json" 2>/dev/null &
-	fr=$!
-	started=$(date +%s)
-	unhinted=
-	for _ in $(seq 600); do
-		unhinted=$(unhinted_threads "$fr" "$frame_threads")
-		[[ -z $unhinted ]] && break
-		sleep 0.1
-	done
-	if [[ -n $unhinted ]]; then
-		echo "the daemon did not hint frame-render (pid $fr) within 60 s; unhinted: $unhinted"
-		sed -n '1,40p' "$demo/run.log"
-		# shellcheck disable=SC2086
-		kill "$fr" "$tuner" $mix 2>/dev/null
-		exit 1
-	fi
-	echo "frame-render pid $fr: every thread hinted $(($(date +%s) - started)) s after it started;" \
-		"/proc/$fr/sched: class $(hint_field "$fr" class), source $(hint_field "$fr" source) (2 rule, 3 heuristic, 4 model)"
-	kill -USR1 "$fr"
-	wait "$fr"
-	check_window "$demo/after.$i.json"
+started=$(date +%s)
+for ((i = 0; i < 600; i++)); do
+	na=$(hint_field "$pa" node) nb=$(hint_field "$pb" node)
+	[[ $na == [01] && $nb == [01] && $na != "$nb" ]] && break
+	sleep 0.5
 done
-after_place=$(placement 6)
-after_pages=$(pages)
-"$SH_SELFTESTS/sched_hint_ctl" get "$llama" | sed 's/^/llama-server hint: /'
-# The tuner picks the node that holds most of the process's memory; NUMA balancing may have
-# moved some of it since the first touch, so compare on the node it picked.
-node=$(hint_field "$llama" node)
-# shellcheck disable=SC2086
-[[ $node == [01] ]] || { echo "llama-server has no node hint (node '$node')"; kill "$tuner" $mix 2>/dev/null; exit 1; }
+[[ $na == [01] && $nb == [01] && $na != "$nb" ]] ||
+	{ sed -n '1,40p' "$demo/run.log"; die "the daemon did not spread the servers (nodes '$na' '$nb')"; }
+echo "servers spread $(($(date +%s) - started)) s after the daemon started: a on node $na, b on node $nb;" \
+	"/proc/PID/sched: class $(hint_field "$pa" class), source $(hint_field "$pa" source) (2 rule, 3 heuristic, 4 model)"
+# The daemon moves their memory in its worker; wait until the pages stop moving.
+prev=
+for ((i = 0; i < 60; i++)); do
+	cur="$(pages "$pa" private) $(pages "$pb" private)"
+	[[ $cur == "$prev" ]] && break
+	prev=$cur
+	sleep 2
+done
+measure after
+"$SH_TUNER" -c "$cfg" explain "$pa" 2>/dev/null | grep -iE 'node|role|class|rule' | head -n 12 | sed 's/^/explain server a: /'
 kill -TERM "$tuner"
 wait "$tuner" 2>/dev/null
+tuner=
 
-# median KEY SIDE: the median over SIDE's (before, after) windows of KEY, in whole us.
-median() {
-	jq -s --arg k "$1" 'map(.[$k]) | sort | .[(length - 1) / 2 | floor] | floor' "$demo/$2".*.json
-}
-# windows_of KEY SIDE: KEY of each of SIDE's windows, in whole us, in the order they ran.
-windows_of() {
-	jq -s -r --arg k "$1" 'map(.[$k] | floor | tostring) | join(" ")' "$demo/$2".*.json
-}
-
-say "before / after"
-printf '%-36s %12s %12s\n' "" before after
-for k in p50_us p99_us; do
-	printf '%-36s %12s %12s\n' "frame-render wakeup latency $k" "$(median $k before)" "$(median $k after)"
+# fig SIDE SERVER NAME: NAME from that side's llm_load figures, rounded.
+fig() { awk -v k="$3.$2" '$1 == k { printf "%.1f", $2 }' "$demo/$1.$2.txt"; }
+say "before / after (the same 2 requests x 8 tokens to each server, the mix busy throughout)"
+printf '%-44s %12s %12s\n' "" before after
+for s in a b; do
+	node=$na
+	[[ $s == b ]] && node=$nb
+	printf '%-44s %12s %12s\n' "server $s tokens/s" "$(fig before "$s" serve_tokens_per_s)" "$(fig after "$s" serve_tokens_per_s)"
+	printf '%-44s %12s %12s\n' "server $s time to first token p99, ms" "$(fig before "$s" serve_ttft_p99_ms)" "$(fig after "$s" serve_ttft_p99_ms)"
+	printf '%-44s %12s %12s\n' "server $s request latency p99, ms" "$(fig before "$s" serve_latency_p99_ms)" "$(fig after "$s" serve_latency_p99_ms)"
+	printf '%-44s %12s %12s\n' "server $s running threads on node $node (hint)" \
+		"$(share "$node" "$(cat "$demo/before.run.$s")")" "$(share "$node" "$(cat "$demo/after.run.$s")")"
+	printf '%-44s %12s %12s\n' "server $s private pages on node $node" \
+		"$(share "$node" "$(cat "$demo/before.pages.$s")")" "$(share "$node" "$(cat "$demo/after.pages.$s")")"
 done
-printf '%-36s %12s %12s\n' "llama-server samples on node $node (hint)" \
-	"$(share "$node" "$before_place")" "$(share "$node" "$after_place")"
-printf '%-36s %12s %12s\n' "llama-server pages on node $node" \
-	"$(share "$node" "$before_pages")" "$(share "$node" "$after_pages")"
 echo "hints set through the device: $(cat /sys/kernel/sched_hint/stats/set)"
-echo "frame-render latency: the median of $windows windows; each window, in us:"
-for k in p50_us p99_us; do
-	printf '  %-8s before %-24s after %s\n' "$k" "$(windows_of $k before)" "$(windows_of $k after)"
-done
-# The mix shares this script's output; it must not outlive it.
-# shellcheck disable=SC2086
-kill $mix 2>/dev/null
 exit 0

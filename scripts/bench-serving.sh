@@ -1,20 +1,30 @@
 #!/usr/bin/env bash
-# The llm-serving phase of `make bench`, host lane (this host's stock kernel): the llama.cpp
+# The llm-serving phase of `make bench`. Host lane (this host's stock kernel): the llama.cpp
 # server of scripts/llm-server.sh serves a fixed request mix (ci/llm_load.py) in three cases,
 #   alone   nothing else started by this script,
 #   noisy   with neighbours: a CPU hog on every CPU, a memory-bandwidth hog, a build (make -j),
 #   tuned   the same neighbours and the tuner (`tuner run --backend stock`, rules only),
 # each round with a fresh server, the cases in ABC CBA order. Rows go to OUT/raw.csv as
 # "round,serving,NAME.CASE,value"; scripts/bench_report.py turns them into the goals.
+# Guest lane (--lane guest): the same cases inside the two-node guest on the patched kernel,
+# server, clients and neighbours all in the guest, the tuner's ioctl backend; and two servers
+# spread one per node (ci/guest-serving.sh). Rows: "round,serving-guest,NAME.CASE,value".
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
 usage() {
 	cat <<USAGE
-usage: scripts/bench-serving.sh --out DIR [--rounds N] [--quick] [--tuner PATH]
-                                [--clients K] [--requests R] [--n-predict N]
-                                [--threads N] [--parallel N]
+usage: scripts/bench-serving.sh --out DIR [--lane host|guest] [--rounds N] [--quick]
+                                [--tuner PATH] [--clients K] [--requests R] [--n-predict N]
+                                [--threads N] [--parallel N] [--guest-parts LIST]
   --out DIR      results folder: rows are added to DIR/raw.csv, logs go to DIR/serving/
+                 (guest lane: DIR/vm/serving/)
+  --lane L       host (default) or guest: the patched kernel in QEMU (scripts/kernel.sh,
+                 module.sh must have built it), guest time counted in instructions
+                 (-icount), short requests (TCG runs the model some hundred times slower);
+                 --clients, --requests, --n-predict, --threads and --parallel are the
+                 host lane's
+  --guest-parts  placement,bench (default both): the two-server spread, the request mix
   --rounds N     rounds of the three cases (default 5; the report takes medians and a
                  ratio per round)
   --quick        a smoke test of the harness: 2 clients x 2 requests x 8 tokens
@@ -35,11 +45,13 @@ usage: scripts/bench-serving.sh --out DIR [--rounds N] [--quick] [--tuner PATH]
 USAGE
 }
 
-out= rounds=5 quick=0 tuner=$SH_ROOT/target/release/tuner
+out= rounds=5 quick=0 tuner=$SH_ROOT/target/release/tuner lane=host guest_parts=placement,bench
 clients=4 requests=8 n_predict=32 threads=$(nproc) parallel=2
 while (($#)); do
 	case $1 in
 	--out) out=$2; shift ;;
+	--lane) lane=$2; shift ;;
+	--guest-parts) guest_parts=$2; shift ;;
 	--rounds) rounds=$2; shift ;;
 	--quick) quick=1 ;;
 	--tuner) tuner=$2; shift ;;
@@ -54,6 +66,9 @@ while (($#)); do
 	shift
 done
 [[ -n $out ]] || { usage >&2; exit 2; }
+[[ $lane == host || $lane == guest ]] || sh_die "--lane takes host or guest, got '$lane'"
+[[ $guest_parts =~ ^(placement|bench)(,(placement|bench))?$ ]] ||
+	sh_die "--guest-parts takes placement, bench or both, got '$guest_parts'"
 for v in "$rounds" "$clients" "$requests" "$n_predict" "$threads" "$parallel"; do
 	[[ $v =~ ^[1-9][0-9]*$ ]] || sh_die "counts must be numbers >= 1, got '$v'"
 done
@@ -61,6 +76,29 @@ done
 py=$SH_VENV/bin/python
 [[ -x $py ]] || sh_die "no venv python at $py: run 'make setup'"
 [[ -x $tuner ]] || sh_die "no tuner at $tuner: cargo build --release -p tuner"
+
+if [[ $lane == guest ]]; then
+	kdir=$("$SH_ROOT/scripts/kernel.sh" --print-dir)
+	[[ -f $kdir/arch/x86/boot/bzImage ]] || sh_die "no patched kernel in $kdir: run scripts/kernel.sh"
+	mkdir -p "$out/vm"
+	[[ -s $out/raw.csv ]] || echo "round,kernel,name,value" >"$out/raw.csv"
+	sh_log "serving, guest lane: $guest_parts, $rounds rounds (log: $out/vm/serving/job.log)"
+	rc=0
+	"$SH_ROOT/scripts/vm-run.sh" --kernel "$kdir" --job "$SH_ROOT/ci/guest-serving.sh" --icount \
+		--out "$out/vm/serving" --timeout 5400 --mem-mib 2048 \
+		--env "SH_MODULE=$("$SH_ROOT/scripts/module.sh" --print-ko)" --env "SH_TUNER=$tuner" \
+		--env "SH_SERVING_PARTS=$guest_parts" --env "SH_SERVING_ROUNDS=$rounds" \
+		--env "SH_SERVING_QUICK=$quick" --env "SH_SERVING_RULES=$SH_ROOT/configs/llm-serving.rules.toml" \
+		>/dev/null || rc=$?
+	# "name.case@round value" and the placement's "name.server value" (round 1).
+	while read -r name value; do
+		r=1
+		[[ $name == *@* ]] && r=${name##*@} name=${name%@*}
+		echo "$r,serving-guest,$name,$value" >>"$out/raw.csv"
+	done < <(cat "$out/vm/serving/bench.txt" 2>/dev/null)
+	((rc == 0)) || { tail -n 20 "$out/vm/serving/job.log" >&2; sh_die "guest lane failed ($rc)"; }
+	exit 0
+fi
 
 work=$out/serving
 mkdir -p "$work"

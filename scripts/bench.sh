@@ -19,10 +19,13 @@ usage: scripts/bench.sh [--rounds N] [--jobs N] [--quick] [--no-build] [--phases
   --phases LIST  comma-separated, default all: hot (hot path, the only phase that boots the
                  baseline), lat (latency class), numa, ioctl, llm (N idle/busy pairs: the
                  tuner in the guest, the model on this host), tuner (its cost on this host),
-                 llm-serving (this host's kernel: the llama.cpp server under a request mix,
-                 alone, with noisy neighbours, with neighbours and the tuner's stock
-                 backend; scripts/bench-serving.sh)
-                 Only hot, lat, numa, ioctl and llm build and boot kernels.
+                 llm-serving (the llama.cpp server under a request mix, alone, with noisy
+                 neighbours, with neighbours and the tuner, in two lanes: this host's
+                 kernel with the tuner's stock backend, and the patched kernel in the
+                 guest with the ioctl backend, where two servers are also spread one per
+                 node; scripts/bench-serving.sh)
+                 Only hot, lat, numa, ioctl, llm and llm-serving build and boot kernels;
+                 only hot boots the baseline.
   --llm-only     the same as --phases llm,tuner
   --out DIR      results folder; one that has a raw.csv gets the new rows added to it, so a
                  later run of some phases joins an earlier run's report
@@ -51,20 +54,21 @@ for p in ${phases//,/ }; do
 	[[ $p =~ ^(hot|lat|numa|ioctl|llm|tuner|llm-serving)$ ]] || { usage >&2; sh_die "unknown phase '$p'"; }
 done
 vm=0
-for p in hot lat numa ioctl llm; do has "$p" && vm=1; done
+for p in hot lat numa ioctl llm llm-serving; do has "$p" && vm=1; done
 out=${out:-$SH_ROOT/results/bench/$(date -u +%Y%m%dT%H%M%SZ)}
 mkdir -p "$out"
 
 if ((build && vm)); then
 	"$SH_ROOT/scripts/kernel.sh"
-	"$SH_ROOT/scripts/kernel.sh" --baseline
+	if has hot; then "$SH_ROOT/scripts/kernel.sh" --baseline; fi
 	"$SH_ROOT/scripts/module.sh"
 	"$SH_ROOT/scripts/selftests.sh"
 fi
 if ((build)); then (cd "$SH_ROOT" && cargo build --release -q -p tuner -p sched-hint-wakebench); fi
 if ((vm)); then
 	patched=$("$SH_ROOT/scripts/kernel.sh" --print-dir)
-	baseline=$("$SH_ROOT/scripts/kernel.sh" --baseline --print-dir)
+	baseline=
+	if has hot; then baseline=$("$SH_ROOT/scripts/kernel.sh" --baseline --print-dir); fi
 	envs=(--env "SH_MODULE=$("$SH_ROOT/scripts/module.sh" --print-ko)"
 		--env "SH_SELFTESTS=$("$SH_ROOT/scripts/selftests.sh" --print-dir)"
 		--env "SH_WAKEBENCH=$SH_ROOT/target/release/wakebench" --env "SH_BENCH_QUICK=$quick"
@@ -77,7 +81,7 @@ if ((vm)) && ! grep -q '^qemu: ' "$out/environment.txt"; then
 	{
 		echo "qemu: $(qemu-system-x86_64 --version | head -n1)"
 		echo "patched: $(make -s -C "$SH_CACHE/linux" kernelversion) + $(wc -l <"$SH_ROOT/patches/series") patches ($(git -C "$SH_CACHE/linux" rev-parse --short HEAD))"
-		echo "baseline: $(make -s -C "$(sh_ksrc)" kernelversion)"
+		if has hot; then echo "baseline: $(make -s -C "$(sh_ksrc)" kernelversion)"; fi
 		echo "guest: 4 vCPUs (2 sockets x 2 cores), 2 NUMA nodes x 1 GiB, -icount shift=0"
 	} >>"$out/environment.txt"
 fi
@@ -155,12 +159,17 @@ fi
 # llama.cpp serving on this host's kernel, beside noisy neighbours, with and without the
 # tuner. Like the LLM phase, its failure is reported without throwing away the rest.
 if has llm-serving; then
-	sh_log "llm-serving phase on this host ($(uname -r))"
 	serving=(--out "$out" --rounds "$rounds")
 	((quick)) && serving+=(--quick)
-	"$SH_ROOT/scripts/bench-serving.sh" "${serving[@]}" || {
+	sh_log "llm-serving phase, guest lane (patched kernel)"
+	"$SH_ROOT/scripts/bench-serving.sh" --lane guest "${serving[@]}" || {
 		rc=1
-		sh_log "llm-serving phase failed (see $out/serving/)"
+		sh_log "llm-serving guest lane failed (see $out/vm/serving/)"
+	}
+	sh_log "llm-serving phase, host lane ($(uname -r))"
+	"$SH_ROOT/scripts/bench-serving.sh" --lane host "${serving[@]}" || {
+		rc=1
+		sh_log "llm-serving host lane failed (see $out/serving/)"
 	}
 fi
 

@@ -236,10 +236,42 @@ def bench_rows(data, add):
 SERVING_CASES = ("alone", "noisy", "tuned")
 
 
+# The serving lanes: the raw.csv kernel column and the label their rows carry.
+SERVING_LANES = (("serving", "serving (host)"), ("serving-guest", "serving (guest)"))
+
+
 def serving_rows(data, add):
-    """llama.cpp serving on the host (scripts/bench-serving.sh): a request mix alone, beside
-    noisy neighbours, and beside them with the tuner; ratios of the same round's cases."""
-    s = lambda name, case: series(data, "serving", f"{name}.{case}")
+    """llama.cpp serving (scripts/bench-serving.sh), each lane that has rows: a request mix
+    alone, beside noisy neighbours, and beside them with the tuner; ratios of the same
+    round's cases. The guest lane adds where two spread servers ran and kept their pages."""
+    for kernel, label in SERVING_LANES:
+        serving_lane_rows(data, add, kernel, label)
+    placement_rows(data, add)
+
+
+def placement_rows(data, add):
+    """Two servers in the guest, spread one per node by the tuner: the share of each one's
+    running-thread samples and of its private pages on its own node (goal >= 0.95)."""
+    s = lambda name, server: series(data, "serving-guest", f"{name}.{server}").get(1)
+    for server in ("a", "b"):
+        node = s("place_node", server)
+        if node is None:
+            continue
+        run, before = s("place_run_share", server), s("place_run_share_before", server)
+        samples = s("place_run_samples", server)
+        add(f"serving (guest) server {server}: running threads on its node {int(node)}", ">= 0.95",
+            run, run is not None and run >= 0.95,
+            f"{int(samples or 0)} samples of running threads while it served; before the tuner "
+            f"{before}")
+        priv, every = s("place_private_pages_share", server), s("place_all_pages_share", server)
+        add(f"serving (guest) server {server}: private pages on its node {int(node)}", ">= 0.95",
+            priv, priv is not None and priv >= 0.95,
+            f"{int(s('place_private_mib', server) or 0)} MiB private (the model read with "
+            f"--no-mmap, heaps); every mapping, shared libraries included: {every}")
+
+
+def serving_lane_rows(data, add, kernel, label):
+    s = lambda name, case: series(data, kernel, f"{name}.{case}")
     errors = {c: int(sum(s("serve_errors", c).values())) for c in SERVING_CASES}
     requests = {c: int(median(s("serve_requests", c).values()) or 0) for c in SERVING_CASES}
     load = {c: median(s("serve_host_load1", c).values()) for c in SERVING_CASES}
@@ -247,8 +279,9 @@ def serving_rows(data, add):
     # Nearest-rank p99 of fewer than 100 requests is their maximum: say how many there were.
     n = requests["noisy"]
     context = f"; p99 over {n} requests a case and round" + (" (their maximum)" if 0 < n < 100 else "")
-    context += "; host load1 " + ", ".join(
-        f"{c} {load[c]:.2f}" for c in SERVING_CASES if load[c] is not None)
+    if any(load[c] is not None for c in SERVING_CASES):
+        context += "; host load1 " + ", ".join(
+            f"{c} {load[c]:.2f}" for c in SERVING_CASES if load[c] is not None)
     context += f"; failed requests: {failed}" if failed else ""
 
     def pair(label, goal, num, den, ok_fn=None, fmt="{:.2f}"):
@@ -275,19 +308,27 @@ def serving_rows(data, add):
 
     tps = {c: s("serve_tokens_per_s", c) for c in SERVING_CASES}
     ttft = {c: s("serve_ttft_p99_ms", c) for c in SERVING_CASES}
-    pair("serving tokens/s tuned / alone", ">= 0.9", tps["tuned"], tps["alone"], lambda r: r >= 0.9)
-    pair("serving TTFT p99 noisy / tuned", ">= 2.0", ttft["noisy"], ttft["tuned"], lambda r: r >= 2.0,
+    pair(f"{label} tokens/s tuned / alone", ">= 0.9", tps["tuned"], tps["alone"], lambda r: r >= 0.9)
+    pair(f"{label} TTFT p99 noisy / tuned", ">= 2.0", ttft["noisy"], ttft["tuned"], lambda r: r >= 2.0,
          fmt="{:.0f} ms")
-    pair("serving tokens/s noisy / alone", "report", tps["noisy"], tps["alone"])
-    pair("serving TTFT p99 noisy / alone", "report", ttft["noisy"], ttft["alone"], fmt="{:.0f} ms")
-    pair("serving TTFT p50 noisy / tuned", "report", s("serve_ttft_p50_ms", "noisy"),
+    pair(f"{label} tokens/s noisy / alone", "report", tps["noisy"], tps["alone"])
+    pair(f"{label} TTFT p99 noisy / alone", "report", ttft["noisy"], ttft["alone"], fmt="{:.0f} ms")
+    pair(f"{label} TTFT p50 noisy / tuned", "report", s("serve_ttft_p50_ms", "noisy"),
          s("serve_ttft_p50_ms", "tuned"), fmt="{:.0f} ms")
-    pair("serving latency p99 noisy / tuned", "report", s("serve_latency_p99_ms", "noisy"),
+    pair(f"{label} latency p99 noisy / tuned", "report", s("serve_latency_p99_ms", "noisy"),
          s("serve_latency_p99_ms", "tuned"), fmt="{:.0f} ms")
     # What the server and a CPU hog held while the tuner ran: a row's hint must be visible.
     hinted = s("serve_tuner_hinted", "tuned")
     held = lambda name: sorted({int(v) for v in s(name, "tuned").values()})
-    add("serving: settings held with the tuner", "report",
+    if not hinted:
+        add(f"{label}: settings held with the tuner", "report", None, None, "no data")
+        return
+    if kernel == "serving-guest":
+        # The guest reads the hint back from /proc/PID/sched, not the stock settings.
+        add(f"{label}: server hinted with the tuner", "report", int(sum(hinted.values())), None,
+            f"server hinted throughput in {int(sum(hinted.values()))} of {len(hinted)} rounds")
+        return
+    add(f"{label}: settings held with the tuner", "report",
         int(sum(hinted.values())) if hinted else None, None,
         f"server hinted in {int(sum(hinted.values()))} of {len(hinted)} rounds; server's busiest "
         f"thread policy {held('serve_sched_policy')} nice {held('serve_sched_nice')} slice "
@@ -351,6 +392,45 @@ def plot_numa(ax, data):
     ax.set_title("NUMA: task hinted to node 1")
 
 
+def plot_serving(ax, data):
+    """Each lane's noisy and tuned cases over its own alone case: tokens/s and TTFT p99."""
+    metrics = (("serve_tokens_per_s", "tokens/s"), ("serve_ttft_p99_ms", "TTFT p99"))
+    bars = [(kernel, label, case) for kernel, label in SERVING_LANES
+            for case in ("noisy", "tuned") if series(data, kernel, f"serve_tokens_per_s.{case}")]
+    width = 0.8 / max(len(bars), 1)
+    for i, (kernel, label, case) in enumerate(bars):
+        vals = []
+        for name, _ in metrics:
+            r, _ = paired_ratio(series(data, kernel, f"{name}.{case}"),
+                                series(data, kernel, f"{name}.alone"))
+            vals.append(r or 0)
+        ax.bar([x + i * width for x in range(len(metrics))], vals, width=width,
+               label=f"{label.removeprefix('serving ')} {case}")
+    ax.axhline(1.0, color="black", linewidth=0.8)
+    ax.axhline(0.9, color="#c44e52", linestyle="--", linewidth=0.8, label="tokens/s goal 0.9")
+    ax.set_xticks([x + 0.4 - width / 2 for x in range(len(metrics))], [m for _, m in metrics])
+    ax.set_yscale("log")
+    ax.set_ylabel("case / alone (median of per-round ratios)")
+    ax.legend(fontsize=7)
+    ax.set_title("llama.cpp serving: with neighbours, without and with the tuner")
+
+
+def plot_placement(ax, data):
+    """Two servers spread by the tuner in the guest: shares on each one's own node."""
+    s = lambda name, server: series(data, "serving-guest", f"{name}.{server}").get(1) or 0
+    names = (("place_run_share_before", "running\nbefore"), ("place_run_share", "running\nafter"),
+             ("place_private_pages_share", "private pages\nafter"))
+    for i, server in enumerate(("a", "b")):
+        ax.bar([x + i * 0.4 for x in range(len(names))], [s(n, server) for n, _ in names],
+               width=0.4, label=f"server {server}")
+    ax.axhline(0.95, color="#c44e52", linestyle="--", linewidth=0.8, label="goal 0.95")
+    ax.set_xticks([x + 0.2 for x in range(len(names))], [t for _, t in names], fontsize=8)
+    ax.set_ylim(0, 1.05)
+    ax.set_ylabel("share on its own node")
+    ax.legend(fontsize=7)
+    ax.set_title("two servers, one per node (guest)")
+
+
 def plots(data, out):
     try:
         import matplotlib
@@ -362,7 +442,9 @@ def plots(data, out):
     # One panel per phase that has data: a run of some phases (--phases) plots only those.
     panels = [(f, width) for f, key, width in ((plot_hot, "hackbench_s.baseline", 7),
                                                (plot_lat, "lat_p99_us.unhinted", 5),
-                                               (plot_numa, "numa_cpu_share_node1.hinted", 5))
+                                               (plot_numa, "numa_cpu_share_node1.hinted", 5),
+                                               (plot_serving, "serve_tokens_per_s.alone", 6),
+                                               (plot_placement, "place_run_share.a", 5))
               if any(name == key for _, name in data)]
     if not panels:
         return

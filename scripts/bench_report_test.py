@@ -113,18 +113,22 @@ class Summary(unittest.TestCase):
         self.assertIn("inconclusive", row["detail"])
 
 
-def serving_rows(rounds):
+def serving_rows(rounds, lane="serving"):
     """rounds: [(alone, noisy, tuned) tokens/s, (alone, noisy, tuned) TTFT p99 ms, errors]"""
     rows = []
     for r, (tps, ttft, errs) in enumerate(rounds, 1):
         for case, t, f in zip(bench_report.SERVING_CASES, tps, ttft):
-            rows += [(r, "serving", f"serve_tokens_per_s.{case}", t),
-                     (r, "serving", f"serve_ttft_p99_ms.{case}", f),
-                     (r, "serving", f"serve_ttft_p50_ms.{case}", f / 2),
-                     (r, "serving", f"serve_latency_p99_ms.{case}", f * 3),
-                     (r, "serving", f"serve_requests.{case}", 32),
-                     (r, "serving", f"serve_errors.{case}", errs),
-                     (r, "serving", f"serve_host_load1.{case}", 1.5)]
+            rows += [(r, lane, f"serve_tokens_per_s.{case}", t),
+                     (r, lane, f"serve_ttft_p99_ms.{case}", f),
+                     (r, lane, f"serve_ttft_p50_ms.{case}", f / 2),
+                     (r, lane, f"serve_latency_p99_ms.{case}", f * 3),
+                     (r, lane, f"serve_requests.{case}", 32),
+                     (r, lane, f"serve_errors.{case}", errs)]
+            if lane == "serving":
+                rows.append((r, lane, f"serve_host_load1.{case}", 1.5))
+        if lane != "serving":
+            rows.append((r, lane, "serve_tuner_hinted.tuned", 1))
+            continue
         rows += [(r, "serving", "serve_tuner_hinted.tuned", 1),
                  (r, "serving", "serve_sched_slice_us.tuned", 6000),
                  (r, "serving", "serve_sched_policy.tuned", 0),
@@ -141,40 +145,40 @@ class Serving(unittest.TestCase):
         fast, slow = ((200, 80, 190), (100, 1000, 250), 0), ((100, 40, 95), (200, 2000, 500), 0)
         rows = serving_rows([slow, fast, slow, fast, slow])
         m = report(ENV_HEAD + run_line("llm-serving"), rows)["metrics"]
-        row = m["serving tokens/s tuned / alone"]
+        row = m["serving (host) tokens/s tuned / alone"]
         self.assertEqual(row["value"], 0.95)
         self.assertIs(row["met"], True)
         self.assertIn("p99 over 32 requests a case and round (their maximum)", row["detail"])
-        self.assertEqual(m["serving TTFT p99 noisy / tuned"]["value"], 4.0)
-        self.assertIs(m["serving TTFT p99 noisy / tuned"]["met"], True)
-        self.assertEqual(m["serving tokens/s noisy / alone"]["value"], 0.4)
-        self.assertIsNone(m["serving tokens/s noisy / alone"]["met"])
-        held = m["serving: settings held with the tuner"]["detail"]
+        self.assertEqual(m["serving (host) TTFT p99 noisy / tuned"]["value"], 4.0)
+        self.assertIs(m["serving (host) TTFT p99 noisy / tuned"]["met"], True)
+        self.assertEqual(m["serving (host) tokens/s noisy / alone"]["value"], 0.4)
+        self.assertIsNone(m["serving (host) tokens/s noisy / alone"]["met"])
+        held = m["serving (host): settings held with the tuner"]["detail"]
         self.assertIn("hinted in 5 of 5 rounds", held)
         self.assertIn("slice [6000] us (alone: slice [1400] us)", held)
 
     def test_misses_and_failed_requests(self):
         miss = ((100, 40, 80), (200, 2000, 1500), 0)
         slow = report(ENV_HEAD + run_line("llm-serving"), serving_rows([miss] * 5))["metrics"]
-        self.assertIs(slow["serving tokens/s tuned / alone"]["met"], False)
-        self.assertIs(slow["serving TTFT p99 noisy / tuned"]["met"], False)
+        self.assertIs(slow["serving (host) tokens/s tuned / alone"]["met"], False)
+        self.assertIs(slow["serving (host) TTFT p99 noisy / tuned"]["met"], False)
         # Figures from a run with failed requests never meet a goal, even with few rounds.
         failed = report(ENV_HEAD + run_line("llm-serving"),
                         serving_rows([((100, 40, 95), (200, 2000, 500), 1)]))["metrics"]
-        row = failed["serving tokens/s tuned / alone"]
+        row = failed["serving (host) tokens/s tuned / alone"]
         self.assertIs(row["met"], False)
         self.assertIn("failed requests: alone 1, noisy 1, tuned 1", row["detail"])
 
     def test_few_or_disagreeing_rounds_are_inconclusive(self):
         good, bad = ((100, 40, 95), (200, 2000, 500), 0), ((100, 40, 50), (200, 2000, 1900), 0)
         few = report(ENV_HEAD + run_line("llm-serving"), serving_rows([good, good]))["metrics"]
-        row = few["serving TTFT p99 noisy / tuned"]
+        row = few["serving (host) TTFT p99 noisy / tuned"]
         self.assertIsNone(row["met"])
         self.assertIn("2 rounds, fewer than 5: inconclusive", row["detail"])
         # Median 4.0 meets >= 2.0, but two of five rounds fall below it.
         mixed = report(ENV_HEAD + run_line("llm-serving"),
                        serving_rows([good, bad, good, bad, good]))["metrics"]
-        row = mixed["serving TTFT p99 noisy / tuned"]
+        row = mixed["serving (host) TTFT p99 noisy / tuned"]
         self.assertEqual(row["value"], 4.0)
         self.assertIsNone(row["met"])
         self.assertIn("both sides of the goal", row["detail"])
@@ -183,8 +187,33 @@ class Serving(unittest.TestCase):
         res = report(ENV_HEAD + run_line("hot"), hot_rows([10.0], [10.0]))
         self.assertFalse([k for k in res["metrics"] if k.startswith("serving")])
         none = report(ENV_HEAD + run_line("llm-serving"), [])["metrics"]
-        self.assertEqual(none["serving tokens/s tuned / alone"]["detail"], "no data")
-        self.assertEqual(none["serving: settings held with the tuner"]["detail"], "no data")
+        self.assertEqual(none["serving (host) tokens/s tuned / alone"]["detail"], "no data")
+        self.assertEqual(none["serving (host): settings held with the tuner"]["detail"], "no data")
+
+    def test_each_lane_has_its_rows_and_the_guest_its_placement(self):
+        good = ((100, 40, 95), (200, 2000, 500), 0)
+        rows = serving_rows([good] * 5) + serving_rows([((10, 4, 8), (20, 200, 40), 0)] * 5,
+                                                       lane="serving-guest")
+        place = {"place_node": (0, 1), "place_run_share": (1.0, 0.97),
+                 "place_run_share_before": (1.0, 0.0), "place_run_samples": (60, 58),
+                 "place_private_pages_share": (0.999, 0.94), "place_all_pages_share": (0.95, 0.85),
+                 "place_private_mib": (150, 150)}
+        for name, (a, b) in place.items():
+            rows += [(1, "serving-guest", f"{name}.a", a), (1, "serving-guest", f"{name}.b", b)]
+        m = report(ENV_HEAD + run_line("llm-serving"), rows)["metrics"]
+        self.assertEqual(m["serving (host) tokens/s tuned / alone"]["value"], 0.95)
+        guest = m["serving (guest) tokens/s tuned / alone"]
+        self.assertEqual(guest["value"], 0.8)
+        self.assertIs(guest["met"], False)
+        self.assertNotIn("host load1", guest["detail"])
+        self.assertIn("hinted throughput in 5 of 5 rounds",
+                      m["serving (guest): server hinted with the tuner"]["detail"])
+        self.assertIs(m["serving (guest) server a: running threads on its node 0"]["met"], True)
+        self.assertIs(m["serving (guest) server b: running threads on its node 1"]["met"], True)
+        self.assertIs(m["serving (guest) server a: private pages on its node 0"]["met"], True)
+        pages_b = m["serving (guest) server b: private pages on its node 1"]
+        self.assertIs(pages_b["met"], False)
+        self.assertIn("every mapping, shared libraries included: 0.85", pages_b["detail"])
 
 
 if __name__ == "__main__":

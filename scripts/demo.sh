@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# `make demo`, README's main job: boot the patched kernel with two NUMA nodes, start a mixed
-# workload, run the tuner with the local LLM server, print each hint with its provenance and a
-# before/after table of wakeup latency and placement.
+# `make demo`, README's main job: boot the patched kernel with two NUMA nodes, start two real
+# llama.cpp servers beside a mixed workload, run the tuner with the local LLM server, print
+# each hint with its provenance and a before/after table of the servers' request latency,
+# tokens/s and placement.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
@@ -10,9 +11,11 @@ usage() {
 usage: scripts/demo.sh [--no-build] [--out DIR]
   Starts the local LLM server (scripts/llm-server.sh) on the host's loopback, boots the VM
   with a restricted user-mode NIC whose only way out is that server, and runs
-  ci/guest-demo.sh inside. Guest time is instruction-counted (vm-run.sh --icount
-  --icount-sleep), so the before/after latencies do not move with host load, while the
-  guest still waits for the model in host time. Output and logs: DIR (default results/demo).
+  ci/guest-demo.sh inside: two llama.cpp servers (scripts/llm-server.sh in the guest), a
+  mix of busy and periodic programs, the tuner. Guest time is instruction-counted
+  (vm-run.sh --icount --icount-sleep), so the before/after figures do not move with host
+  load, while the guest still waits for the model in host time. Output and logs: DIR
+  (default results/demo).
 USAGE
 }
 build=1 out=$SH_ROOT/results/demo
@@ -28,8 +31,7 @@ done
 if ((build)); then
 	"$SH_ROOT/scripts/kernel.sh"
 	"$SH_ROOT/scripts/module.sh"
-	"$SH_ROOT/scripts/selftests.sh"
-	(cd "$SH_ROOT" && cargo build --release -q -p tuner -p sched-hint-wakebench)
+	(cd "$SH_ROOT" && cargo build --release -q -p tuner)
 fi
 run=$(mktemp -d "${TMPDIR:-/tmp}/sched_hint-demo.XXXXXX")
 trap '"$SH_ROOT/scripts/llm-server.sh" stop --run-dir "$run" >/dev/null 2>&1 || true; rm -rf "$run"' EXIT
@@ -38,12 +40,11 @@ sh_log "local LLM server on 127.0.0.1:$port"
 mkdir -p "$out"
 set +e
 "$SH_ROOT/scripts/vm-run.sh" --kernel "$("$SH_ROOT/scripts/kernel.sh" --print-dir)" \
-	--job "$SH_ROOT/ci/guest-demo.sh" --out "$out" --timeout 3600 --llm-port "$port" --icount --icount-sleep \
+	--job "$SH_ROOT/ci/guest-demo.sh" --out "$out" --timeout 1500 --llm-port "$port" --icount --icount-sleep \
 	--env "SH_MODULE=$("$SH_ROOT/scripts/module.sh" --print-ko)" \
-	--env "SH_SELFTESTS=$("$SH_ROOT/scripts/selftests.sh" --print-dir)" \
 	--env "SH_TUNER=$SH_ROOT/target/release/tuner" \
-	--env "SH_WAKEBENCH=$SH_ROOT/target/release/wakebench" \
-	--env "SH_DEMO_CONFIG=$SH_ROOT/configs/demo-tuner.toml"
+	--env "SH_DEMO_CONFIG=$SH_ROOT/configs/demo-tuner.toml" \
+	--env "SH_SERVING_RULES=$SH_ROOT/configs/llm-serving.rules.toml"
 rc=$?
 set -e
 cat "$out/job.log"

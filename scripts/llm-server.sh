@@ -11,7 +11,7 @@ usage() {
 usage: scripts/llm-server.sh start  [--port N] [--run-dir DIR] [--model PATH] [--alias NAME]
                                     [--ctx N] [--api-key-file FILE] [--watch-pid PID]
                                     [--threads N] [--threads-batch N] [--parallel N]
-                                    [--threads-http N]
+                                    [--threads-http N] [--no-mmap] [--start-timeout-s N]
        scripts/llm-server.sh stop   [--run-dir DIR]
        scripts/llm-server.sh status [--run-dir DIR]
        scripts/llm-server.sh keygen FILE
@@ -23,7 +23,11 @@ usage: scripts/llm-server.sh start  [--port N] [--run-dir DIR] [--model PATH] [-
           --threads and --threads-batch size the compute pools for generation and for
           prompt processing (llama.cpp's --threads / --threads-batch), --parallel the
           number of slots (requests decoded together), --threads-http the HTTP worker
-          pool (-1: llama.cpp's default).
+          pool (-1: llama.cpp's default). --no-mmap reads the model into the server's
+          own memory instead of mapping the file (llama.cpp's --no-mmap): two servers
+          then hold two copies, each of which can live on its own NUMA node, where a
+          mapped model is one set of page-cache pages on one node. --start-timeout-s
+          bounds the wait for /health (default 60; an emulated guest needs minutes).
   stop    sends SIGTERM to the server and waits for it to exit.
   status  prints "running PORT" (exit 0) or "stopped" (exit 3).
   keygen  writes a new random key to FILE (mode 600; FILE must not exist). For the
@@ -43,7 +47,7 @@ PY_LAUNCHER='
 import os, signal, sys, threading, xllamacpp
 
 (model, alias, port, ctx, key_file, watch, port_file, threads, threads_batch, parallel,
- threads_http) = sys.argv[1:12]
+ threads_http, no_mmap) = sys.argv[1:13]
 p = xllamacpp.CommonParams()
 p.model.path = model
 p.model_alias = {alias}
@@ -55,6 +59,8 @@ p.cpuparams.n_threads = int(threads)
 p.cpuparams_batch.n_threads = int(threads_batch)
 p.n_threads_http = int(threads_http)
 p.endpoint_metrics = True
+if no_mmap == "1":
+    p.load_mode = xllamacpp.llama_load_mode.LLAMA_LOAD_MODE_NONE
 if key_file:
     with open(key_file) as f:
         p.api_keys = [f.read().strip()]
@@ -105,7 +111,7 @@ if [[ $cmd == keygen ]]; then
 fi
 port=0 run_dir=${XDG_RUNTIME_DIR:-/tmp}/sched_hint-llm
 model=$SH_MODELS/SmolLM2-135M-Instruct.Q4_1.gguf alias=smollm2 ctx=4096 key_file= watch_pid=0
-threads=1 threads_batch=1 parallel=1 threads_http=-1
+threads=1 threads_batch=1 parallel=1 threads_http=-1 no_mmap=0 start_timeout_s=60
 while (($#)); do
 	case $1 in
 	--port) port=$2; shift 2 ;;
@@ -119,6 +125,8 @@ while (($#)); do
 	--threads-batch) threads_batch=$2; shift 2 ;;
 	--parallel) parallel=$2; shift 2 ;;
 	--threads-http) threads_http=$2; shift 2 ;;
+	--no-mmap) no_mmap=1; shift ;;
+	--start-timeout-s) start_timeout_s=$2; shift 2 ;;
 	-h | --help) usage; exit 0 ;;
 	*) usage >&2; exit 2 ;;
 	esac
@@ -128,6 +136,7 @@ done
 [[ $threads =~ ^[1-9][0-9]*$ && $threads_batch =~ ^[1-9][0-9]*$ && $parallel =~ ^[1-9][0-9]*$ ]] ||
 	sh_die "--threads, --threads-batch and --parallel take numbers >= 1"
 [[ $threads_http =~ ^(-1|[1-9][0-9]*)$ ]] || sh_die "--threads-http takes -1 or a number >= 1"
+[[ $start_timeout_s =~ ^[1-9][0-9]*$ ]] || sh_die "--start-timeout-s takes a number >= 1"
 
 pid_file=$run_dir/llm-server.pid
 port_file=$run_dir/llm-server.port
@@ -159,11 +168,11 @@ do_start() {
 	mkdir -p "$run_dir"
 	rm -f "$pid_file" "$port_file"
 	setsid "$py" -c "$PY_LAUNCHER" "$model" "$alias" "$port" "$ctx" "$key_file" "$watch_pid" \
-		"$port_file" "$threads" "$threads_batch" "$parallel" "$threads_http" </dev/null >"$log_file" 2>&1 &
+		"$port_file" "$threads" "$threads_batch" "$parallel" "$threads_http" "$no_mmap" </dev/null >"$log_file" 2>&1 &
 	pid=$!
 	printf '%s\n' "$pid" >"$pid_file"
 	local i
-	for ((i = 0; i < 600; i++)); do
+	for ((i = 0; i < start_timeout_s * 10; i++)); do
 		if ! kill -0 "$pid" 2>/dev/null; then
 			tail -n 20 "$log_file" >&2
 			rm -f "$pid_file"
@@ -177,7 +186,7 @@ do_start() {
 		sleep 0.1
 	done
 	kill "$pid" 2>/dev/null || true
-	sh_die "server did not become healthy in 60 s (log: $log_file)"
+	sh_die "server did not become healthy in $start_timeout_s s (log: $log_file)"
 }
 
 do_stop() {
