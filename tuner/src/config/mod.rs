@@ -8,6 +8,7 @@
 pub mod ceiling;
 pub mod llm;
 mod raw;
+pub mod roles;
 pub mod rules;
 mod validate;
 
