@@ -722,6 +722,7 @@ fn entries_for_writes_that_never_came_leave_the_state_file_at_the_first_pass() {
             },
             prior: now.clone(),
         }],
+        thread_classes: Vec::new(),
     };
     store
         .update(

@@ -96,6 +96,7 @@ impl Engine {
                 records: e.tasks.clone(),
                 base_slice_ns: base,
                 rewrite: false,
+                thread_classes: e.thread_classes.clone(),
             };
             if on_restart == OnRestart::Restore {
                 ops.extend(clear_ops(e.key(), &a));
@@ -125,9 +126,9 @@ impl Engine {
             }
             return;
         }
-        if let Some(own) = sink.own_write(&a.hint, Some(topo)) {
-            for &t in &a.tids {
-                self.own.insert(t, own.clone());
+        for &t in &a.tids {
+            if let Some(own) = sink.own_write(&a.hint_of(t), Some(topo)) {
+                self.own.insert(t, own);
             }
         }
     }
