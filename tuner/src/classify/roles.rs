@@ -38,11 +38,12 @@ pub struct RoleSet {
 }
 
 impl RoleSet {
-    /// The class of thread `tid` when its role gives it one other than `process_class`.
-    pub fn class_of(&self, tid: i32, process_class: HintClass) -> Option<HintClass> {
+    /// The role of thread `tid` and its class, when that class is not `process_class`.
+    pub fn class_of(&self, tid: i32, process_class: HintClass) -> Option<(&str, HintClass)> {
         let t = self.threads.iter().find(|t| t.tid == tid)?;
-        let c = self.classes[t.role?];
-        (c != process_class).then_some(c)
+        let i = t.role?;
+        let c = self.classes[i];
+        (c != process_class).then_some((self.roles[i].name.as_str(), c))
     }
 
     /// The role names and how many threads have each, `listener 1, compute 2`.

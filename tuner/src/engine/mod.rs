@@ -10,6 +10,8 @@ mod inherit;
 mod reconcile;
 mod report;
 mod resume;
+#[cfg(test)]
+mod role_tests;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;

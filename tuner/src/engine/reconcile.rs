@@ -134,7 +134,11 @@ impl Engine {
                     .filter(|t| !skipped.contains(&t.tid))
                     .filter_map(|t| {
                         set.class_of(t.tid, h.class)
-                            .map(|class| ThreadClass { tid: t.tid, class })
+                            .map(|(role, class)| ThreadClass {
+                                tid: t.tid,
+                                class,
+                                role: role.to_owned(),
+                            })
                     })
                     .collect(),
                 _ => Vec::new(),

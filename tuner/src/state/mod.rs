@@ -157,10 +157,13 @@ pub struct Entry {
 }
 
 /// A thread that holds another class than its process's hint, by its role.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ThreadClass {
     pub tid: i32,
     pub class: HintClass,
+    /// The role's name: a run that takes the hint up holds the role until the thread
+    /// shows what it does (its rates need two scans).
+    pub role: String,
 }
 
 impl Entry {
