@@ -206,16 +206,15 @@ fn roles_section(out: &mut String, row: &Row, hold_scans: u32) {
                     None => format!("(held, not shown for {} scans)", t.missed_scans),
                 },
             ),
-            _ => ("-".to_owned(), "-> process class".to_owned(), String::new()),
-        };
-        let why = if why.is_empty() {
-            why
-        } else {
-            format!("{why}; ")
+            _ => (
+                "-".to_owned(),
+                "-> process class".to_owned(),
+                "(no role)".to_owned(),
+            ),
         };
         let _ = writeln!(
             out,
-            "  tid {:<7} {role:<width$} {class:<16} {why}{}",
+            "  tid {:<7} {role:<width$} {class:<16} {why}; {}",
             t.tid,
             term(&t.measured)
         );
