@@ -183,6 +183,10 @@ impl Engine {
                 }
             };
             let conf = -((d.confidence * 1000.0) as i64);
+            // Thread by thread before and after, the same hint: only the threads that are new
+            // or whose role class changed are written (threads come and go with a server's
+            // connections, and each would otherwise rewrite them all).
+            let mut partial = false;
             let (action, ops, priority) = match (&prev, desired) {
                 (None, None) => {
                     rows[i].action = Action::None;
@@ -207,7 +211,21 @@ impl Engine {
                         if a.scope == Scope::Process && scope == Scope::Thread {
                             ops.extend(clear_ops(key, a));
                         }
-                        ops.extend(set_ops(h));
+                        partial = a.scope == Scope::Thread
+                            && scope == Scope::Thread
+                            && a.hint.same_effect(&h)
+                            && !a.rewrite;
+                        if partial {
+                            ops.extend(set_ops(h).into_iter().filter(|op| match op {
+                                HintOp::Set { target, hint, .. } => {
+                                    !a.tids.contains(&target.pid)
+                                        || !a.hint_of(target.pid).same_effect(hint)
+                                }
+                                HintOp::Clear { .. } => true,
+                            }));
+                        } else {
+                            ops.extend(set_ops(h));
+                        }
                         (Action::Changed, ops, (2, conf))
                     } else if ttl_ms > 0 && a.age_ms(now) >= ttl_ms / 2 {
                         if !kernel_ttl {
@@ -260,20 +278,40 @@ impl Engine {
                             .collect()
                     })
                     .unwrap_or_default();
+                // Threads not written now keep the lifetime of their last write: a partial
+                // write moves no timestamp, so the refresh comes before the first expiry.
+                let (written_at_ms, written_unix_ms) = match &prev {
+                    Some(a) if partial => (a.written_at_ms, a.written_unix_ms),
+                    _ => (now as i64, unix_ms()),
+                };
                 Applied {
                     hint,
                     scope,
                     tids: tids.clone(),
-                    written_at_ms: now as i64,
+                    written_at_ms,
                     comm: p.comm.clone(),
                     since_unix_ms: prev.as_ref().map_or_else(unix_ms, |a| a.since_unix_ms),
-                    written_unix_ms: unix_ms(),
+                    written_unix_ms,
                     records,
                     base_slice_ns,
                     rewrite: false,
                     thread_classes: thread_classes.clone(),
                 }
             });
+            if ops.is_empty() {
+                // Only threads that left: nothing to write, the held threads shrink.
+                if let Some(held) = result {
+                    for t in prev.iter().flat_map(|a| &a.tids) {
+                        if !held.tids.contains(t) {
+                            self.own.remove(t);
+                        }
+                    }
+                    self.procs.entry(key).or_default().applied = Some(held);
+                    self.dirty = true;
+                }
+                rows[i].action = Action::Unchanged;
+                continue;
+            }
             work.push(Work {
                 row: i,
                 key,

@@ -120,19 +120,11 @@ fn roles_are_written_per_thread_changed_held_and_cleared() {
     assert!(matches!(listener_set, HintOp::Set { hint, .. } if !hint.inherit));
 
     // With rates: the busy thread is compute (the process's class: nothing to change for
-    // it), the waking one an HTTP worker.
+    // it), the waking one an HTTP worker: only that thread is written.
     let r = pass(&mut e, &mut sink, 1, "inet_csk_accept");
     assert_eq!(r.rows[0].action, Action::Changed);
     assert_eq!(r.rows[0].role_summary(), "compute 1, listener 1, http 1");
-    assert_eq!(
-        sets(&sink.take()),
-        [
-            (500, Scope::Thread, T),
-            (501, Scope::Thread, T),
-            (502, Scope::Thread, I),
-            (503, Scope::Thread, I)
-        ]
-    );
+    assert_eq!(sets(&sink.take()), [(503, Scope::Thread, I)]);
     let entry = &e.entries()[0];
     assert!(entry.per_thread);
     assert_eq!(
@@ -236,6 +228,38 @@ fn roles_are_written_per_thread_changed_held_and_cleared() {
     assert!(sets(&ops).is_empty(), "{ops:?}");
     assert_eq!(crate::apply::recording::cleared_pids(&ops), [500]);
     assert!(e.entries().is_empty());
+}
+
+#[test]
+fn a_connection_thread_that_comes_and_goes_writes_only_itself() {
+    let mut sink = RecordingSink::new();
+    let mut e = engine(&format!("{RULE}{ROLES}"));
+    pass(&mut e, &mut sink, 0, "inet_csk_accept");
+    pass(&mut e, &mut sink, 1, "inet_csk_accept");
+    sink.take();
+    // cpp-httplib adds a worker for a connection past its pool: it holds the process's hint
+    // (no rates yet), and it alone is written.
+    let with_extra = |n: u64| {
+        let mut p = server(n, "inet_csk_accept");
+        let mut t = p.tasks[3].clone();
+        t.tid = 504;
+        p.tasks.push(t);
+        p.nr_threads = 5;
+        p
+    };
+    let mut snap = snapshot(2, with_extra(2));
+    e.prepare(&mut snap);
+    let r = e.pass(&snap, &mut sink);
+    assert_eq!(r.rows[0].action, Action::Changed);
+    assert_eq!(
+        sets(&sink.take()),
+        [(504, Scope::Thread, HintClass::Throughput)]
+    );
+    // Gone again a scan later: nothing to write, and the tuner holds four threads.
+    let r = pass(&mut e, &mut sink, 3, "inet_csk_accept");
+    assert_eq!(r.rows[0].action, Action::Unchanged);
+    assert!(sink.take().is_empty());
+    assert_eq!(e.clear_all_ops().len(), 4);
 }
 
 #[test]
