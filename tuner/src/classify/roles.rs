@@ -323,6 +323,60 @@ mod tests {
         assert_eq!(name(&roles, &new_listener).as_deref(), Some("listener"));
     }
 
+    /// A role's raised class needs what the rule's would: a command line vouches for nothing.
+    #[test]
+    fn a_role_raises_no_more_than_its_rule_could() {
+        use crate::classify::exclude::ThreadContext;
+        use crate::config::rules::RuleSet;
+        use crate::config::Config;
+        use crate::observe::{test_proc, CpuSet};
+        let cfg = Config::default();
+        let rules = RuleSet {
+            rules: crate::config::rules::default_rules().unwrap(),
+        };
+        let admin = std::collections::HashSet::new();
+        let allowed = CpuSet::from_list("0-3").unwrap();
+        let inp = Inputs {
+            cfg: &cfg,
+            rules: &rules,
+            self_pid: 1,
+            protected: &[],
+            admin_hinted: &admin,
+            threads: ThreadContext {
+                base_slice_ns: Some(2_800_000),
+                allowed_cpus: Some(&allowed),
+                own: None,
+            },
+        };
+        let mut p = test_proc(300, "python3");
+        p.cmdline = vec!["python3".into(), "-m".into(), "llama_cpp.server".into()];
+        p.tasks[0].wchan = Some("inet_csk_accept".into());
+        let mut trace = Vec::new();
+        let d = super::super::decide(&p, &inp, None, None, Some(&mut trace));
+        assert_eq!(d.rule, "llama.cpp-server-python");
+        let set = assign(&p, &inp, &d, Some(&mut trace)).expect("the rule has roles");
+        assert_eq!(set.threads[0].role, Some(0), "the listener shows");
+        assert_eq!(set.classes[0], HintClass::Throughput);
+        assert_eq!(set.class_of(300, HintClass::Throughput), None);
+        assert!(
+            trace
+                .iter()
+                .any(|l| l.starts_with("2b role listener: 5 trust: interactive withheld")),
+            "{trace:?}"
+        );
+        // Root's server: the role's class stands.
+        p.uid = 0;
+        let d = super::super::decide(&p, &inp, None, None, None);
+        let set = assign(&p, &inp, &d, None).unwrap();
+        assert_eq!(
+            set.class_of(300, HintClass::Throughput),
+            Some(("listener", HintClass::Interactive))
+        );
+        // Another rule decided (or none did): no roles.
+        let d = super::super::decide(&test_proc(301, "rustc"), &inp, None, None, None);
+        assert!(assign(&test_proc(301, "rustc"), &inp, &d, None).is_none());
+    }
+
     #[test]
     fn every_matcher_of_a_role_must_hold() {
         let src = "[[rule]]\nname = \"s\"\ncomm = [\"s\"]\nclass = \"throughput\"\n\
