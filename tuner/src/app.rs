@@ -35,9 +35,10 @@ pub fn load(path: Option<&Path>) -> Result<(Arc<Config>, RuleSet), Error> {
     Ok((Arc::new(cfg), rules))
 }
 
-/// What the observer needs of the configuration.
-pub fn observe_options(cfg: &Config) -> ObserveOptions {
+/// What the observer needs of the configuration and the rules.
+pub fn observe_options(cfg: &Config, rules: &RuleSet) -> ObserveOptions {
     ObserveOptions {
+        wait_channels: cfg.observe.threads && rules.reads_wait_channels(),
         threads: cfg.observe.threads,
         numa: cfg.plan.numa,
         numa_min_rss_kib: cfg.observe.numa_min_rss_kib,
@@ -51,12 +52,12 @@ pub fn observe_options(cfg: &Config) -> ObserveOptions {
 }
 
 /// An observer over the configured procfs and sysfs roots.
-pub fn observer(cfg: &Config, clock: Arc<dyn Clock>) -> Observer {
+pub fn observer(cfg: &Config, rules: &RuleSet, clock: Arc<dyn Clock>) -> Observer {
     Observer::new(
         Box::new(ProcfsSource::new(&cfg.observe.proc_root)),
         Box::new(SysfsSource::new(&cfg.observe.sys_root)),
         clock,
-        observe_options(cfg),
+        observe_options(cfg, rules),
     )
 }
 
@@ -96,7 +97,7 @@ pub fn reloader(path: Option<&Path>) -> Reloader {
         }
         let (cfg, rules) = load(path.as_deref())?;
         Ok(Reload {
-            observe: observe_options(&cfg),
+            observe: observe_options(&cfg, &rules),
             cfg,
             rules,
         })
@@ -161,7 +162,7 @@ impl App {
     }
 
     pub fn observer(&self) -> Observer {
-        observer(&self.cfg, self.clock.clone())
+        observer(&self.cfg, &self.rules, self.clock.clone())
     }
 
     pub fn engine(&self, mode: Mode) -> Engine {

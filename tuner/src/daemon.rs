@@ -397,7 +397,7 @@ mod tests {
                 c.exclude.comm.push(crate::glob::Glob::new("sshd"));
                 let rules = c.load_rules()?;
                 Ok(Reload {
-                    observe: app::observe_options(&c),
+                    observe: app::observe_options(&c, &rules),
                     cfg: Arc::new(c),
                     rules,
                 })
@@ -515,7 +515,7 @@ mod tests {
             c.stock.classes[crate::hint::HintClass::Batch.index()].slice_us = 20_000;
             let rules = c.load_rules()?;
             Ok(Reload {
-                observe: app::observe_options(&c),
+                observe: app::observe_options(&c, &rules),
                 cfg: Arc::new(c),
                 rules,
             })

@@ -110,6 +110,13 @@ pub fn once_table(rows: &[&Row]) -> String {
             } else {
                 class
             };
+            // Thread roles: which role how many threads have, beside the process's class.
+            let roles = r.role_summary();
+            let class = if roles.is_empty() {
+                class
+            } else {
+                format!("{class} [{roles}]")
+            };
             let source = if r.excluded {
                 "excluded".to_owned()
             } else {

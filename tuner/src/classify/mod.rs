@@ -1,7 +1,8 @@
 //! Classification in a fixed order, each decision carrying its provenance:
 //!
 //! 1. exclusions and manual settings ([`exclude`]): never touched, or set by the admin;
-//! 2. the rule catalog ([`rules`]): `[[manual]]` entries, user rules, embedded rules;
+//! 2. the rule catalog ([`rules`]): `[[manual]]` entries, user rules, embedded rules; a rule
+//!    with roles then gives each thread the role its behaviour shows ([`roles`]);
 //! 3. behaviour heuristics ([`heuristics`]) from the measured rates;
 //! 4. the external classifier ([`external`]), whose cached answers fill what is still open;
 //! 5. the trust model ([`trust`]): what any of these may give the process, whoever asked.
@@ -12,6 +13,7 @@
 pub mod exclude;
 pub mod external;
 pub mod heuristics;
+pub mod roles;
 pub mod rules;
 pub mod trust;
 

@@ -73,7 +73,7 @@ fn time_passes(
         )),
         Box::new(SysfsSource::new(sys_root)),
         clock_dyn,
-        app::observe_options(&cfg),
+        app::observe_options(&cfg, &rules),
     );
     let mut engine = Engine::new(cfg, rules, Metrics::new(), Mode::Daemon);
     let mut sink = DryRunSink::silent(true);

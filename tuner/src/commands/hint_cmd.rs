@@ -165,6 +165,7 @@ pub fn set(path: Option<&Path>, args: HintSetArgs) -> Result<(), Error> {
             since_unix_ms: earlier.as_ref().map_or(now, |e| e.since_unix_ms),
             written_unix_ms: now,
             tasks,
+            thread_classes: Vec::new(),
         };
         store.update(|st| -> Result<(), Error> {
             st.entries.retain(|e| e.key() != owner);

@@ -9,7 +9,7 @@ use crate::apply::{self, dry_run::DryRunSink, Scope, Target};
 use crate::classify::external::ExternalError;
 use crate::cli::{ExplainArgs, OnceArgs};
 use crate::config::Backend;
-use crate::engine::{Action, Engine, Mode, PassReport};
+use crate::engine::{Action, Engine, Mode, PassReport, Row};
 use crate::error::Error;
 use crate::observe::snapshot::{NumaRead, Snapshot};
 use crate::observe::ProcKey;
@@ -177,6 +177,57 @@ fn held(app: &App, key: ProcKey) -> (String, Vec<Entry>) {
     (line, entries)
 }
 
+/// Most threads whose role `tuner explain` lists.
+const MAX_ROLE_LINES: usize = 64;
+
+/// Each thread's role, which matchers held and what was measured: a line per thread.
+fn roles_section(out: &mut String, row: &Row, hold_scans: u32) {
+    if row.roles.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        out,
+        "roles (rule {:?}: first matching role wins; the daemon holds a role {hold_scans} scans after it last shows)",
+        term(&row.rule)
+    );
+    let width = row
+        .roles
+        .iter()
+        .filter_map(|t| t.role.as_deref().map(str::len))
+        .max()
+        .unwrap_or(1);
+    for t in row.roles.iter().take(MAX_ROLE_LINES) {
+        let (role, class, why) = match (&t.role, t.class) {
+            (Some(r), Some(c)) => (
+                term(r).into_owned(),
+                format!("-> {c}"),
+                match &t.matched {
+                    Some(m) => format!("({})", term(m)),
+                    None => format!("(held, not shown for {} scans)", t.missed_scans),
+                },
+            ),
+            _ => (
+                "-".to_owned(),
+                "-> process class".to_owned(),
+                "(no role)".to_owned(),
+            ),
+        };
+        let _ = writeln!(
+            out,
+            "  tid {:<7} {role:<width$} {class:<16} {why}; {}",
+            t.tid,
+            term(&t.measured)
+        );
+    }
+    if row.roles.len() > MAX_ROLE_LINES {
+        let _ = writeln!(
+            out,
+            "  ... {} more threads",
+            row.roles.len() - MAX_ROLE_LINES
+        );
+    }
+}
+
 pub fn explain(path: Option<&Path>, args: ExplainArgs) -> Result<(), Error> {
     let app = App::load(path)?;
     let mut engine = app.engine(Mode::Once);
@@ -306,6 +357,7 @@ pub fn explain(path: Option<&Path>, args: ExplainArgs) -> Result<(), Error> {
         None => out.push_str("  hint: none\n"),
     }
     let _ = writeln!(out, "  action: {}", row.action);
+    roles_section(&mut out, row, app.cfg.rules.role_hold_scans);
     out!("{out}")?;
     Ok(())
 }

@@ -17,7 +17,7 @@ use crate::observe::sysfs::SysfsSource;
 use crate::observe::{SchedHintSysfs, SysSource, Topology};
 use crate::output::outln;
 use crate::state::file::StateFile;
-use crate::state::{State, Writer, Yielded};
+use crate::state::{State, ThreadClass, Writer, Yielded};
 
 #[derive(Serialize)]
 struct Status {
@@ -50,6 +50,9 @@ struct AppliedView {
     since_unix_ms: u64,
     backend: String,
     by: Writer,
+    /// Threads whose role gave them another class.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    thread_classes: Vec<ThreadClass>,
 }
 
 /// A name as a terminal may print it: control characters (escape sequences, newlines)
@@ -82,6 +85,7 @@ fn applied(state: &State) -> Vec<AppliedView> {
             since_unix_ms: e.since_unix_ms,
             backend: e.backend.clone(),
             by: e.by,
+            thread_classes: e.thread_classes.clone(),
         })
         .collect()
 }
@@ -271,6 +275,14 @@ pub fn status(path: Option<&Path>, args: StatusArgs) -> Result<(), Error> {
                 Writer::Admin => "admin",
             }
         )?;
+        if !a.thread_classes.is_empty() {
+            let roles: Vec<String> = a
+                .thread_classes
+                .iter()
+                .map(|c| format!("{} {} {}", c.tid, printable(&c.role), c.class))
+                .collect();
+            outln!("  {:<8} roles: {}", "", roles.join(", "))?;
+        }
     }
     for y in &st.yielded {
         outln!(

@@ -8,6 +8,7 @@
 pub mod ceiling;
 pub mod llm;
 mod raw;
+pub mod roles;
 pub mod rules;
 mod validate;
 
@@ -182,6 +183,9 @@ pub struct ExcludeConfig {
 pub struct RulesConfig {
     pub defaults: bool,
     pub paths: Vec<PathBuf>,
+    /// Scans a thread keeps a role it no longer shows (a compute thread idle between
+    /// requests stays compute).
+    pub role_hold_scans: u32,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -371,6 +375,9 @@ impl Default for Config {
             rules: RulesConfig {
                 defaults: true,
                 paths: vec![PathBuf::from("/etc/sched_hint/rules.d")],
+                // A minute at the default 5 s interval: longer than a pause between
+                // requests, short enough that a thread whose job changed is seen so.
+                role_hold_scans: 12,
             },
             heuristics: HeuristicsConfig {
                 enabled: true,

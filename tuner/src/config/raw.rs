@@ -79,6 +79,7 @@ pub struct RawExclude {
 pub struct RawRules {
     pub defaults: Opt<bool>,
     pub paths: Option<Vec<Spanned<String>>>,
+    pub role_hold_scans: Opt<i64>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -13,6 +13,9 @@
 //! class = "latency"
 //! confidence = 0.95
 //! ```
+//!
+//! A rule may also give some of the process's threads a class of their own, by what each
+//! thread does (`[[rule.role]]`, [`super::roles`]).
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -20,6 +23,7 @@ use std::path::Path;
 use serde::Deserialize;
 use toml::Spanned;
 
+use super::roles::{export_roles, validate_roles, RawRole, Role};
 use super::ConfigError;
 use crate::glob::Glob;
 use crate::hint::{HintClass, HintSource};
@@ -63,6 +67,8 @@ pub struct Rule {
     pub source: HintSource,
     /// Where it was defined, `file:line`.
     pub origin: String,
+    /// Classes for some of the process's threads, by behaviour; first match wins.
+    pub roles: Vec<Role>,
 }
 
 /// An ordered list of rules; the first match wins.
@@ -78,6 +84,13 @@ impl RuleSet {
 
     pub fn is_empty(&self) -> bool {
         self.rules.is_empty()
+    }
+
+    /// Whether a role matches on wait channels, which a scan then reads for every thread.
+    pub fn reads_wait_channels(&self) -> bool {
+        self.rules
+            .iter()
+            .any(|r| r.roles.iter().any(|x| !x.wchan.is_empty()))
     }
 }
 
@@ -102,6 +115,9 @@ pub struct RawRule {
     pub inherit: Option<Spanned<bool>>,
     pub spread: Option<Spanned<bool>>,
     pub node: Option<Spanned<i64>>,
+    /// `[[rule.role]]` tables.
+    #[serde(default)]
+    pub role: Vec<RawRole>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -189,6 +205,7 @@ pub fn validate_rule(
                     .ok_or_else(|| err(n.span(), format!("node {} out of range", n.get_ref())))?,
             ),
         };
+    let roles = validate_roles(&raw.role, &name, src, origin)?;
     let line = super::line_col(src, raw.name.span().start).0;
     Ok(Rule {
         name,
@@ -206,6 +223,7 @@ pub fn validate_rule(
         node,
         source,
         origin: format!("{origin}:{line}"),
+        roles,
     })
 }
 
@@ -297,6 +315,7 @@ pub fn export_toml(rules: &[Rule]) -> String {
         if r.spread {
             out.push_str("spread = true\n");
         }
+        export_roles(&mut out, &r.roles);
     }
     out
 }
@@ -359,6 +378,7 @@ mod tests {
                 (&a.name, &a.matcher, a.class, a.strict, a.inherit, a.spread),
                 (&b.name, &b.matcher, b.class, b.strict, b.inherit, b.spread)
             );
+            assert_eq!(a.roles, b.roles, "{}", a.name);
             assert!((a.confidence - b.confidence).abs() < 0.006);
         }
     }

@@ -449,6 +449,12 @@ pub(super) fn validate(raw: RawConfig, src: &str, origin: &str) -> Result<Config
             .map(|p| c.path(&Some(p.clone()), "rules.paths", &PathBuf::new()))
             .collect::<Result<_, _>>()?;
     }
+    cfg.rules.role_hold_scans = c.int(
+        &r.role_hold_scans,
+        "rules.role_hold_scans",
+        1..=10_000,
+        i64::from(d.rules.role_hold_scans),
+    )? as u32;
 
     let r = &raw.heuristics;
     let h = &d.heuristics;

@@ -118,6 +118,8 @@ impl Engine {
                 written_unix_ms: a.written_unix_ms,
                 records,
                 base_slice_ns: a.base_slice_ns,
+                // A child process takes its ancestor's process hint, not a thread's role.
+                thread_classes: Vec::new(),
             };
             tracing::debug!(pid = p.pid, comm = %p.comm, ancestor, class = %a.hint.class, "inherited the tuner's hint; adopted");
             self.own_writes(&held, sink, &snap.topology);

@@ -165,6 +165,7 @@ fn rig_with(cfg: Config, pids: &[i32], start_skew: u64, tree: bool) -> Rig {
             numa_min_rss_kib: 0,
             numa_maps_every_scans: 1,
             static_refresh_scans: 1000,
+            wait_channels: false,
             classifier_server: None,
         },
     );
@@ -721,6 +722,7 @@ fn entries_for_writes_that_never_came_leave_the_state_file_at_the_first_pass() {
             },
             prior: now.clone(),
         }],
+        thread_classes: Vec::new(),
     };
     store
         .update(

@@ -10,6 +10,8 @@ mod inherit;
 mod reconcile;
 mod report;
 mod resume;
+#[cfg(test)]
+mod role_tests;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -18,6 +20,7 @@ use std::time::Instant;
 use crate::apply::{ApplyError, HintOp, HintSink, Restore, Scope, Target};
 use crate::classify::exclude::{host_base_slice, ThreadContext};
 use crate::classify::external::{ExternalError, ExternalVerdict, ProcFacts};
+use crate::classify::roles::{self as thread_roles, RoleMemory, RoleSet};
 use crate::classify::{self, Decision, Inputs, Verdict};
 use crate::config::rules::RuleSet;
 use crate::config::{Config, OnRestart};
@@ -28,10 +31,10 @@ use crate::observe::snapshot::Snapshot;
 use crate::observe::{CpuTime, OwnWrite, ProcKey, ProcObs};
 use crate::plan::{Candidate, Capacity, Planner};
 use crate::ratelimit::TokenBucket;
-use crate::state::{unix_ms, Entry, Settings, TaskRecord, Writer, Yielded};
+use crate::state::{unix_ms, Entry, Settings, TaskRecord, ThreadClass, Writer, Yielded};
 use report::row;
 
-pub use report::{Action, PassReport, Row};
+pub use report::{Action, PassReport, RoleRow, Row};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
@@ -62,9 +65,23 @@ struct Applied {
     records: Vec<TaskRecord>,
     /// The base slice when the records were taken.
     base_slice_ns: Option<u64>,
+    /// Threads whose role gave them another class than `hint`'s, by tid (then `scope` is
+    /// `Thread`).
+    thread_classes: Vec<ThreadClass>,
 }
 
 impl Applied {
+    /// The hint thread `tid` holds: the process's, or its role's class.
+    fn hint_of(&self, tid: i32) -> Hint {
+        role_hint(
+            self.hint,
+            self.thread_classes
+                .iter()
+                .find(|c| c.tid == tid)
+                .map(|c| c.class),
+        )
+    }
+
     /// Time since the latest write or refresh, by the engine's clock at `now_ms`.
     fn age_ms(&self, now_ms: u64) -> u64 {
         (now_ms as i64).saturating_sub(self.written_at_ms).max(0) as u64
@@ -101,6 +118,8 @@ struct Tracked {
     /// Someone else changed what the tuner wrote: why, and since when. The tuner never
     /// writes to this process again.
     yielded: Option<(String, u64)>,
+    /// Each thread's role so far, while a rule with roles decides the process.
+    roles: HashMap<i32, RoleMemory>,
 }
 
 impl Tracked {
@@ -111,6 +130,7 @@ impl Tracked {
             && self.applied.is_none()
             && self.backoff_until.is_none()
             && self.yielded.is_none()
+            && self.roles.is_empty()
     }
 }
 
@@ -200,6 +220,7 @@ impl Engine {
                 since_unix_ms: a.since_unix_ms,
                 written_unix_ms: a.written_unix_ms,
                 tasks: a.records.clone(),
+                thread_classes: a.thread_classes.clone(),
             })
             .collect();
         v.sort_by_key(|e| e.pid);
@@ -273,6 +294,8 @@ impl Engine {
         }
         for t in self.procs.values_mut() {
             t.stability = Stability::default();
+            // Roles are held by name; a reloaded rule may name them differently.
+            t.roles.clear();
         }
         self.cfg = cfg;
         self.rules = rules;
@@ -341,13 +364,14 @@ impl Engine {
         let inp = self.inputs(snap, &admin);
         let mut lines = Vec::new();
         let ext = self.external(p.key());
-        classify::decide(
+        let d = classify::decide(
             p,
             &inp,
             snap.allowed_cpus.get(&p.pid),
             ext,
             Some(&mut lines),
         );
+        thread_roles::assign(p, &inp, &d, Some(&mut lines));
         Some(lines)
     }
 
@@ -360,6 +384,37 @@ impl Engine {
                 classify::decide(p, &inp, snap.allowed_cpus.get(&p.pid), ext, None)
             })
             .collect()
+    }
+
+    /// Each thread's role after this scan ([`RoleMemory`]): what it showed, or a role it
+    /// showed within the last `role_hold_scans` scans. A process whose rule has no roles (or
+    /// no longer matches) forgets them.
+    fn settle_roles(&mut self, key: ProcKey, set: Option<RoleSet>) -> Option<RoleSet> {
+        let Some(mut set) = set else {
+            if let Some(t) = self.procs.get_mut(&key) {
+                t.roles.clear();
+            }
+            return None;
+        };
+        let hold = if self.mode == Mode::Once {
+            1
+        } else {
+            self.cfg.rules.role_hold_scans
+        };
+        let memory = &mut self.procs.entry(key).or_default().roles;
+        memory.retain(|tid, _| set.threads.iter().any(|t| t.tid == *tid));
+        let RoleSet { roles, threads, .. } = &mut set;
+        for t in threads.iter_mut() {
+            let now = t.matched.as_ref().map(|(i, _)| roles[*i].name.as_str());
+            let m = memory.entry(t.tid).or_default();
+            let held = m.update(now, hold);
+            t.role = held.and_then(|n| roles.iter().position(|r| r.name == n));
+            t.missed_scans = m.missed;
+            if m.held.is_none() {
+                memory.remove(&t.tid);
+            }
+        }
+        Some(set)
     }
 
     /// Holds heuristic classes until `stable_scans` consecutive scans agree. The flag says
@@ -505,6 +560,20 @@ impl Engine {
                 classify::trust::regate(d, p, kept, &self.cfg)
             })
             .collect();
+        let found: Vec<Option<RoleSet>> = {
+            let inp = self.inputs(snap, &admin);
+            snap.procs
+                .iter()
+                .zip(&decisions)
+                .map(|(p, d)| thread_roles::assign(p, &inp, d, None))
+                .collect()
+        };
+        let roles: Vec<Option<RoleSet>> = snap
+            .procs
+            .iter()
+            .zip(found)
+            .map(|(p, set)| self.settle_roles(p.key(), set))
+            .collect();
 
         let cands: Vec<Candidate<'_>> = snap
             .procs
@@ -525,9 +594,10 @@ impl Engine {
             .procs
             .iter()
             .zip(&decisions)
-            .map(|(p, d)| row(p, d, plans.get(&p.key())))
+            .zip(&roles)
+            .map(|((p, d), r)| row(p, d, r.as_ref(), plans.get(&p.key())))
             .collect();
-        let mut work = self.reconcile(snap, &decisions, &plans, &mut rows, sink, now);
+        let mut work = self.reconcile(snap, &decisions, &roles, &plans, &mut rows, sink, now);
 
         // Rate limit: clears, then refreshes (oldest first), then new and changed hints.
         work.sort_by_key(|w| w.priority);
@@ -800,6 +870,20 @@ fn clear_ops(key: ProcKey, a: &Applied) -> Vec<HintOp> {
     }
 }
 
+/// `h` as a thread whose role gives it `class` holds it. A raised class is not passed on to
+/// the threads and children it creates (as for a rule's own raised class): they take the
+/// process's hint at the next scan, or a role of their own.
+fn role_hint(h: Hint, class: Option<HintClass>) -> Hint {
+    match class {
+        Some(c) if c != h.class => Hint {
+            class: c,
+            inherit: h.inherit && !c.is_raising(),
+            ..h
+        },
+        _ => h,
+    }
+}
+
 /// The [`OwnWrite`] a thread holding `s` shows (the inverse of [`written_settings`]).
 fn own_of(s: &Settings) -> OwnWrite {
     OwnWrite::Stock {
@@ -822,6 +906,7 @@ fn entry_of(key: ProcKey, a: &Applied, backend: &str) -> Entry {
         since_unix_ms: a.since_unix_ms,
         written_unix_ms: a.written_unix_ms,
         tasks: a.records.clone(),
+        thread_classes: a.thread_classes.clone(),
     }
 }
 #[cfg(test)]

@@ -4,26 +4,30 @@
 
 use std::collections::{HashMap, HashSet};
 
-use super::{clear_ops, report::Row, Action, Applied, Engine, Work};
+use super::{clear_ops, report::Row, role_hint, Action, Applied, Engine, Work};
 use crate::apply::{ApplyError, HintOp, HintSink, Scope, Target};
 use crate::classify::exclude::host_base_slice;
+use crate::classify::roles::RoleSet;
 use crate::classify::{Decision, Verdict};
 use crate::hint::{Hint, HintClass, HintSource};
 use crate::observe::snapshot::Snapshot;
 use crate::observe::{OwnWrite, ProcKey, ProcObs};
 use crate::plan::NodePlan;
-use crate::state::{unix_ms, Settings, TaskRecord};
+use crate::state::{unix_ms, Settings, TaskRecord, ThreadClass};
 
 /// How many scans a target whose write failed is left alone before the next try.
 const BACKOFF_SCANS: u64 = 12;
 
 impl Engine {
     /// What each process should hold against what it holds: the writes of a pass, one
-    /// [`Work`] per process, in no order yet.
+    /// [`Work`] per process, in no order yet. A thread whose role (`roles`) gives it another
+    /// class than its process's is written one by one, with that class.
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn reconcile(
         &mut self,
         snap: &Snapshot,
         decisions: &[Decision],
+        roles: &[Option<RoleSet>],
         plans: &HashMap<ProcKey, NodePlan>,
         rows: &mut [Row],
         sink: &dyn HintSink,
@@ -124,18 +128,42 @@ impl Engine {
             };
             rows[i].hint = desired;
             let skipped: HashSet<i32> = d.skipped_tids.iter().copied().collect();
-            let (scope, tids): (Scope, Vec<i32>) = if skipped.is_empty() {
-                (Scope::Process, p.tasks.iter().map(|t| t.tid).collect())
-            } else {
-                (
-                    Scope::Thread,
-                    p.tasks
-                        .iter()
-                        .map(|t| t.tid)
-                        .filter(|t| !skipped.contains(t))
-                        .collect(),
-                )
+            let mut thread_classes: Vec<ThreadClass> = match (&roles[i], desired) {
+                (Some(set), Some(h)) => p
+                    .tasks
+                    .iter()
+                    .filter(|t| !skipped.contains(&t.tid))
+                    .filter_map(|t| {
+                        set.class_of(t.tid, h.class)
+                            .map(|(role, class)| ThreadClass {
+                                tid: t.tid,
+                                class,
+                                role: role.to_owned(),
+                            })
+                    })
+                    .collect(),
+                _ => Vec::new(),
             };
+            thread_classes.sort_by_key(|c| c.tid);
+            let class_of = |tid: i32| {
+                thread_classes
+                    .binary_search_by_key(&tid, |c| c.tid)
+                    .ok()
+                    .map(|k| thread_classes[k].class)
+            };
+            let (scope, tids): (Scope, Vec<i32>) =
+                if skipped.is_empty() && thread_classes.is_empty() {
+                    (Scope::Process, p.tasks.iter().map(|t| t.tid).collect())
+                } else {
+                    (
+                        Scope::Thread,
+                        p.tasks
+                            .iter()
+                            .map(|t| t.tid)
+                            .filter(|t| !skipped.contains(t))
+                            .collect(),
+                    )
+                };
             let set_ops = |hint: Hint| -> Vec<HintOp> {
                 match scope {
                     Scope::Process => vec![HintOp::Set {
@@ -148,7 +176,7 @@ impl Engine {
                         .iter()
                         .map(|&t| HintOp::Set {
                             target: Target { pid: t, scope },
-                            hint,
+                            hint: role_hint(hint, class_of(t)),
                             tids: vec![t],
                             owner: key,
                         })
@@ -156,6 +184,10 @@ impl Engine {
                 }
             };
             let conf = -((d.confidence * 1000.0) as i64);
+            // Thread by thread before and after, the same hint: only the threads that are new
+            // or whose role class changed are written (threads come and go with a server's
+            // connections, and each would otherwise rewrite them all).
+            let mut partial = false;
             let (action, ops, priority) = match (&prev, desired) {
                 (None, None) => {
                     rows[i].action = Action::None;
@@ -170,12 +202,31 @@ impl Engine {
                             !sink.covers_new_threads() && !tids.iter().all(|t| a.tids.contains(t))
                         }
                     };
-                    if !a.hint.same_effect(&h) || a.scope != scope || tids_changed || a.rewrite {
+                    if !a.hint.same_effect(&h)
+                        || a.scope != scope
+                        || tids_changed
+                        || a.rewrite
+                        || a.thread_classes != thread_classes
+                    {
                         let mut ops = Vec::new();
                         if a.scope == Scope::Process && scope == Scope::Thread {
                             ops.extend(clear_ops(key, a));
                         }
-                        ops.extend(set_ops(h));
+                        partial = a.scope == Scope::Thread
+                            && scope == Scope::Thread
+                            && a.hint.same_effect(&h)
+                            && !a.rewrite;
+                        if partial {
+                            ops.extend(set_ops(h).into_iter().filter(|op| match op {
+                                HintOp::Set { target, hint, .. } => {
+                                    !a.tids.contains(&target.pid)
+                                        || !a.hint_of(target.pid).same_effect(hint)
+                                }
+                                HintOp::Clear { .. } => true,
+                            }));
+                        } else {
+                            ops.extend(set_ops(h));
+                        }
                         (Action::Changed, ops, (2, conf))
                     } else if ttl_ms > 0 && a.age_ms(now) >= ttl_ms / 2 {
                         if !kernel_ttl {
@@ -202,17 +253,19 @@ impl Engine {
             rows[i].action = action;
             let result = desired.map(|hint| {
                 let strict = hint.strict && hint.node.is_some();
-                let written = sink
-                    .own_write(&hint, Some(&snap.topology))
-                    .and_then(|w| written_settings(&w));
-                let records = written
-                    .map(|written| {
+                let written_as = |tid: i32| {
+                    sink.own_write(&role_hint(hint, class_of(tid)), Some(&snap.topology))
+                        .and_then(|w| written_settings(&w))
+                };
+                let records = written_as(p.pid)
+                    .map(|_| {
                         p.tasks
                             .iter()
                             .filter(|t| tids.contains(&t.tid))
-                            .map(|t| TaskRecord {
+                            .filter_map(|t| Some((t, written_as(t.tid)?)))
+                            .map(|(t, written)| TaskRecord {
                                 tid: t.tid,
-                                written: written.clone(),
+                                written,
                                 // What was there before the tuner's first write, not its
                                 // own earlier value.
                                 prior: prev
@@ -226,19 +279,40 @@ impl Engine {
                             .collect()
                     })
                     .unwrap_or_default();
+                // Threads not written now keep the lifetime of their last write: a partial
+                // write moves no timestamp, so the refresh comes before the first expiry.
+                let (written_at_ms, written_unix_ms) = match &prev {
+                    Some(a) if partial => (a.written_at_ms, a.written_unix_ms),
+                    _ => (now as i64, unix_ms()),
+                };
                 Applied {
                     hint,
                     scope,
                     tids: tids.clone(),
-                    written_at_ms: now as i64,
+                    written_at_ms,
                     comm: p.comm.clone(),
                     since_unix_ms: prev.as_ref().map_or_else(unix_ms, |a| a.since_unix_ms),
-                    written_unix_ms: unix_ms(),
+                    written_unix_ms,
                     records,
                     base_slice_ns,
                     rewrite: false,
+                    thread_classes: thread_classes.clone(),
                 }
             });
+            if ops.is_empty() {
+                // Only threads that left: nothing to write, the held threads shrink.
+                if let Some(held) = result {
+                    for t in prev.iter().flat_map(|a| &a.tids) {
+                        if !held.tids.contains(t) {
+                            self.own.remove(t);
+                        }
+                    }
+                    self.procs.entry(key).or_default().applied = Some(held);
+                    self.dirty = true;
+                }
+                rows[i].action = Action::Unchanged;
+                continue;
+            }
             work.push(Work {
                 row: i,
                 key,
@@ -303,9 +377,9 @@ impl Engine {
                         self.own.remove(t);
                     }
                 }
-                if let Some(own) = sink.own_write(&applied.hint, Some(&snap.topology)) {
-                    for &t in &applied.tids {
-                        self.own.insert(t, own.clone());
+                for &t in &applied.tids {
+                    if let Some(own) = sink.own_write(&applied.hint_of(t), Some(&snap.topology)) {
+                        self.own.insert(t, own);
                     }
                 }
                 self.procs.entry(w.key).or_default().applied = Some(applied.clone());

@@ -4,6 +4,7 @@ use serde::Serialize;
 
 use crate::apply::HintOp;
 use crate::classify::external::ProcFacts;
+use crate::classify::roles::RoleSet;
 use crate::classify::{Decision, Verdict};
 use crate::hint::{Hint, HintClass, HintSource, Step};
 use crate::observe::{ProcKey, ProcObs, Rates};
@@ -84,6 +85,64 @@ pub struct Row {
     pub skipped_threads: usize,
     pub rss_kib: u64,
     pub rates: Option<Rates>,
+    /// Each thread's role, when the rule that matched has roles.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub roles: Vec<RoleRow>,
+}
+
+/// One thread's role in a pass's report.
+#[derive(Debug, Clone, Serialize)]
+pub struct RoleRow {
+    pub tid: i32,
+    /// `None`: no role; the thread takes the process's class.
+    pub role: Option<String>,
+    /// The role's class as the trust model allows it.
+    pub class: Option<HintClass>,
+    /// Which matchers held this scan, or `None` when the role is held from earlier scans.
+    pub matched: Option<String>,
+    /// Scans in a row the role has not shown (it is held until `role_hold_scans`).
+    pub missed_scans: u32,
+    /// What was measured this scan.
+    pub measured: String,
+}
+
+impl Row {
+    /// `listener 1, compute 2`: how many threads have each role.
+    pub fn role_summary(&self) -> String {
+        let mut counts: Vec<(&str, usize)> = Vec::new();
+        for r in &self.roles {
+            let Some(name) = r.role.as_deref() else {
+                continue;
+            };
+            match counts.iter_mut().find(|(n, _)| *n == name) {
+                Some((_, c)) => *c += 1,
+                None => counts.push((name, 1)),
+            }
+        }
+        counts
+            .iter()
+            .map(|(n, c)| format!("{n} {c}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
+fn role_rows(set: &RoleSet) -> Vec<RoleRow> {
+    set.threads
+        .iter()
+        .map(|t| RoleRow {
+            tid: t.tid,
+            role: t.role.map(|i| set.roles[i].name.clone()),
+            class: t.role.map(|i| set.classes[i]),
+            matched: t
+                .matched
+                .as_ref()
+                .filter(|(i, _)| Some(*i) == t.role)
+                .map(|(_, why)| why.clone()),
+            missed_scans: t.missed_scans,
+            measured: t.measured.clone(),
+        })
+        .collect()
 }
 
 #[derive(Debug, Default)]
@@ -95,7 +154,12 @@ pub struct PassReport {
     pub pass_us: u64,
 }
 
-pub(super) fn row(p: &ProcObs, d: &Decision, plan: Option<&NodePlan>) -> Row {
+pub(super) fn row(
+    p: &ProcObs,
+    d: &Decision,
+    roles: Option<&RoleSet>,
+    plan: Option<&NodePlan>,
+) -> Row {
     Row {
         pid: p.pid,
         comm: p.comm.clone(),
@@ -119,5 +183,6 @@ pub(super) fn row(p: &ProcObs, d: &Decision, plan: Option<&NodePlan>) -> Row {
         skipped_threads: d.skipped_tids.len(),
         rss_kib: p.rss_kib,
         rates: p.rates,
+        roles: roles.map(role_rows).unwrap_or_default(),
     }
 }

@@ -7,6 +7,7 @@ use crate::apply::{HintOp, HintSink, Scope};
 use crate::classify;
 use crate::classify::exclude::host_base_slice;
 use crate::classify::external::{ExternalClassifier, ProcFacts};
+use crate::classify::roles::RoleMemory;
 use crate::config::OnRestart;
 use crate::observe::snapshot::Snapshot;
 use crate::observe::{ProcKey, Topology};
@@ -96,6 +97,7 @@ impl Engine {
                 records: e.tasks.clone(),
                 base_slice_ns: base,
                 rewrite: false,
+                thread_classes: e.thread_classes.clone(),
             };
             if on_restart == OnRestart::Restore {
                 ops.extend(clear_ops(e.key(), &a));
@@ -111,7 +113,19 @@ impl Engine {
             // here would leave the process looking manually set to this pass's snapshot,
             // unhinted until the next: every other `tuner once` would undo the one before.
             self.own_writes(&a, sink, &snap.topology);
-            self.procs.entry(e.key()).or_default().applied = Some(a);
+            let tracked = self.procs.entry(e.key()).or_default();
+            // The roles written are held as if just seen: a thread's rates need two scans,
+            // and without them the first pass would take every role away and write again.
+            for c in &a.thread_classes {
+                tracked.roles.insert(
+                    c.tid,
+                    RoleMemory {
+                        held: Some(c.role.clone()),
+                        missed: 0,
+                    },
+                );
+            }
+            tracked.applied = Some(a);
         }
         ops
     }
@@ -125,9 +139,9 @@ impl Engine {
             }
             return;
         }
-        if let Some(own) = sink.own_write(&a.hint, Some(topo)) {
-            for &t in &a.tids {
-                self.own.insert(t, own.clone());
+        for &t in &a.tids {
+            if let Some(own) = sink.own_write(&a.hint_of(t), Some(topo)) {
+                self.own.insert(t, own);
             }
         }
     }

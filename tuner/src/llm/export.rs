@@ -147,6 +147,7 @@ fn entry_rule(
         node: None,
         source: HintSource::Rule,
         origin,
+        roles: Vec::new(),
     })
 }
 

@@ -48,6 +48,23 @@ pub struct TaskObs {
     pub nvcsw: u64,
     pub nivcsw: u64,
     pub run_delay_ns: u64,
+    /// Time on a CPU (`schedstat`'s first field), in nanoseconds.
+    pub cpu_ns: u64,
+    /// The kernel function the thread sleeps in (`wchan`), read only when the scan asks
+    /// for wait channels ([`ScanOptions::wait_channels`]); `None` when not read, or when it
+    /// runs or is runnable (the kernel reports `0`).
+    pub wchan: Option<String>,
+    /// Filled by [`rates::RateTracker`] for the threads of multi-threaded processes.
+    pub rates: Option<ThreadRates>,
+}
+
+/// One thread's rates between two scans (the process's are [`Rates`]).
+#[derive(Debug, Clone, Copy, PartialEq, Default, serde::Serialize)]
+pub struct ThreadRates {
+    /// 100.0 = one full core.
+    pub cpu_pct: f64,
+    pub voluntary_per_s: f64,
+    pub involuntary_per_s: f64,
 }
 
 /// What the tuner itself wrote to a thread, so its own settings are not taken for an admin's.
@@ -116,6 +133,9 @@ pub struct ScanOptions {
     pub numa_min_rss_kib: Option<u64>,
     /// Re-read cmdline, exe and cgroup of processes seen before.
     pub refresh_static: bool,
+    /// Read each thread's `wchan` (what it is blocked in) with its counters: rules with
+    /// thread roles that name a wait channel need it, nothing else does.
+    pub wait_channels: bool,
 }
 
 /// Busy and total time of one CPU, in clock ticks, from `/proc/stat`.

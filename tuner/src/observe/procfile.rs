@@ -292,20 +292,30 @@ impl FromRead for StatLite {
     }
 }
 
-/// The run delay (time spent runnable, waiting for a CPU), in ns, from a `schedstat` file:
-/// its second field.
+/// A `schedstat` file's first two fields: time on a CPU and run delay (time spent runnable,
+/// waiting for a CPU), in ns. A thread's CPU time in ns comes free with the run delay,
+/// where its `stat` would cost another file and give only clock ticks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RunDelay(pub u64);
+pub struct SchedStat {
+    pub on_cpu_ns: u64,
+    pub run_delay_ns: u64,
+}
 
-impl RunDelay {
+impl SchedStat {
     pub fn parse(text: &[u8]) -> Option<Self> {
-        num(words(text).nth(1)?).map(RunDelay)
+        let mut w = words(text);
+        let on_cpu_ns = num(w.next()?)?;
+        let run_delay_ns = num(w.next()?)?;
+        Some(SchedStat {
+            on_cpu_ns,
+            run_delay_ns,
+        })
     }
 }
 
-impl FromRead for RunDelay {
+impl FromRead for SchedStat {
     fn from_read<R: Read>(r: R) -> ProcResult<Self> {
-        with_contents(r, RunDelay::parse)?
+        with_contents(r, SchedStat::parse)?
             .ok_or_else(|| ProcError::Other("malformed schedstat".into()))
     }
 }
@@ -411,15 +421,18 @@ mod tests {
     }
 
     #[test]
-    fn run_delay_is_the_second_schedstat_field() {
+    fn schedstat_gives_cpu_time_and_run_delay() {
         let text = "123456 7890 12\n";
         let full = Schedstat::from_read(text.as_bytes()).unwrap();
         assert_eq!(
-            RunDelay::parse(text.as_bytes()),
-            Some(RunDelay(full.run_delay))
+            SchedStat::parse(text.as_bytes()),
+            Some(SchedStat {
+                on_cpu_ns: full.sum_exec_runtime,
+                run_delay_ns: full.run_delay
+            })
         );
-        assert_eq!(RunDelay::parse(b"123456\n"), None);
-        assert_eq!(RunDelay::parse(b"1 x 3\n"), None);
+        assert_eq!(SchedStat::parse(b"123456\n"), None);
+        assert_eq!(SchedStat::parse(b"1 x 3\n"), None);
     }
 
     #[test]

@@ -9,7 +9,7 @@ use procfs::process::{FDTarget, Process};
 use procfs::{FromReadSI, ProcError};
 
 use super::exe_trust;
-use super::procfile::{RunDelay, StatLite, StatSched, StatusLite};
+use super::procfile::{SchedStat, StatLite, StatSched, StatusLite};
 use super::{CpuTime, ObserveError, ProcObs, ProcSource, ScanOptions, TaskObs, PF_KTHREAD};
 use crate::observe::numa_maps;
 
@@ -20,6 +20,7 @@ struct ThreadCache {
     cpu_ns: u64,
     nr_threads: u32,
     threads_read: bool,
+    wchan_read: bool,
     uid: u32,
     tasks: Vec<TaskObs>,
 }
@@ -142,6 +143,7 @@ impl ProcfsSource {
                 && c.cpu_ns == obs.cpu_ns
                 && c.nr_threads == obs.nr_threads
                 && c.threads_read == opts.threads
+                && c.wchan_read == opts.wait_channels
         });
         if let Some(c) = unchanged {
             obs.uid = c.uid;
@@ -158,6 +160,7 @@ impl ProcfsSource {
                 cpu_ns: obs.cpu_ns,
                 nr_threads: obs.nr_threads,
                 threads_read: opts.threads,
+                wchan_read: opts.wait_channels,
                 uid: obs.uid,
                 tasks: obs.tasks.clone(),
             };
@@ -206,16 +209,18 @@ impl ProcfsSource {
                 if tid == pid {
                     obs.uid = tstatus.euid;
                 }
-                let run_delay = p
-                    .read::<_, RunDelay>(format!("{base}/schedstat"))
-                    .map_or(0, |d| d.0);
-                obs.tasks.push(task_obs(tid, attrs, tstatus, run_delay));
+                let sched = p.read::<_, SchedStat>(format!("{base}/schedstat")).ok();
+                let mut t = task_obs(tid, attrs, tstatus, sched);
+                if opts.wait_channels {
+                    t.wchan = read_wchan(&proc_dir.join(&base));
+                }
+                obs.tasks.push(t);
             }
         }
         if obs.tasks.is_empty() {
             let status: StatusLite = p.read("status")?;
             obs.uid = status.euid;
-            let run_delay = p.read::<_, RunDelay>("schedstat").map_or(0, |d| d.0);
+            let sched = p.read::<_, SchedStat>("schedstat").ok();
             let policy = stat.sched.policy;
             let slice_ns = match self.probe {
                 AttrProbe::Syscall => crate::sys::sched_getattr(pid).ok().map(|a| a.sched_runtime),
@@ -229,7 +234,11 @@ impl ProcfsSource {
                 rt_priority: stat.sched.rt_priority,
                 slice_ns: slice_ns.filter(|_| is_fair(policy)),
             };
-            obs.tasks.push(task_obs(pid, attrs, status, run_delay));
+            let mut t = task_obs(pid, attrs, status, sched);
+            if opts.wait_channels {
+                t.wchan = read_wchan(proc_dir);
+            }
+            obs.tasks.push(t);
         }
         Ok(())
     }
@@ -340,7 +349,7 @@ impl ProcfsSource {
     }
 }
 
-fn task_obs(tid: i32, a: Attrs, status: StatusLite, run_delay_ns: u64) -> TaskObs {
+fn task_obs(tid: i32, a: Attrs, status: StatusLite, sched: Option<SchedStat>) -> TaskObs {
     TaskObs {
         tid,
         policy: a.policy,
@@ -350,8 +359,19 @@ fn task_obs(tid: i32, a: Attrs, status: StatusLite, run_delay_ns: u64) -> TaskOb
         slice_ns: a.slice_ns,
         nvcsw: status.nvcsw,
         nivcsw: status.nivcsw,
-        run_delay_ns,
+        run_delay_ns: sched.map_or(0, |s| s.run_delay_ns),
+        cpu_ns: sched.map_or(0, |s| s.on_cpu_ns),
+        wchan: None,
+        rates: None,
     }
+}
+
+/// The kernel function a thread in `dir` sleeps in; `None` while it runs (the kernel writes
+/// `0`), when it is gone, or when the kernel hides it from this reader.
+fn read_wchan(dir: &Path) -> Option<String> {
+    let text = std::fs::read_to_string(dir.join("wchan")).ok()?;
+    let w = text.trim();
+    (!w.is_empty() && w != "0").then(|| w.to_owned())
 }
 
 /// `se.slice` from a `sched` file in `dir`.

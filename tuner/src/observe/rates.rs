@@ -4,7 +4,7 @@ use std::collections::HashMap;
 
 use serde::Serialize;
 
-use super::{ProcKey, ProcObs};
+use super::{ProcKey, ProcObs, TaskObs, ThreadRates};
 
 #[derive(Debug, Clone, Copy, PartialEq, Default, Serialize)]
 pub struct Rates {
@@ -20,13 +20,35 @@ pub struct Rates {
     pub interval_ms: u64,
 }
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 struct Sample {
     at_ms: u64,
     cpu_ns: u64,
     nvcsw: u64,
     nivcsw: u64,
     run_delay_ns: u64,
+    /// Each thread's counters, for multi-threaded processes only: thread roles need them,
+    /// and one-thread processes have the process's rates.
+    tasks: Vec<TaskSample>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct TaskSample {
+    tid: i32,
+    cpu_ns: u64,
+    nvcsw: u64,
+    nivcsw: u64,
+}
+
+impl TaskSample {
+    fn of(t: &TaskObs) -> Self {
+        TaskSample {
+            tid: t.tid,
+            cpu_ns: t.cpu_ns,
+            nvcsw: t.nvcsw,
+            nivcsw: t.nivcsw,
+        }
+    }
 }
 
 /// Remembers the last sample of each process and fills [`ProcObs::rates`].
@@ -53,9 +75,19 @@ impl RateTracker {
                 nvcsw: p.nvcsw,
                 nivcsw: p.nivcsw,
                 run_delay_ns: p.run_delay_ns,
+                tasks: if p.tasks.len() > 1 {
+                    let mut v: Vec<TaskSample> = p.tasks.iter().map(TaskSample::of).collect();
+                    v.sort_unstable_by_key(|t| t.tid);
+                    v
+                } else {
+                    Vec::new()
+                },
             };
-            let old = self.prev.get(&p.key()).copied();
+            let old = self.prev.remove(&p.key());
             p.rates = old.as_ref().and_then(|old| rates_between(old, &now));
+            if let Some(old) = &old {
+                thread_rates(old, at_ms, &mut p.tasks);
+            }
             // Carried-over counters say nothing new: keep the last real sample, so the next
             // real reading spreads what happened meanwhile over the whole time since.
             let keep = match old {
@@ -73,6 +105,26 @@ impl RateTracker {
 
     pub fn is_empty(&self) -> bool {
         self.prev.is_empty()
+    }
+}
+
+/// Fills each thread's rates against `old` (its threads sorted by tid); a thread not in
+/// `old` (new since) gets none.
+fn thread_rates(old: &Sample, at_ms: u64, tasks: &mut [TaskObs]) {
+    let Some(dt_ms) = at_ms.checked_sub(old.at_ms).filter(|d| *d > 0) else {
+        return;
+    };
+    let dt_s = dt_ms as f64 / 1000.0;
+    for t in tasks.iter_mut() {
+        let Ok(i) = old.tasks.binary_search_by_key(&t.tid, |o| o.tid) else {
+            continue;
+        };
+        let o = &old.tasks[i];
+        t.rates = Some(ThreadRates {
+            cpu_pct: t.cpu_ns.saturating_sub(o.cpu_ns) as f64 / (dt_s * 1e9) * 100.0,
+            voluntary_per_s: t.nvcsw.saturating_sub(o.nvcsw) as f64 / dt_s,
+            involuntary_per_s: t.nivcsw.saturating_sub(o.nivcsw) as f64 / dt_s,
+        });
     }
 }
 

@@ -40,6 +40,8 @@ pub struct ObserveOptions {
     pub numa_min_rss_kib: u64,
     pub numa_maps_every_scans: u32,
     pub static_refresh_scans: u32,
+    /// Read each thread's wait channel (rules with thread roles ask for it).
+    pub wait_channels: bool,
     /// The external classifier's server, never to be hinted; `None` when it is disabled.
     pub classifier_server: Option<ClassifierServer>,
 }
@@ -115,6 +117,7 @@ impl Observer {
             threads: opts.threads,
             numa_min_rss_kib: numa_due.then_some(opts.numa_min_rss_kib),
             refresh_static: scan_no > 0 && scan_no % u64::from(opts.static_refresh_scans) == 0,
+            wait_channels: opts.wait_channels,
         };
         let at_ms = self.clock.now_ms();
         let procs = self.procs.scan(&scan)?;

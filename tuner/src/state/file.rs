@@ -223,6 +223,7 @@ mod tests {
                 },
                 prior: s,
             }],
+            thread_classes: Vec::new(),
         }
     }
 

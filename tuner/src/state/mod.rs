@@ -150,6 +150,20 @@ pub struct Entry {
     /// The threads written. Stock backend: each with its settings before and after;
     /// kernel backend: the kernel holds the hint, and before it there was none.
     pub tasks: Vec<TaskRecord>,
+    /// Threads whose role gave them another class than `hint`'s (written one by one, with
+    /// `per_thread`). Absent in files of tuners without thread roles.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub thread_classes: Vec<ThreadClass>,
+}
+
+/// A thread that holds another class than its process's hint, by its role.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ThreadClass {
+    pub tid: i32,
+    pub class: HintClass,
+    /// The role's name: a run that takes the hint up holds the role until the thread
+    /// shows what it does (its rates need two scans).
+    pub role: String,
 }
 
 impl Entry {

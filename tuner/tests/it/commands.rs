@@ -135,7 +135,7 @@ fn example_config_checks_and_rules_export_reloads() {
     let o = run(tuner().args(["config", "check"]).arg(&cfg));
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(
-        stdout(&o).contains(", 18 user rules, 0 embedded rules"),
+        stdout(&o).contains(", 21 user rules, 0 embedded rules"),
         "{}",
         stdout(&o)
     );

@@ -16,6 +16,7 @@ mod llm_support;
 mod llm_tls;
 mod llm_trust;
 mod service;
+mod serving_roles;
 mod serving_rules;
 mod support;
 mod trust;

@@ -1,12 +1,13 @@
-//! `configs/llm-serving.rules.toml` against the real xllamacpp server of
-//! `scripts/llm-server.sh`: the rule the serving bench relies on must match that process.
+//! `configs/llm-serving.rules.toml`, as the serving bench passes it, against the real
+//! xllamacpp server of `scripts/llm-server.sh`: the server must be decided by the catalog's
+//! rule with thread roles, which a rule in that file would shadow.
 
 use crate::llm_support::{repo_root, RealServer};
 use crate::support::{run, stderr, stdout, tuner, write};
 use tuner::observe::synthetic::ScratchDir;
 
 #[test]
-fn the_serving_rule_file_matches_the_python_embedded_server() {
+fn the_serving_rule_file_leaves_the_python_embedded_server_to_the_catalog() {
     let Some((srv, _serial)) = RealServer::get() else {
         return;
     };
@@ -31,11 +32,14 @@ fn the_serving_rule_file_matches_the_python_embedded_server() {
     assert!(o.status.success(), "{}", stderr(&o));
     let out = stdout(&o);
     assert!(
-        out.contains("\"llm-serving-llamacpp-python\" matched (cmdline=*xllamacpp*)"),
+        out.contains(
+            "\"llama.cpp-server-python\" matched (cmdline=*xllamacpp*) at <embedded rules>"
+        ),
         "{out}"
     );
     assert!(
-        out.contains("result: throughput by rule:llm-serving-llamacpp-python"),
+        out.contains("result: throughput by rule:llama.cpp-server-python"),
         "{out}"
     );
+    assert!(out.contains("\n  2b roles: "), "{out}");
 }
