@@ -98,14 +98,21 @@ if has placement; then
 	pa=$(server_pid a) pb=$(server_pid b)
 	echo "servers: a pid $pa port ${ports[0]}, b pid $pb port ${ports[1]}"
 	# Requests to both at once, long enough to sample: the compute threads run.
+	# busy N: starts N requests to each server (their pids in $loads); `wait "${loads[@]}"`,
+	# not a bare wait, which would wait for the tuner too.
 	busy() {
+		loads=()
 		load "http://127.0.0.1:${ports[0]}" a 1 "$1" "$n_predict" >"$work/busy-a.txt" 2>&1 &
+		loads+=($!)
 		load "http://127.0.0.1:${ports[1]}" b 1 "$1" "$n_predict" >"$work/busy-b.txt" 2>&1 &
+		loads+=($!)
 	}
 	busy 2
 	sleep 2
 	before_a=$(run_samples "$pa" 6) before_b=$(run_samples "$pb" 6)
-	wait
+	wait "${loads[@]}"
+	echo "before the tuner: running-thread samples on node 0 / node 1: a $before_a, b $before_b;" \
+		"private pages: a $(pages "$pa" private), b $(pages "$pb" private)"
 	start_tuner
 	# Hinted, each with a node, and the two nodes different.
 	for ((i = 0; i < 300; i++)); do
@@ -119,16 +126,17 @@ if has placement; then
 	"$SH_TUNER" -c "$work/tuner.toml" explain "$pa" 2>&1 | sed 's/^/explain a: /' | head -n 40
 	# Memory moves in the tuner's worker; give it time to finish (pages stop changing).
 	prev=
-	for ((i = 0; i < 120; i++)); do
+	for ((i = 0; i < 30; i++)); do
 		cur="$(pages "$pa" private) $(pages "$pb" private)"
 		[[ $cur == "$prev" ]] && break
 		prev=$cur
-		sleep 2
+		sleep 1
 	done
+	echo "private pages on node 0 / node 1 after ${i} s: a $(pages "$pa" private), b $(pages "$pb" private)"
 	busy 2
 	sleep 2
 	after_a=$(run_samples "$pa" 6) after_b=$(run_samples "$pb" 6)
-	wait
+	wait "${loads[@]}"
 	for s in a b; do
 		pid=$pa node=$na before=$before_a after=$after_a
 		[[ $s == b ]] && pid=$pb node=$nb before=$before_b after=$after_b

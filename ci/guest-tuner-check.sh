@@ -11,6 +11,9 @@ usage: guest-tuner-check.sh [--tuner PATH]
   internal bench-child mode), runs 'tuner once' and 'tuner run' with the ioctl backend,
   and checks with 'tuner hint get' (the GET ioctl) and /proc/<pid>/sched that the kernel
   holds what was decided: classes, sources, admin hints left alone, TTL, clear on exit.
+  Then two instances of one server (python3 holding 64 MiB, first touched on node 0)
+  under a rule with spread = true: one per node, strict, and each one's private memory
+  moved to its node by the tuner.
 USAGE
 }
 
@@ -115,5 +118,47 @@ wait "$DAEMON" || fail "daemon exit status $?"
 h=$(get "$RUSTC")
 grep -q '"hint": null' <<<"$h" || fail "on_exit = clear left: $h"
 ok "SIGTERM clears the daemon's hints"
+
+# Two instances of one "server": the same executable and rule, each with 64 MiB of private
+# memory first touched on node 0. The tuner must put them one per node, keep each there
+# (strict), and move each one's memory to its node (migrate_pages, in its worker).
+node_cpus() { cat "/sys/devices/system/node/node$1/cpulist"; }
+if [ -e /sys/devices/system/node/node1 ]; then
+	for i in 1 2; do
+		taskset -c "$(node_cpus 0)" python3 -c 'import time; b = b"x" * (64 << 20); time.sleep(3600)' \
+			sched-hint-spread-check &
+		PIDS="$PIDS $!"
+		eval "SRV$i=\$!"
+	done
+	sleep 3
+	cat >>"$WORK/tuner.toml" <<TOML
+[rules]
+defaults = false
+[[rule]]
+name = "spread-check"
+cmdline = ["*sched-hint-spread-check*"]
+class = "throughput"
+spread = true
+TOML
+	T once --all --ttl-ms 0 --sample-ms 200 >"$WORK/spread.txt" || fail "tuner once failed: $(cat "$WORK/spread.txt")"
+	# private_share PID NODE: the percentage of PID's anonymous pages on NODE.
+	private_share() {
+		awk -v n="N$2" '!/ anon=/ { next }
+			{ for (i = 1; i <= NF; i++) if ($i ~ /^N[0-9]+=/) { split($i, kv, "="); t += kv[2]; if (kv[1] == n) on += kv[2] } }
+			END { printf "%d\n", t ? 100 * on / t : 0 }' "/proc/$1/numa_maps"
+	}
+	nodes=""
+	for pid in "$SRV1" "$SRV2"; do
+		h=$(get "$pid")
+		node=$(sed -n 's/.*"node": \([0-9]*\).*/\1/p' <<<"$h")
+		[ -n "$node" ] || fail "spread instance $pid has no node: $h"
+		grep -q '"strict": true' <<<"$h" || fail "spread instance $pid is not kept on its node: $h"
+		share=$(private_share "$pid" "$node")
+		[ "$share" -ge 95 ] || fail "spread instance $pid on node $node holds only $share % of its private pages there"
+		nodes="$nodes $node"
+	done
+	[ "$nodes" = " 0 1" ] || [ "$nodes" = " 1 0" ] || fail "instances not one per node: nodes$nodes"
+	ok "two instances spread one per node, strict, private pages moved (nodes$nodes)"
+fi
 
 echo "guest-tuner-check: all checks passed"
