@@ -73,7 +73,11 @@ measure() {
 		loads+=($!)
 	done
 	sleep 2
-	for s in a b; do run_samples "${pid[$s]}" 5 >"$demo/$1.run.$s"; done
+	# Both servers' running threads over the same 5 s.
+	for s in a b; do
+		run_samples "${pid[$s]}" 5 >"$demo/$1.run.$s" &
+		loads+=($!)
+	done
 	wait "${loads[@]}"
 	for s in a b; do
 		grep -q '^serve_tokens_per_s' "$demo/$1.$s.txt" ||

@@ -107,9 +107,19 @@ if has placement; then
 		load "http://127.0.0.1:${ports[1]}" b 1 "$1" "$n_predict" >"$work/busy-b.txt" 2>&1 &
 		loads+=($!)
 	}
+	# both_samples: both servers' running threads sampled over the same 6 s.
+	both_samples() {
+		local p1 p2
+		run_samples "$pa" 6 >"$work/samples-a" &
+		p1=$!
+		run_samples "$pb" 6 >"$work/samples-b" &
+		p2=$!
+		wait "$p1" "$p2"
+	}
 	busy 2
 	sleep 2
-	before_a=$(run_samples "$pa" 6) before_b=$(run_samples "$pb" 6)
+	both_samples
+	before_a=$(<"$work/samples-a") before_b=$(<"$work/samples-b")
 	wait "${loads[@]}"
 	echo "before the tuner: running-thread samples on node 0 / node 1: a $before_a, b $before_b;" \
 		"private pages: a $(pages "$pa" private), b $(pages "$pb" private)"
@@ -135,7 +145,8 @@ if has placement; then
 	echo "private pages on node 0 / node 1 after ${i} s: a $(pages "$pa" private), b $(pages "$pb" private)"
 	busy 2
 	sleep 2
-	after_a=$(run_samples "$pa" 6) after_b=$(run_samples "$pb" 6)
+	both_samples
+	after_a=$(<"$work/samples-a") after_b=$(<"$work/samples-b")
 	wait "${loads[@]}"
 	for s in a b; do
 		pid=$pa node=$na before=$before_a after=$after_a

@@ -288,10 +288,11 @@ impl HintSink for IoctlSink {
         }
         for (op, r) in ops.iter().zip(&results) {
             match (op, r) {
-                (HintOp::Set { target, hint, .. }, Ok(())) => {
-                    self.memory.after_set(target.pid, hint)
+                // Memory is the process's: a thread's set moves it once, by its owner.
+                (HintOp::Set { owner, hint, .. }, Ok(())) => self.memory.after_set(*owner, hint),
+                (HintOp::Clear { target, .. }, _) if target.scope == Scope::Process => {
+                    self.memory.after_clear(target.pid)
                 }
-                (HintOp::Clear { target, .. }, _) => self.memory.after_clear(target.pid),
                 _ => {}
             }
         }

@@ -7,7 +7,7 @@
 //! process takes far longer than a scan.
 
 use std::collections::HashMap;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{sync_channel, SyncSender, TrySendError};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -15,11 +15,12 @@ use std::thread::JoinHandle;
 use crate::config::MigrateMode;
 use crate::hint::Hint;
 use crate::metrics::Metrics;
-use crate::observe::{CpuSet, Topology};
+use crate::observe::{CpuSet, ProcKey, Topology};
 use crate::sys;
 
 struct Migration {
-    pid: i32,
+    /// The process, by pid and start time: the move may run seconds after it was queued.
+    owner: ProcKey,
     from: Vec<u64>,
     to: Vec<u64>,
 }
@@ -28,21 +29,35 @@ struct Migration {
 struct Worker {
     tx: Option<SyncSender<Migration>>,
     thread: Option<JoinHandle<()>>,
+    /// Set at exit: the moves still queued are dropped, so stopping waits for one move at
+    /// most, not for a queue of large processes (systemd's stop timeout).
+    stop: Arc<AtomicBool>,
 }
 
 impl Worker {
     fn start(metrics: Option<Arc<Metrics>>) -> Self {
         let (tx, rx) = sync_channel::<Migration>(32);
+        let stop = Arc::new(AtomicBool::new(false));
+        let stopped = Arc::clone(&stop);
         let thread = std::thread::Builder::new()
             .name("tuner-migrate".into())
             .spawn(move || {
                 for m in rx {
-                    match sys::migrate_pages(m.pid, &m.from, &m.to) {
+                    if stopped.load(Ordering::Relaxed) {
+                        break;
+                    }
+                    // A pid reused since the move was queued is another process: the
+                    // tuner's CAP_SYS_NICE would move its shared pages too.
+                    if !sys::is_process(m.owner) {
+                        continue;
+                    }
+                    let pid = m.owner.0;
+                    match sys::migrate_pages(pid, &m.from, &m.to) {
                         Ok(left) => {
-                            tracing::debug!(pid = m.pid, pages_left = left, "memory migrated")
+                            tracing::debug!(pid, pages_left = left, "memory migrated")
                         }
                         Err(e) => {
-                            tracing::debug!(pid = m.pid, error = %e, "migrate_pages failed");
+                            tracing::debug!(pid, error = %e, "migrate_pages failed");
                             if let Some(mt) = &metrics {
                                 mt.migration_errors.fetch_add(1, Ordering::Relaxed);
                             }
@@ -57,6 +72,7 @@ impl Worker {
         Worker {
             tx: thread.as_ref().map(|_| tx),
             thread,
+            stop,
         }
     }
 
@@ -66,7 +82,10 @@ impl Worker {
         match tx.try_send(m) {
             Ok(()) | Err(TrySendError::Disconnected(_)) => true,
             Err(TrySendError::Full(m)) => {
-                tracing::debug!(pid = m.pid, "migration queue full; retried on a later scan");
+                tracing::debug!(
+                    pid = m.owner.0,
+                    "migration queue full; retried on a later scan"
+                );
                 false
             }
         }
@@ -75,6 +94,7 @@ impl Worker {
 
 impl Drop for Worker {
     fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
         self.tx.take();
         if let Some(t) = self.thread.take() {
             let _ = t.join();
@@ -82,13 +102,18 @@ impl Drop for Worker {
     }
 }
 
+/// Past this many remembered processes, those that are gone are forgotten (the engine does
+/// not tell the backends which processes left).
+const PRUNE_AT: usize = 4096;
+
 /// What a backend calls after each set and clear: decides whether a hint's node warrants a
 /// move, remembers where each process's memory went, and queues the moves.
 pub struct MemoryMover {
     mode: MigrateMode,
     topo: Option<Topology>,
-    /// The node each process's memory was last moved to.
-    moved_to: HashMap<i32, u32>,
+    /// The node each process's memory was last moved to, by process (pid and start time:
+    /// a reused pid is a new process, moved again).
+    moved_to: HashMap<ProcKey, u32>,
     metrics: Option<Arc<Metrics>>,
     /// Started at the first move: a backend opened only to read hints needs none.
     worker: Option<Worker>,
@@ -117,9 +142,9 @@ impl MemoryMover {
         self.topo.as_ref()
     }
 
-    /// The node words `migrate_pages` takes to move `pid`'s memory to `hint`'s node, when
+    /// The node words `migrate_pages` takes to move `owner`'s memory to `hint`'s node, when
     /// the mode wants a move and it has not been made for this node yet.
-    fn wanted(&self, pid: i32, hint: &Hint) -> Option<(u32, Vec<u64>, Vec<u64>)> {
+    fn wanted(&self, owner: ProcKey, hint: &Hint) -> Option<(u32, Vec<u64>, Vec<u64>)> {
         let want = match self.mode {
             MigrateMode::Never => false,
             MigrateMode::Strict => hint.strict,
@@ -127,7 +152,7 @@ impl MemoryMover {
         };
         let node = hint.node.filter(|_| want)?;
         let topo = self.topo.as_ref().filter(|t| t.is_numa())?;
-        if self.moved_to.get(&pid) == Some(&node) || topo.node(node).is_none() {
+        if self.moved_to.get(&owner) == Some(&node) || topo.node(node).is_none() {
             return None;
         }
         let words = (topo.nodes.iter().map(|n| n.id).max().unwrap_or(0) / 64 + 1) as usize;
@@ -140,23 +165,28 @@ impl MemoryMover {
         Some((node, from.to_words(words), to.to_words(words)))
     }
 
-    /// After `hint` was written to `pid`: queues the move of its memory, once per node.
-    pub fn after_set(&mut self, pid: i32, hint: &Hint) {
-        let Some((node, from, to)) = self.wanted(pid, hint) else {
+    /// After `hint` was written to a task of process `owner` (the process or one of its
+    /// threads: memory is the process's, so it moves once): queues the move, once per node.
+    pub fn after_set(&mut self, owner: ProcKey, hint: &Hint) {
+        let Some((node, from, to)) = self.wanted(owner, hint) else {
             return;
         };
+        if self.moved_to.len() >= PRUNE_AT {
+            self.moved_to.retain(|k, _| sys::is_process(*k));
+        }
         let metrics = &self.metrics;
         let worker = self
             .worker
             .get_or_insert_with(|| Worker::start(metrics.clone()));
-        if worker.submit(Migration { pid, from, to }) {
-            self.moved_to.insert(pid, node);
+        if worker.submit(Migration { owner, from, to }) {
+            self.moved_to.insert(owner, node);
         }
     }
 
-    /// After `pid`'s hint was cleared: a later hint to the same node moves memory again.
+    /// After the process-scope hint of `pid` was cleared: a later hint to the same node
+    /// moves its memory again. (A thread's clear leaves the process's hint in place.)
     pub fn after_clear(&mut self, pid: i32) {
-        self.moved_to.remove(&pid);
+        self.moved_to.retain(|k, _| k.0 != pid);
     }
 }
 
@@ -191,45 +221,51 @@ mod tests {
         }
     }
 
+    const P1: ProcKey = (1, 1);
+
     #[test]
     fn a_move_is_wanted_once_per_node_and_again_after_a_clear() {
         let mut m = MemoryMover::new(MigrateMode::Strict, None);
         assert!(
-            m.wanted(1, &hint(Some(1), true)).is_none(),
+            m.wanted(P1, &hint(Some(1), true)).is_none(),
             "no topology yet"
         );
         m.set_topology(&topo2());
         assert!(
-            m.wanted(1, &hint(Some(1), false)).is_none(),
+            m.wanted(P1, &hint(Some(1), false)).is_none(),
             "soft hint, strict mode"
         );
-        assert!(m.wanted(1, &hint(None, true)).is_none(), "no node");
+        assert!(m.wanted(P1, &hint(None, true)).is_none(), "no node");
         assert!(
-            m.wanted(1, &hint(Some(7), true)).is_none(),
+            m.wanted(P1, &hint(Some(7), true)).is_none(),
             "a node the machine lacks"
         );
-        let (node, from, to) = m.wanted(1, &hint(Some(1), true)).expect("strict node 1");
+        let (node, from, to) = m.wanted(P1, &hint(Some(1), true)).expect("strict node 1");
         assert_eq!((node, from, to), (1, vec![0b01], vec![0b10]));
-        m.moved_to.insert(1, 1);
+        m.moved_to.insert(P1, 1);
         assert!(
-            m.wanted(1, &hint(Some(1), true)).is_none(),
+            m.wanted(P1, &hint(Some(1), true)).is_none(),
             "already moved there"
         );
         assert!(
-            m.wanted(1, &hint(Some(0), true)).is_some(),
+            m.wanted(P1, &hint(Some(0), true)).is_some(),
             "a new node moves again"
+        );
+        assert!(
+            m.wanted((1, 99), &hint(Some(1), true)).is_some(),
+            "pid 1 reused by another process: moved again"
         );
         m.after_clear(1);
         assert!(
-            m.wanted(1, &hint(Some(1), true)).is_some(),
+            m.wanted(P1, &hint(Some(1), true)).is_some(),
             "cleared: moves again"
         );
         m.set_mode(MigrateMode::Always);
         assert!(
-            m.wanted(2, &hint(Some(0), false)).is_some(),
+            m.wanted((2, 1), &hint(Some(0), false)).is_some(),
             "always: soft hints too"
         );
         m.set_mode(MigrateMode::Never);
-        assert!(m.wanted(2, &hint(Some(0), true)).is_none());
+        assert!(m.wanted((2, 1), &hint(Some(0), true)).is_none());
     }
 }

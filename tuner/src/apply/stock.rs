@@ -11,7 +11,7 @@ use nix::errno::Errno;
 use nix::unistd::Pid;
 
 use super::migrate::MemoryMover;
-use super::{check_owner, ApplyError, HintOp, HintSink, Restore, Target};
+use super::{check_owner, ApplyError, HintOp, HintSink, Restore, Scope, Target};
 use crate::config::{Backend, Config, MigrateMode, StockClass, StockConfig, StockPolicy};
 use crate::hint::{Hint, HintClass, KernelHint};
 use crate::metrics::Metrics;
@@ -244,14 +244,16 @@ impl HintSink for StockSink {
                 } => {
                     let r = self.write_threads(*owner, target.pid, tids, Some(hint));
                     if r.is_ok() {
-                        self.memory.after_set(target.pid, hint);
+                        self.memory.after_set(*owner, hint);
                     }
                     r
                 }
                 HintOp::Clear {
                     target, restore, ..
                 } => {
-                    self.memory.after_clear(target.pid);
+                    if target.scope == Scope::Process {
+                        self.memory.after_clear(target.pid);
+                    }
                     match restore {
                         Some(r) => self.restore(r),
                         // No record of what was there: touch nothing.

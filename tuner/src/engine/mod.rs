@@ -582,7 +582,11 @@ impl Engine {
             .filter(|(_, d)| {
                 matches!(d.verdict, Verdict::Class(c) if c != HintClass::None) || d.node.is_some()
             })
-            .map(|(proc, decision)| Candidate { proc, decision })
+            .map(|(proc, decision)| Candidate {
+                proc,
+                decision,
+                allowed_cpus: snap.allowed_cpus.get(&proc.pid),
+            })
             .collect();
         let cap = Capacity::new(&snap.topology, &self.prev_cpu, &snap.cpu_times);
         let plans = self

@@ -13,7 +13,7 @@ use serde::Serialize;
 
 use crate::classify::Decision;
 use crate::config::PlanConfig;
-use crate::observe::{CpuTime, ProcKey, ProcObs, Topology};
+use crate::observe::{CpuSet, CpuTime, ProcKey, ProcObs, Topology};
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct NodePlan {
@@ -38,6 +38,9 @@ impl NodePlan {
 pub struct Candidate<'a> {
     pub proc: &'a ProcObs,
     pub decision: &'a Decision,
+    /// The CPUs its cpuset allows, when known: a spread instance goes only to a node it may
+    /// run on.
+    pub allowed_cpus: Option<&'a CpuSet>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -45,6 +48,9 @@ struct NodeState {
     current: Option<u32>,
     candidate: Option<u32>,
     streak: u32,
+    /// Placed strictly as one of several instances: it stays so when its peers leave, rather
+    /// than turning soft and perhaps moving while they restart.
+    spread: bool,
 }
 
 /// Free capacity per node, in the order of `Topology::nodes`.
@@ -108,8 +114,11 @@ impl Capacity {
         cpu_weight * cpu + (1.0 - cpu_weight) * mem
     }
 
+    /// The node with the most free capacity among those with CPUs: a hinted node must have
+    /// CPUs (a CPU-less CXL or HBM node's free memory would otherwise win on a busy host).
     fn best(&self, cpu_weight: f64) -> Option<u32> {
         (0..self.ids.len())
+            .filter(|&i| self.cpus[i] > 0.0)
             .max_by(|&a, &b| {
                 self.score(a, cpu_weight)
                     .total_cmp(&self.score(b, cpu_weight))
@@ -215,6 +224,7 @@ impl Planner {
             c.proc.key(),
             NodeState {
                 current: Some(node),
+                spread: strict,
                 ..Default::default()
             },
         );
@@ -301,13 +311,27 @@ impl Planner {
             groups.sort_by(|a, b| a.0.cmp(&b.0));
             for ((rule, _), mut members) in groups {
                 members.sort_by_key(|c| c.proc.pid);
-                let per_node = members.len().div_ceil(topo.nodes.len());
+                // Nodes with CPUs only; each instance only to those its cpuset allows.
+                let cpu_nodes: Vec<u32> = topo
+                    .nodes
+                    .iter()
+                    .filter(|n| n.cpus.count() > 0)
+                    .map(|n| n.id)
+                    .collect();
+                let eligible = |c: &Candidate<'_>, n: u32| {
+                    cpu_nodes.contains(&n)
+                        && c.allowed_cpus.is_none_or(|a| {
+                            topo.node(n)
+                                .is_some_and(|node| node.cpus.iter().any(|cpu| a.contains(cpu)))
+                        })
+                };
+                let per_node = members.len().div_ceil(cpu_nodes.len().max(1));
                 let mut counts: HashMap<u32, usize> = HashMap::new();
                 let mut placed: HashMap<ProcKey, u32> = HashMap::new();
                 for c in &members {
                     let cur = self.state.get(&c.proc.key()).and_then(|s| s.current);
-                    if let Some(n) = cur.filter(|n| {
-                        topo.node(*n).is_some() && counts.get(n).copied().unwrap_or(0) < per_node
+                    if let Some(n) = cur.filter(|&n| {
+                        eligible(c, n) && counts.get(&n).copied().unwrap_or(0) < per_node
                     }) {
                         *counts.entry(n).or_default() += 1;
                         placed.insert(c.proc.key(), n);
@@ -317,10 +341,10 @@ impl Planner {
                     if placed.contains_key(&c.proc.key()) {
                         continue;
                     }
-                    let node = topo
-                        .nodes
+                    let node = cpu_nodes
                         .iter()
-                        .map(|n| n.id)
+                        .copied()
+                        .filter(|&n| eligible(c, n))
                         .min_by(|&a, &b| {
                             let (ca, cb) = (
                                 counts.get(&a).copied().unwrap_or(0),
@@ -331,19 +355,36 @@ impl Planner {
                                 cap.index(b).map_or(0.0, |i| cap.score(i, w)),
                             );
                             ca.cmp(&cb).then(sb.total_cmp(&sa)).then(a.cmp(&b))
-                        })
-                        .expect("numa topology has nodes");
-                    *counts.entry(node).or_default() += 1;
-                    placed.insert(c.proc.key(), node);
+                        });
+                    match node {
+                        Some(node) => {
+                            *counts.entry(node).or_default() += 1;
+                            placed.insert(c.proc.key(), node);
+                        }
+                        None => {
+                            out.insert(
+                                c.proc.key(),
+                                NodePlan::none("spread: no node with CPUs its cpuset allows"),
+                            );
+                        }
+                    }
                 }
                 let total = members.len();
                 for (i, c) in members.iter().enumerate() {
-                    let node = placed[&c.proc.key()];
+                    let Some(&node) = placed.get(&c.proc.key()) else {
+                        continue;
+                    };
                     let mut reason = format!("spread {}/{total} of {rule}", i + 1);
-                    if let Some(why) = self.oversubscribed(c.proc, topo, node) {
-                        reason = format!("{reason}; {why}");
-                    }
-                    self.place(c, node, reason, true, &mut cap, &mut out);
+                    // Kept on a node it outgrows, its threads would queue behind each other
+                    // (llama.cpp's spinning barriers collapse so): preferred there, not held.
+                    let strict = match self.oversubscribed(c.proc, topo, node) {
+                        Some(why) => {
+                            reason = format!("{reason}; {why}, so not kept there");
+                            false
+                        }
+                        None => true,
+                    };
+                    self.place(c, node, reason, strict, &mut cap, &mut out);
                 }
             }
         }
@@ -358,6 +399,19 @@ impl Planner {
             let key = c.proc.key();
             let numa = self.numa.get(&key).cloned();
             let st = self.state.entry(key).or_default();
+            if let Some(cur) = st.current.filter(|_| st.spread && c.decision.spread) {
+                cap.take(cur, c.proc);
+                out.insert(
+                    key,
+                    NodePlan {
+                        node: Some(cur),
+                        reason: "kept: a spread instance whose peers left".into(),
+                        strict: true,
+                    },
+                );
+                continue;
+            }
+            st.spread = false;
             let plan = match numa.as_deref().and_then(majority) {
                 Some((node, share)) if share > cfg.majority_pct => match st.current {
                     None => {
@@ -507,13 +561,24 @@ mod tests {
 
     /// One process planned alone on `topo`, with the default settings and idle CPUs.
     fn plan_on(planner: &mut Planner, p: &ProcObs, d: &Decision, topo: &Topology) -> NodePlan {
+        plan_with(planner, p, d, topo, Capacity::new(topo, &[], &[]))
+    }
+
+    /// One process planned alone on `topo` with capacity `cap`.
+    fn plan_with(
+        planner: &mut Planner,
+        p: &ProcObs,
+        d: &Decision,
+        topo: &Topology,
+        cap: Capacity,
+    ) -> NodePlan {
         let cfg = Config::default().plan;
-        let cap = Capacity::new(topo, &[], &[]);
         planner
             .plan(
                 &[Candidate {
                     proc: p,
                     decision: d,
+                    allowed_cpus: None,
                 }],
                 topo,
                 cap,
@@ -566,6 +631,7 @@ mod tests {
                 .map(|p| Candidate {
                     proc: p,
                     decision: &d,
+                    allowed_cpus: None,
                 })
                 .collect();
             planner.plan(&cands, &topo, Capacity::new(&topo, &[], &[]), &cfg)
@@ -607,10 +673,12 @@ mod tests {
             Candidate {
                 proc: &big,
                 decision: &d,
+                allowed_cpus: None,
             },
             Candidate {
                 proc: &fits,
                 decision: &d,
+                allowed_cpus: None,
             },
         ];
         let out = planner.plan(&cands, &topo, Capacity::new(&topo, &[], &[]), &cfg);
@@ -618,7 +686,7 @@ mod tests {
         let node = big_plan.node.expect("placed");
         assert!(
             big_plan.reason.ends_with(&format!(
-                "oversubscribed: wants 6.0 CPUs, node {node} has 4"
+                "oversubscribed: wants 6.0 CPUs, node {node} has 4, so not kept there"
             )),
             "{big_plan:?}"
         );
@@ -696,5 +764,125 @@ mod tests {
         let cap = Capacity::new(&topo, &before, &after);
         assert_eq!(cap.free_cpus, vec![0.0, 4.0]);
         assert_eq!(cap.best(1.0), Some(1));
+    }
+
+    /// A node of `topo2`'s kind without CPUs (CXL or HBM memory).
+    fn with_cpu_less_node(mut topo: Topology) -> Topology {
+        topo.nodes.push(Node {
+            id: 2,
+            cpus: CpuSet::new(),
+            distances: vec![20, 20, 10],
+            mem_total_kib: 64 << 20,
+            mem_free_kib: 64 << 20,
+        });
+        topo
+    }
+
+    fn spread_cands<'a>(procs: &'a [&'a ProcObs], d: &'a Decision) -> Vec<Candidate<'a>> {
+        procs
+            .iter()
+            .map(|p| Candidate {
+                proc: p,
+                decision: d,
+                allowed_cpus: None,
+            })
+            .collect()
+    }
+
+    /// Issue 21 review: a hinted node must have CPUs; a CPU-less node's free memory won the
+    /// capacity score on a busy host and took a spread instance, strictly.
+    #[test]
+    fn no_instance_and_no_large_process_goes_to_a_cpu_less_node() {
+        let cfg = Config::default().plan;
+        let topo = with_cpu_less_node(topo2());
+        let before: Vec<CpuTime> = (0..8)
+            .map(|cpu| CpuTime {
+                cpu,
+                busy: 0,
+                total: 0,
+            })
+            .collect();
+        let busy: Vec<CpuTime> = (0..8)
+            .map(|cpu| CpuTime {
+                cpu,
+                busy: 90,
+                total: 100,
+            })
+            .collect();
+        let d = decision("llm", true);
+        let (a, b) = (
+            with_numa(20, vec![900, 100, 0]),
+            with_numa(21, vec![900, 100, 0]),
+        );
+        for after in [&before, &busy] {
+            let mut planner = Planner::new();
+            let cap = Capacity::new(&topo, &before, after);
+            let out = planner.plan(&spread_cands(&[&a, &b], &d), &topo, cap, &cfg);
+            assert!(out.values().all(|p| p.node != Some(2)), "{out:?}");
+        }
+        let mut large = test_proc(30, "db");
+        large.rss_kib = 1 << 30;
+        let mut planner = Planner::new();
+        let cap = Capacity::new(&topo, &before, &busy);
+        let plan = plan_with(&mut planner, &large, &decision("db", false), &topo, cap);
+        assert_ne!(plan.node, Some(2), "{plan:?}");
+    }
+
+    /// Issue 21 review: when one of two instances restarts, the survivor stays on its node,
+    /// held there, instead of turning soft (stock: affinity put back) and strict again.
+    #[test]
+    fn a_peer_restart_leaves_the_survivor_where_it_was_and_held() {
+        let cfg = Config::default().plan;
+        let topo = topo2();
+        let mut planner = Planner::new();
+        let d = decision("llm", true);
+        let (a, b, b2) = (
+            with_numa(20, vec![900, 100]),
+            with_numa(21, vec![900, 100]),
+            with_numa(23, vec![100, 900]),
+        );
+        let mut plan = |ps: &[&ProcObs]| {
+            let out = planner.plan(
+                &spread_cands(ps, &d),
+                &topo,
+                Capacity::new(&topo, &[], &[]),
+                &cfg,
+            );
+            (out[&a.key()].node, out[&a.key()].strict)
+        };
+        let first = plan(&[&a, &b]);
+        assert!(first.1);
+        for _ in 0..5 {
+            assert_eq!(plan(&[&a]), first, "peer gone");
+        }
+        assert_eq!(plan(&[&a, &b2]), first, "peer back");
+    }
+
+    /// Issue 21 review: a spread instance goes only to a node its cpuset lets it run on.
+    #[test]
+    fn a_spread_instance_goes_only_where_its_cpuset_allows() {
+        let cfg = Config::default().plan;
+        let topo = topo2();
+        let d = decision("llm", true);
+        let (a, b) = (with_numa(20, vec![900, 100]), with_numa(21, vec![900, 100]));
+        let node1_only = CpuSet::from_list("4-7").unwrap();
+        let none = CpuSet::from_list("8-9").unwrap();
+        let procs = [&a, &b];
+        let mut cands = spread_cands(&procs, &d);
+        cands[0].allowed_cpus = Some(&node1_only);
+        cands[1].allowed_cpus = Some(&node1_only);
+        let out = Planner::new().plan(&cands, &topo, Capacity::new(&topo, &[], &[]), &cfg);
+        assert_eq!(
+            (out[&a.key()].node, out[&b.key()].node),
+            (Some(1), Some(1)),
+            "{out:?}"
+        );
+        cands[1].allowed_cpus = Some(&none);
+        let out = Planner::new().plan(&cands, &topo, Capacity::new(&topo, &[], &[]), &cfg);
+        assert_eq!(out[&a.key()].node, Some(1));
+        assert_eq!(out[&b.key()].node, None, "{out:?}");
+        assert!(out[&b.key()]
+            .reason
+            .contains("no node with CPUs its cpuset allows"));
     }
 }
