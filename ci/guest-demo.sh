@@ -4,7 +4,7 @@
 # user-mode network) for what its rules leave open, each hint with its provenance, and a
 # before/after table: the servers' request latency and tokens/s, where their threads ran
 # and where their memory is.
-# Inputs: SH_MODULE, SH_TUNER, SH_DEMO_CONFIG, SH_SERVING_RULES.
+# Inputs: SH_MODULE, SH_TUNER, SH_DEMO_CONFIG.
 set -u
 # shellcheck source=ci/guest-lib.sh
 source "$SH_ROOT/ci/guest-lib.sh"
@@ -27,9 +27,7 @@ die() { echo "demo: $*"; exit 1; }
 
 insmod "$SH_MODULE" || exit 1
 chmod 0666 /dev/sched_hint
-# The demo's config plus the serving rules (the xllamacpp server runs as "python").
-cfg=$demo/tuner.toml
-{ cat "$SH_DEMO_CONFIG"; printf '\n[rules]\npaths = ["%s"]\n' "$SH_SERVING_RULES"; } >"$cfg"
+cfg=$SH_DEMO_CONFIG
 "$SH_TUNER" config check "$cfg" >/dev/null || die "bad tuner config"
 
 say "starting two llama.cpp servers (SmolLM2-135M, 2 compute threads each) and the mix"

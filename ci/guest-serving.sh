@@ -10,7 +10,7 @@
 #              ABC CBA order on one server (a start costs minutes under TCG).
 # Appends "name value" lines to $SH_OUT/bench.txt (bench lines as "name.case@round value").
 # Inputs: SH_MODULE, SH_TUNER, SH_SERVING_PARTS (default placement,bench), SH_SERVING_ROUNDS,
-# SH_SERVING_QUICK, SH_SERVING_RULES (the serving rules file, for [rules] paths).
+# SH_SERVING_QUICK.
 set -u
 # shellcheck source=ci/guest-lib.sh
 source "$SH_ROOT/ci/guest-lib.sh"
@@ -47,7 +47,7 @@ start_server() {
 }
 server_pid() { cat "$work/srv-$1/llm-server.pid"; }
 
-# The tuner's config: the ioctl backend, the embedded rules plus the serving rules, no
+# The tuner's config: the ioctl backend, the embedded rules (with the server's roles), no
 # model (the bench measures what rules and roles do), a short interval.
 cat >"$work/tuner.toml" <<CONF
 [daemon]
@@ -56,9 +56,6 @@ backend = "ioctl"
 on_exit = "clear"
 state_file = "$work/tuner-state.json"
 lock_path = "$work/tuner.lock"
-[rules]
-defaults = true
-paths = ["$SH_SERVING_RULES"]
 [external]
 enabled = false
 [observe]

@@ -33,9 +33,9 @@ usage: scripts/bench-serving.sh --out DIR [--lane host|guest] [--rounds N] [--qu
   --threads N    the server's compute threads, for generation and for prompts (default:
                  the number of CPUs, as llama.cpp's own default)
   --parallel N   the server's slots (default 2)
-  The tuner runs with its default settings and the embedded rules, plus
-  configs/llm-serving.rules.toml (the catalog does not match this server yet), through a
-  config file written to DIR/serving/tuner.toml (its lock and state file live there too).
+  The tuner runs with its default settings and the embedded rules (which match this server
+  and give its threads roles), through a config file written to DIR/serving/tuner.toml
+  (its lock and state file live there too).
   That file excludes the task names of the processes that ran before the bench and are not
   of the kinds it starts (python, bash, sh, make, cc, cc1, as, ld, collect2): on a shared
   host the tuner leaves most of the other users' work alone, but not their processes of
@@ -88,7 +88,7 @@ if [[ $lane == guest ]]; then
 		--out "$out/vm/serving" --timeout 5400 --mem-mib 2048 \
 		--env "SH_MODULE=$("$SH_ROOT/scripts/module.sh" --print-ko)" --env "SH_TUNER=$tuner" \
 		--env "SH_SERVING_PARTS=$guest_parts" --env "SH_SERVING_ROUNDS=$rounds" \
-		--env "SH_SERVING_QUICK=$quick" --env "SH_SERVING_RULES=$SH_ROOT/configs/llm-serving.rules.toml" \
+		--env "SH_SERVING_QUICK=$quick" \
 		>/dev/null || rc=$?
 	# "name.case@round value" and the placement's "name.server value" (round 1).
 	while read -r name value; do
@@ -129,10 +129,6 @@ backend = "stock"
 lock_path = "$work/tuner.lock"
 state_file = "$work/tuner-state.json"
 on_exit = "clear"
-
-[rules]
-defaults = true
-paths = ["$SH_ROOT/configs/llm-serving.rules.toml"]
 
 [exclude]
 comm = $(foreign_comms)

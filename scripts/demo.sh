@@ -43,8 +43,7 @@ set +e
 	--job "$SH_ROOT/ci/guest-demo.sh" --out "$out" --timeout 1500 --llm-port "$port" --icount --icount-sleep \
 	--env "SH_MODULE=$("$SH_ROOT/scripts/module.sh" --print-ko)" \
 	--env "SH_TUNER=$SH_ROOT/target/release/tuner" \
-	--env "SH_DEMO_CONFIG=$SH_ROOT/configs/demo-tuner.toml" \
-	--env "SH_SERVING_RULES=$SH_ROOT/configs/llm-serving.rules.toml"
+	--env "SH_DEMO_CONFIG=$SH_ROOT/configs/demo-tuner.toml"
 rc=$?
 set -e
 cat "$out/job.log"

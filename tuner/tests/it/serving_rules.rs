@@ -1,26 +1,24 @@
-//! `configs/llm-serving.rules.toml`, as the serving bench passes it, against the real
-//! xllamacpp server of `scripts/llm-server.sh`: the server must be decided by the catalog's
-//! rule with thread roles, which a rule in that file would shadow.
+//! The catalog against the real xllamacpp server of `scripts/llm-server.sh`, with the
+//! defaults the serving bench and the demo use: the server, which runs as "python", must be
+//! decided by the catalog's rule with thread roles (no rule file of their own any more).
 
-use crate::llm_support::{repo_root, RealServer};
+use crate::llm_support::RealServer;
 use crate::support::{run, stderr, stdout, tuner, write};
 use tuner::observe::synthetic::ScratchDir;
 
 #[test]
-fn the_serving_rule_file_leaves_the_python_embedded_server_to_the_catalog() {
+fn the_catalog_decides_the_python_embedded_server_with_its_roles() {
     let Some((srv, _serial)) = RealServer::get() else {
         return;
     };
     let dir = ScratchDir::new("serving-rules").unwrap();
-    let rules = repo_root().join("configs/llm-serving.rules.toml");
     let cfg = write(
         dir.path(),
         "tuner.toml",
         &format!(
-            "[daemon]\nbackend = \"dry-run\"\nlock_path = \"{}\"\nstate_file = \"{}\"\n\n[rules]\npaths = [\"{}\"]\n",
+            "[daemon]\nbackend = \"dry-run\"\nlock_path = \"{}\"\nstate_file = \"{}\"\n",
             dir.path().join("tuner.lock").display(),
             dir.path().join("state.json").display(),
-            rules.display()
         ),
     );
     let o = run(tuner().arg("-c").arg(&cfg).args([
