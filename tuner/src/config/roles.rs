@@ -117,6 +117,16 @@ pub fn validate_roles(
             .get_ref()
             .parse()
             .map_err(|e| err(r.class.span(), e))?;
+        // Every thread of a hinted process holds a hint, the process's or its role's: a
+        // role that says "no hint" would be taken as the process's class without a word.
+        if class == HintClass::None {
+            return Err(err(
+                r.class.span(),
+                format!(
+                    "role {name:?} cannot have class \"none\": threads that match no role already take the process's class"
+                ),
+            ));
+        }
         let mut wchan = Vec::with_capacity(r.wchan.len());
         for w in &r.wchan {
             if w.get_ref().is_empty() {
@@ -298,6 +308,13 @@ mod tests {
             e.starts_with("r.toml:8:15: max_cpu_pct 10 is below min_cpu_pct 50"),
             "{e}"
         );
+
+        let e = parse_err("[[rule.role]]\nname = \"a\"\nwchan = [\"x\"]\nclass = \"none\"\n");
+        assert!(
+            e.starts_with("r.toml:8:9: role \"a\" cannot have class \"none\""),
+            "{e}"
+        );
+        assert_eq!(e.lines().count(), 1, "{e}");
 
         let e = parse_err("[[rule.role]]\nname = \" \"\nwchan = [\"x\"]\nclass = \"batch\"\n");
         assert!(
