@@ -599,16 +599,18 @@ impl Engine {
             .collect();
         let mut work = self.reconcile(snap, &decisions, &roles, &plans, &mut rows, sink, now);
 
-        // Rate limit: clears, then refreshes (oldest first), then new and changed hints.
+        // Rate limit: clears, then refreshes (oldest first), then new and changed hints. A
+        // process's writes go together or not at all, charged as one request (a server
+        // written thread by thread may have more threads than the burst); after the first
+        // refusal the rest wait too, so what was refused is first in line at the next pass
+        // instead of losing its tokens to smaller writes behind it.
         work.sort_by_key(|w| w.priority);
         let mut ops = Vec::new();
         let mut batch: Vec<usize> = Vec::new();
+        let mut refused = false;
         for (i, w) in work.iter().enumerate() {
-            let mut ok = true;
-            for _ in 0..w.ops.len() {
-                ok &= self.limiter.try_take(now);
-            }
-            if ok {
+            refused = refused || !self.limiter.try_take_n(now, w.ops.len());
+            if !refused {
                 batch.push(i);
                 ops.extend(w.ops.iter().cloned());
             } else {

@@ -183,6 +183,34 @@ impl Engine {
                         .collect(),
                 }
             };
+            // A refresh of threads written one by one only because of their roles, on a
+            // backend whose process scope reaches every thread: one process-scope write, then
+            // the threads whose role class differs again, instead of every thread (a server
+            // may have hundreds). It also reaches threads created since the last scan.
+            let refresh_ops = |hint: Hint| -> Vec<HintOp> {
+                if scope != Scope::Thread || !skipped.is_empty() || !sink.covers_new_threads() {
+                    return set_ops(hint);
+                }
+                let mut ops = vec![HintOp::Set {
+                    target: Target {
+                        pid: p.pid,
+                        scope: Scope::Process,
+                    },
+                    hint,
+                    tids: tids.clone(),
+                    owner: key,
+                }];
+                ops.extend(thread_classes.iter().map(|c| HintOp::Set {
+                    target: Target {
+                        pid: c.tid,
+                        scope: Scope::Thread,
+                    },
+                    hint: role_hint(hint, Some(c.class)),
+                    tids: vec![c.tid],
+                    owner: key,
+                }));
+                ops
+            };
             let conf = -((d.confidence * 1000.0) as i64);
             // Thread by thread before and after, the same hint: only the threads that are new
             // or whose role class changed are written (threads come and go with a server's
@@ -243,7 +271,7 @@ impl Engine {
                             rows[i].action = Action::Refresh;
                             continue;
                         }
-                        (Action::Refresh, set_ops(h), (1, a.written_at_ms))
+                        (Action::Refresh, refresh_ops(h), (1, a.written_at_ms))
                     } else {
                         rows[i].action = Action::Unchanged;
                         continue;

@@ -277,3 +277,109 @@ fn a_thread_set_by_the_server_itself_gets_no_role() {
     assert!(ops.iter().all(|o| o.target().pid != 502), "{ops:?}");
     assert!(sets(&ops).iter().all(|s| s.2 == HintClass::Throughput));
 }
+
+/// The server with `extra` more idle helper threads (tids from 600).
+fn big_server(n: u64, extra: i32) -> ProcObs {
+    let mut p = server(n, "inet_csk_accept");
+    let t = p.tasks[0].clone();
+    for tid in 600..600 + extra {
+        p.tasks.push(TaskObs { tid, ..t.clone() });
+    }
+    p.nr_threads = p.tasks.len() as u32;
+    p
+}
+
+/// Roles turn one process-scope write into one write per thread: a server with more
+/// threads than `write_burst` (400; llama-server on a 256-CPU host has its OpenMP team and
+/// the httplib pool) must still be written, charged at most the burst, not deferred on
+/// every pass while draining the bucket of everyone else.
+#[test]
+fn a_server_with_more_threads_than_the_write_burst_is_written() {
+    for rules in [format!("{RULE}{ROLES}"), RULE.to_owned()] {
+        let mut sink = RecordingSink::new();
+        let mut e = engine(&rules);
+        let mut snap = snapshot(0, big_server(0, 500));
+        e.prepare(&mut snap);
+        let r = e.pass(&snap, &mut sink);
+        assert_eq!(r.rows[0].action, Action::New, "{rules}");
+        assert!(!sink.take().is_empty());
+    }
+}
+
+/// One refused process does not drain the bucket for those behind it: a work item is
+/// charged all at once or not at all, and the first refusal stops the pass's writes, so the
+/// refused one is first at the next pass.
+#[test]
+fn a_refused_write_takes_no_tokens_and_goes_first_next_time() {
+    let mut cfg = Config::default();
+    cfg.rules.role_hold_scans = 2;
+    cfg.daemon.write_burst = 10;
+    cfg.daemon.max_writes_per_s = 1;
+    let rules = RuleSet {
+        rules: parse_rules(&format!("{RULE}{ROLES}"), "t.toml").unwrap(),
+    };
+    let mut e = Engine::new(Arc::new(cfg), rules, Metrics::new(), Mode::Daemon);
+    e.set_self_pid(1);
+    e.set_ttl_ms(Some(0));
+    let mut sink = RecordingSink::new();
+    // 20 threads, written one by one: 20 ops, charged the burst of 10.
+    let mut snap = snapshot(0, big_server(0, 16));
+    e.prepare(&mut snap);
+    let r = e.pass(&snap, &mut sink);
+    assert_eq!(r.rows[0].action, Action::New);
+    assert_eq!(sink.take().len(), 20);
+    // The bucket is empty; five seconds refill five tokens, too few for eight new threads
+    // and a new HTTP worker: nothing is taken, and ten seconds in all refill enough.
+    let mut snap = snapshot(1, big_server(1, 24));
+    e.prepare(&mut snap);
+    let r = e.pass(&snap, &mut sink);
+    assert_eq!(r.rows[0].action, Action::Deferred);
+    assert!(sink.take().is_empty());
+    let mut snap = snapshot(2, big_server(2, 24));
+    e.prepare(&mut snap);
+    let r = e.pass(&snap, &mut sink);
+    assert_eq!(r.rows[0].action, Action::Changed);
+    assert!(!sink.take().is_empty());
+}
+
+/// On a kernel backend a refresh of threads written one by one for their roles goes as one
+/// process-scope write and the role threads again, not as a write per thread.
+#[test]
+fn a_refresh_goes_at_process_scope_with_the_role_threads_after() {
+    let mut sink = RecordingSink::new();
+    let mut e = engine(&format!("{RULE}{ROLES}"));
+    e.set_ttl_ms(Some(8_000));
+    let mut snap = snapshot(0, big_server(0, 100));
+    e.prepare(&mut snap);
+    e.pass(&snap, &mut sink);
+    assert_eq!(sink.take().len(), 104);
+    // Five seconds later: past half the lifetime, nothing changed.
+    let mut snap = snapshot(1, big_server(1, 100));
+    e.prepare(&mut snap);
+    let r = e.pass(&snap, &mut sink);
+    let ops = sink.take();
+    assert_eq!(r.rows[0].action, Action::Changed, "503 became http");
+    let mut snap = snapshot(2, big_server(2, 100));
+    e.prepare(&mut snap);
+    let r = e.pass(&snap, &mut sink);
+    assert_eq!(r.rows[0].action, Action::Refresh, "{ops:?}");
+    let ops = sink.take();
+    let written: Vec<(i32, Scope, HintClass)> = ops
+        .iter()
+        .filter_map(|o| match o {
+            HintOp::Set { target, hint, .. } => Some((target.pid, target.scope, hint.class)),
+            HintOp::Clear { .. } => None,
+        })
+        .collect();
+    // The process first, then its role threads over it.
+    assert_eq!(
+        written,
+        [
+            (500, Scope::Process, HintClass::Throughput),
+            (502, Scope::Thread, HintClass::Interactive),
+            (503, Scope::Thread, HintClass::Interactive)
+        ]
+    );
+    // The state still names every thread, thread by thread.
+    assert!(e.entries()[0].per_thread);
+}
