@@ -56,13 +56,20 @@ pub struct Role {
 }
 
 impl Role {
-    /// Whether any matcher needs the thread's rates (so a thread seen for the first time,
-    /// without rates, cannot match).
+    /// Whether any matcher needs the thread's rates (a thread seen for the first time has
+    /// none: it matches only by its wait channel, and only a role without minimums).
     pub fn needs_rates(&self) -> bool {
         self.min_cpu_pct.is_some()
             || self.max_cpu_pct.is_some()
             || self.min_voluntary_per_s.is_some()
             || self.max_voluntary_per_s.is_some()
+            || self.min_involuntary_pct.is_some()
+    }
+
+    /// Whether any matcher sets a floor (which a thread not measured yet cannot reach).
+    pub fn has_minimums(&self) -> bool {
+        self.min_cpu_pct.is_some()
+            || self.min_voluntary_per_s.is_some()
             || self.min_involuntary_pct.is_some()
     }
 

@@ -278,6 +278,45 @@ fn a_thread_set_by_the_server_itself_gets_no_role() {
     assert!(sets(&ops).iter().all(|s| s.2 == HintClass::Throughput));
 }
 
+/// A thread seen once in `accept` and then computing at 100% of a CPU matches `compute`:
+/// another role's match is evidence against the held role, which goes at once, not after
+/// `role_hold_scans` (12 by default, a minute) with a raised class on a spinning thread.
+#[test]
+fn a_listener_that_turns_into_a_spinner_loses_its_raised_class_at_once() {
+    let cfg = Config::default();
+    assert_eq!(cfg.rules.role_hold_scans, 12);
+    let rules = RuleSet {
+        rules: parse_rules(&format!("{RULE}{ROLES}"), "t.toml").unwrap(),
+    };
+    let mut e = Engine::new(Arc::new(cfg), rules, Metrics::new(), Mode::Daemon);
+    e.set_self_pid(1);
+    e.set_ttl_ms(Some(0));
+    let mut sink = RecordingSink::new();
+    let mut snap = snapshot(0, server(0, "inet_csk_accept"));
+    e.prepare(&mut snap);
+    e.pass(&snap, &mut sink);
+    assert!(sets(&sink.take()).contains(&(502, Scope::Thread, HintClass::Interactive)));
+
+    let mut p = server(1, "futex_do_wait");
+    // 502 now burns a whole CPU and never blocks.
+    p.tasks[2].cpu_ns = 5_000_000_000;
+    p.tasks[2].wchan = None;
+    p.tasks[2].nivcsw = 500;
+    p.cpu_ns = p.tasks.iter().map(|t| t.cpu_ns).sum();
+    let mut snap = snapshot(1, p);
+    e.prepare(&mut snap);
+    let r = e.pass(&snap, &mut sink);
+    let t = r.rows[0].roles.iter().find(|t| t.tid == 502).unwrap();
+    assert_eq!(t.role.as_deref(), Some("compute"), "{t:?}");
+    assert!(sets(&sink.take()).contains(&(502, Scope::Thread, HintClass::Throughput)));
+    let entry = &e.entries()[0];
+    assert!(
+        entry.thread_classes.iter().all(|c| c.tid != 502),
+        "{:?}",
+        entry.thread_classes
+    );
+}
+
 /// The server with `extra` more idle helper threads (tids from 600).
 fn big_server(n: u64, extra: i32) -> ProcObs {
     let mut p = server(n, "inet_csk_accept");
