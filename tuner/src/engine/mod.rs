@@ -839,37 +839,24 @@ impl Engine {
     }
 }
 
-/// The clears that put back what `a` replaced, in process `key` only.
+/// The clear that puts back what `a` replaced, in process `key` only: one process-scope
+/// clear, whether the hint went to the process or thread by thread. On the kernel it clears
+/// every thread of the group, so threads created after the last scan, which inherited the
+/// hint and were never written or recorded, lose it too; the stock backend puts back each
+/// thread it has a record of (and those created since that still show its write).
 fn clear_ops(key: ProcKey, a: &Applied) -> Vec<HintOp> {
-    let restore = |tasks: Vec<TaskRecord>| Restore {
-        owner: key,
-        base_slice_ns: a.base_slice_ns,
-        tasks,
-    };
-    match a.scope {
-        Scope::Process => vec![HintOp::Clear {
-            target: Target {
-                pid: key.0,
-                scope: Scope::Process,
-            },
-            tids: a.tids.clone(),
-            restore: Some(restore(a.records.clone())),
-        }],
-        Scope::Thread => a
-            .tids
-            .iter()
-            .map(|&t| HintOp::Clear {
-                target: Target {
-                    pid: t,
-                    scope: Scope::Thread,
-                },
-                tids: vec![t],
-                restore: Some(restore(
-                    a.records.iter().filter(|r| r.tid == t).cloned().collect(),
-                )),
-            })
-            .collect(),
-    }
+    vec![HintOp::Clear {
+        target: Target {
+            pid: key.0,
+            scope: Scope::Process,
+        },
+        tids: a.tids.clone(),
+        restore: Some(Restore {
+            owner: key,
+            base_slice_ns: a.base_slice_ns,
+            tasks: a.records.clone(),
+        }),
+    }]
 }
 
 /// `h` as a thread whose role gives it `class` holds it. A raised class is not passed on to

@@ -176,10 +176,7 @@ fn roles_are_written_per_thread_changed_held_and_cleared() {
         .map(|o| (o.target().pid, o.target().scope))
         .collect();
     restored.sort();
-    assert_eq!(
-        restored,
-        [500, 501, 502, 503].map(|t| (t, Scope::Thread)).to_vec()
-    );
+    assert_eq!(restored, [(500, Scope::Process)]);
 
     // Restarted with "adopt": the role threads are taken up as they are; nothing is written
     // while they keep their roles.
@@ -190,12 +187,15 @@ fn roles_are_written_per_thread_changed_held_and_cleared() {
     assert_eq!(r.rows[0].action, Action::Unchanged);
     sink.take();
 
-    // The tuner exits: one clear per thread it wrote.
+    // The tuner exits: one clear of the whole process, every thread it wrote among those
+    // the clear names.
     let clears = e.clear_all_ops();
-    assert_eq!(clears.len(), 4);
-    assert!(clears
-        .iter()
-        .all(|o| matches!(o, HintOp::Clear { target, .. } if target.scope == Scope::Thread)));
+    assert_eq!(clears.len(), 1);
+    assert!(
+        matches!(&clears[0], HintOp::Clear { target, tids, .. }
+            if *target == Target { pid: 500, scope: Scope::Process } && tids == &[500, 501, 502, 503]),
+        "{clears:?}"
+    );
 
     // The rule loses its roles (a reload): the process is hinted as a whole again.
     let cfg = e.config().clone();
@@ -259,7 +259,11 @@ fn a_connection_thread_that_comes_and_goes_writes_only_itself() {
     let r = pass(&mut e, &mut sink, 3, "inet_csk_accept");
     assert_eq!(r.rows[0].action, Action::Unchanged);
     assert!(sink.take().is_empty());
-    assert_eq!(e.clear_all_ops().len(), 4);
+    let clears = e.clear_all_ops();
+    assert!(
+        matches!(&clears[..], [HintOp::Clear { tids, .. }] if tids == &[500, 501, 502, 503]),
+        "{clears:?}"
+    );
 }
 
 #[test]
@@ -421,4 +425,47 @@ fn a_refresh_goes_at_process_scope_with_the_role_threads_after() {
     );
     // The state still names every thread, thread by thread.
     assert!(e.entries()[0].per_thread);
+}
+
+/// On the ioctl backend a thread created after the last scan inherited the process's hint
+/// and was never written or recorded: clearing thread by thread would leave it hinted after
+/// the tuner exits, or after the process leaves its rule. The clear goes at process scope,
+/// which clears the whole thread group on the patched kernel.
+#[test]
+fn exit_and_a_process_leaving_its_rule_clear_the_whole_thread_group() {
+    let mut sink = RecordingSink::new();
+    let mut e = engine(&format!("{RULE}{ROLES}"));
+    pass(&mut e, &mut sink, 0, "inet_csk_accept");
+    sink.take();
+    let whole = Target {
+        pid: 500,
+        scope: Scope::Process,
+    };
+    let clears = e.clear_all_ops();
+    assert_eq!(
+        clears.iter().map(HintOp::target).collect::<Vec<_>>(),
+        [whole],
+        "{clears:?}"
+    );
+
+    // The rule says no hint any more: the same clear.
+    let cfg = e.config().clone();
+    e.set_config(
+        cfg,
+        RuleSet {
+            rules: parse_rules(
+                &format!("{}{ROLES}", RULE.replace("throughput", "none")),
+                "t.toml",
+            )
+            .unwrap(),
+        },
+    );
+    pass(&mut e, &mut sink, 1, "inet_csk_accept");
+    let ops = sink.take();
+    assert_eq!(
+        ops.iter().map(HintOp::target).collect::<Vec<_>>(),
+        [whole],
+        "{ops:?}"
+    );
+    assert!(e.entries().is_empty());
 }
