@@ -402,7 +402,8 @@ impl Engine {
             self.cfg.rules.role_hold_scans
         };
         let memory = &mut self.procs.entry(key).or_default().roles;
-        memory.retain(|tid, _| set.threads.iter().any(|t| t.tid == *tid));
+        let seen: HashSet<i32> = set.threads.iter().map(|t| t.tid).collect();
+        memory.retain(|tid, _| seen.contains(tid));
         let RoleSet { roles, threads, .. } = &mut set;
         for t in threads.iter_mut() {
             let now = t.matched.as_ref().map(|(i, _)| roles[*i].name.as_str());
