@@ -25,6 +25,7 @@ use crate::metrics::Metrics;
 use crate::observe::procfs::ProcfsSource;
 use crate::observe::snapshot::{ClassifierServer, ObserveOptions, Observer};
 use crate::observe::sysfs::SysfsSource;
+use crate::observe::WchanFilter;
 use crate::state::file::{StateError, StateFile};
 use crate::state::Writer;
 
@@ -38,7 +39,10 @@ pub fn load(path: Option<&Path>) -> Result<(Arc<Config>, RuleSet), Error> {
 /// What the observer needs of the configuration and the rules.
 pub fn observe_options(cfg: &Config, rules: &RuleSet) -> ObserveOptions {
     ObserveOptions {
-        wait_channels: cfg.observe.threads && rules.reads_wait_channels(),
+        wait_channels: (cfg.observe.threads && rules.reads_wait_channels()).then(|| {
+            let rules = rules.clone();
+            WchanFilter::new(move |p| rules.may_read_wait_channels(p))
+        }),
         threads: cfg.observe.threads,
         numa: cfg.plan.numa,
         numa_min_rss_kib: cfg.observe.numa_min_rss_kib,

@@ -110,6 +110,20 @@ pub fn set_pids(ops: &[HintOp]) -> Vec<i32> {
     sorted_pids(ops, |o| matches!(o, HintOp::Set { .. }))
 }
 
+/// The processes (owner pids) that `ops` set a hint on, sorted, each once.
+pub fn set_owners(ops: &[HintOp]) -> Vec<i32> {
+    let mut v: Vec<i32> = ops
+        .iter()
+        .filter_map(|o| match o {
+            HintOp::Set { owner, .. } => Some(owner.0),
+            HintOp::Clear { .. } => None,
+        })
+        .collect();
+    v.sort();
+    v.dedup();
+    v
+}
+
 /// The pids that `ops` cleared, sorted (a pid cleared twice is there twice).
 pub fn cleared_pids(ops: &[HintOp]) -> Vec<i32> {
     sorted_pids(ops, |o| matches!(o, HintOp::Clear { .. }))

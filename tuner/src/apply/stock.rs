@@ -16,7 +16,7 @@ use crate::config::{Backend, Config, MigrateMode, StockClass, StockConfig, Stock
 use crate::hint::{Hint, HintClass, KernelHint};
 use crate::metrics::Metrics;
 use crate::observe::{CpuSet, OwnWrite, ProcKey, Topology};
-use crate::state::Settings;
+use crate::state::{Settings, TaskRecord};
 use crate::sys;
 use crate::uapi::{self, sched_attr};
 
@@ -152,7 +152,9 @@ impl StockSink {
     fn restore(&mut self, r: &Restore) -> Result<(), ApplyError> {
         let (pid, _) = r.owner;
         check_owner(r.owner, pid)?;
-        for rec in &r.tasks {
+        let mut tasks = r.tasks.clone();
+        tasks.extend(inherited_records(r));
+        for rec in &tasks {
             match check_owner(r.owner, rec.tid) {
                 Ok(()) => {}
                 Err(ApplyError::NoSuchTask(t)) if t == rec.tid => continue,
@@ -203,6 +205,34 @@ impl StockSink {
         }
         Ok(())
     }
+}
+
+/// Records for the threads of `r`'s process that the tuner never wrote but that hold one of
+/// its writes: created after the last scan, they inherited it through fork, and nothing else
+/// would put them back. Each takes the record of the first written thread (the leader
+/// first) whose settings it shows; a thread that shows none is not the tuner's (one the
+/// server set itself to those very settings cannot be told apart, and is put back too).
+fn inherited_records(r: &Restore) -> Vec<TaskRecord> {
+    let (pid, _) = r.owner;
+    let Ok(dir) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return Vec::new();
+    };
+    let mut written: Vec<&TaskRecord> = r.tasks.iter().collect();
+    written.sort_by_key(|t| t.tid != pid);
+    dir.flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|tid| !r.tasks.iter().any(|t| t.tid == *tid))
+        .filter_map(|tid| {
+            let rec = written.iter().find(|rec| {
+                current(tid, rec.written.cpus.is_some(), r.base_slice_ns)
+                    .is_some_and(|now| rec.written.differs(&now, r.base_slice_ns).is_none())
+            })?;
+            Some(TaskRecord {
+                tid,
+                ..(*rec).clone()
+            })
+        })
+        .collect()
 }
 
 /// What thread `tid` holds now, in the terms of the state file; `None` when it is gone.

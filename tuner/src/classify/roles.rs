@@ -3,9 +3,10 @@
 //!
 //! Matching is a pure function of one scan. A compute thread is idle between requests and
 //! an HTTP worker sleeps between connections, so one scan says little: [`RoleMemory`] keeps
-//! a role until the thread has gone `hold_scans` scans without showing it, which the engine
-//! applies across passes.
+//! a role until the thread has gone `hold_scans` scans without showing any role (another
+//! role's match replaces it at once), which the engine applies across passes.
 
+use std::collections::HashMap;
 use std::fmt::Write as _;
 
 use super::{trust, Decision, Inputs, Verdict};
@@ -44,6 +45,19 @@ impl RoleSet {
         let i = t.role?;
         let c = self.classes[i];
         (c != process_class).then_some((self.roles[i].name.as_str(), c))
+    }
+
+    /// [`RoleSet::class_of`] for every thread that has a role class other than
+    /// `process_class`, by tid (one lookup per thread instead of a scan of all of them).
+    pub fn classes_by_tid(&self, process_class: HintClass) -> HashMap<i32, (&str, HintClass)> {
+        self.threads
+            .iter()
+            .filter_map(|t| {
+                let i = t.role?;
+                let c = self.classes[i];
+                (c != process_class).then_some((t.tid, (self.roles[i].name.as_str(), c)))
+            })
+            .collect()
     }
 
     /// The role names and how many threads have each, `listener 1, compute 2`.
@@ -154,8 +168,15 @@ pub fn role_matches(role: &Role, t: &TaskObs) -> Option<String> {
         let g = role.wchan.iter().find(|g| g.matches(w))?;
         why.push(format!("wchan={g}"));
     }
-    if role.needs_rates() {
-        let r = t.rates?;
+    // A thread seen for the first time has no rates yet: a wait channel alone places it
+    // when the role's other matchers are only ceilings, checked from the next scan on.
+    let unmeasured_ok = !role.wchan.is_empty() && !role.has_minimums();
+    match t.rates {
+        None if role.needs_rates() && !unmeasured_ok => return None,
+        None if role.needs_rates() => why.push("rates pending".into()),
+        _ => {}
+    }
+    if let Some(r) = t.rates.filter(|_| role.needs_rates()) {
         let min = |v: Option<f64>, have: f64, what: &str, why: &mut Vec<String>| match v {
             Some(lo) if have < lo => false,
             Some(lo) => {
@@ -238,13 +259,15 @@ pub struct RoleMemory {
 }
 
 impl RoleMemory {
-    /// The role after a scan that matched `now`: a match of the held role keeps it; anything
-    /// else (no role, or another) keeps it too until it has missed `hold_scans` scans in a
-    /// row, and only then is `now` taken. A thread without a role takes `now` at once.
+    /// The role after a scan that matched `now`: a match of the held role keeps it; a scan
+    /// where no role matched keeps it too until it has missed `hold_scans` scans in a row
+    /// (an idle compute thread between requests). Another role's match is evidence against
+    /// the held one and is taken at once: a listener that starts computing must not keep a
+    /// raised class while it burns a CPU.
     pub fn update(&mut self, now: Option<&str>, hold_scans: u32) -> Option<String> {
         match (&self.held, now) {
             (Some(h), Some(n)) if h == n => self.missed = 0,
-            (Some(_), _) if self.missed + 1 < hold_scans => self.missed += 1,
+            (Some(_), None) if self.missed + 1 < hold_scans => self.missed += 1,
             _ => {
                 self.held = now.map(str::to_owned);
                 self.missed = 0;
@@ -305,7 +328,10 @@ mod tests {
         assert_eq!(name(&roles, &http).as_deref(), Some("http"));
         assert_eq!(name(&roles, &idle), None, "an idle helper has no role");
         let (_, why) = first_role(&roles, &listener).unwrap();
-        assert_eq!(why, "wchan=inet_csk_accept");
+        assert_eq!(why, "wchan=inet_csk_accept,cpu_pct<=5");
+        // Caught in accept at the instant of the scan, busy the rest of it: not a listener.
+        let busy_acceptor = thread(6310, 95.0, 1.0, 200.0, Some("inet_csk_accept"));
+        assert_eq!(name(&roles, &busy_acceptor).as_deref(), Some("compute"));
         let (_, why) = first_role(&roles, &compute).unwrap();
         assert!(why.contains("cpu_pct>=20"), "{why}");
 
@@ -318,9 +344,16 @@ mod tests {
         assert_eq!(name(&roles, &new), None);
         let new_listener = TaskObs {
             wchan: Some("inet_csk_accept".into()),
-            ..new
+            ..new.clone()
         };
         assert_eq!(name(&roles, &new_listener).as_deref(), Some("listener"));
+        let (_, why) = first_role(&roles, &new_listener).unwrap();
+        assert_eq!(why, "wchan=inet_csk_accept,rates pending");
+        // Ceilings alone do not place an unmeasured thread: it would match every new thread.
+        let src = "[[rule]]\nname = \"s\"\ncomm = [\"s\"]\nclass = \"throughput\"\n\
+                   [[rule.role]]\nname = \"quiet\"\nmax_cpu_pct = 5.0\nclass = \"batch\"\n";
+        let quiet = parse_rules(src, "t").unwrap().remove(0).roles;
+        assert_eq!(name(&quiet, &new), None);
     }
 
     /// A role's raised class needs what the rule's would: a command line vouches for nothing.
@@ -412,17 +445,14 @@ mod tests {
         assert_eq!(mem.update(now(&idle).as_deref(), 3), None);
         assert_eq!(mem, RoleMemory::default());
 
-        // Another role's look does not take over at once either: an idle compute thread
-        // woken a few times a second would look like an HTTP worker.
+        // Another role's match takes over at once: the hold bridges scans that show nothing,
+        // not evidence of another job.
         let waking = thread(6316, 0.5, 4.0, 0.0, Some("futex_do_wait"));
         assert_eq!(now(&waking).as_deref(), Some("http"));
         let mut mem = RoleMemory::default();
-        mem.update(Some("compute"), 2);
-        assert_eq!(
-            mem.update(now(&waking).as_deref(), 2),
-            Some("compute".into())
-        );
-        assert_eq!(mem.update(now(&waking).as_deref(), 2), Some("http".into()));
+        mem.update(Some("compute"), 3);
+        assert_eq!(mem.update(now(&waking).as_deref(), 3), Some("http".into()));
+        assert_eq!(mem.missed, 0);
         // hold_scans 1: no memory at all.
         let mut mem = RoleMemory::default();
         mem.update(Some("compute"), 1);

@@ -47,6 +47,34 @@ impl RuleSet {
             .iter()
             .find_map(|r| r.matcher.matches(p).map(|why| (r, why)))
     }
+
+    /// Whether the first rule to match `p` could be one whose roles match on wait channels,
+    /// judged before its threads are read: the uid is not known yet, so a rule that names
+    /// uids may match, and may be passed over.
+    pub fn may_read_wait_channels(&self, p: &ProcObs) -> bool {
+        for r in &self.rules {
+            let without_uid = Matcher {
+                uids: Vec::new(),
+                ..r.matcher.clone()
+            };
+            let could = if without_uid.is_empty() {
+                !r.matcher.uids.is_empty()
+            } else {
+                without_uid.matches(p).is_some()
+            };
+            if !could {
+                continue;
+            }
+            if r.roles.iter().any(|x| !x.wchan.is_empty()) {
+                return true;
+            }
+            if r.matcher.uids.is_empty() {
+                // This rule matches whatever the uid: it is the first match.
+                return false;
+            }
+        }
+        false
+    }
 }
 
 #[cfg(test)]
@@ -55,6 +83,35 @@ mod tests {
     use crate::config::rules::{default_rules, parse_rules};
     use crate::hint::HintClass;
     use crate::observe::test_proc;
+
+    #[test]
+    fn wait_channels_are_read_only_where_a_wchan_role_could_apply() {
+        let rules = RuleSet {
+            rules: default_rules().unwrap(),
+        };
+        assert!(rules.may_read_wait_channels(&test_proc(1, "llama-server")));
+        let mut py = test_proc(2, "python3");
+        assert!(!rules.may_read_wait_channels(&py));
+        py.cmdline = vec!["python3".into(), "-m".into(), "llama_cpp.server".into()];
+        assert!(rules.may_read_wait_channels(&py));
+        assert!(!rules.may_read_wait_channels(&test_proc(3, "rustc")));
+        assert!(!rules.may_read_wait_channels(&test_proc(4, "sshd")));
+
+        // An earlier rule that names a uid may not match: the later role rule still could.
+        let src = "[[rule]]\nname = \"mine\"\ncomm = [\"srv\"]\nuids = [0]\nclass = \"batch\"\n\
+                   [[rule]]\nname = \"srv\"\ncomm = [\"srv\"]\nclass = \"throughput\"\n\
+                   [[rule.role]]\nname = \"l\"\nwchan = [\"inet_csk_accept\"]\nclass = \"interactive\"\n";
+        let rules = RuleSet {
+            rules: parse_rules(src, "t").unwrap(),
+        };
+        assert!(rules.may_read_wait_channels(&test_proc(5, "srv")));
+        // One that matches whatever the uid comes first and has no such roles.
+        let src = src.replace("uids = [0]\n", "");
+        let rules = RuleSet {
+            rules: parse_rules(&src, "t").unwrap(),
+        };
+        assert!(!rules.may_read_wait_channels(&test_proc(5, "srv")));
+    }
 
     #[test]
     fn embedded_catalog_parses_and_covers_the_named_programs() {

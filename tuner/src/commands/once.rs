@@ -187,7 +187,7 @@ fn roles_section(out: &mut String, row: &Row, hold_scans: u32) {
     }
     let _ = writeln!(
         out,
-        "roles (rule {:?}: first matching role wins; the daemon holds a role {hold_scans} scans after it last shows)",
+        "roles (rule {:?}: first matching role wins; the daemon holds a role {hold_scans} scans while it shows none)",
         term(&row.rule)
     );
     let width = row

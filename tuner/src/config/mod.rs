@@ -183,8 +183,8 @@ pub struct ExcludeConfig {
 pub struct RulesConfig {
     pub defaults: bool,
     pub paths: Vec<PathBuf>,
-    /// Scans a thread keeps a role it no longer shows (a compute thread idle between
-    /// requests stays compute).
+    /// Scans a thread keeps a role while it shows no role (a compute thread idle between
+    /// requests stays compute); another role's match replaces it at once.
     pub role_hold_scans: u32,
 }
 

@@ -56,13 +56,20 @@ pub struct Role {
 }
 
 impl Role {
-    /// Whether any matcher needs the thread's rates (so a thread seen for the first time,
-    /// without rates, cannot match).
+    /// Whether any matcher needs the thread's rates (a thread seen for the first time has
+    /// none: it matches only by its wait channel, and only a role without minimums).
     pub fn needs_rates(&self) -> bool {
         self.min_cpu_pct.is_some()
             || self.max_cpu_pct.is_some()
             || self.min_voluntary_per_s.is_some()
             || self.max_voluntary_per_s.is_some()
+            || self.min_involuntary_pct.is_some()
+    }
+
+    /// Whether any matcher sets a floor (which a thread not measured yet cannot reach).
+    pub fn has_minimums(&self) -> bool {
+        self.min_cpu_pct.is_some()
+            || self.min_voluntary_per_s.is_some()
             || self.min_involuntary_pct.is_some()
     }
 
@@ -117,6 +124,16 @@ pub fn validate_roles(
             .get_ref()
             .parse()
             .map_err(|e| err(r.class.span(), e))?;
+        // Every thread of a hinted process holds a hint, the process's or its role's: a
+        // role that says "no hint" would be taken as the process's class without a word.
+        if class == HintClass::None {
+            return Err(err(
+                r.class.span(),
+                format!(
+                    "role {name:?} cannot have class \"none\": threads that match no role already take the process's class"
+                ),
+            ));
+        }
         let mut wchan = Vec::with_capacity(r.wchan.len());
         for w in &r.wchan {
             if w.get_ref().is_empty() {
@@ -298,6 +315,13 @@ mod tests {
             e.starts_with("r.toml:8:15: max_cpu_pct 10 is below min_cpu_pct 50"),
             "{e}"
         );
+
+        let e = parse_err("[[rule.role]]\nname = \"a\"\nwchan = [\"x\"]\nclass = \"none\"\n");
+        assert!(
+            e.starts_with("r.toml:8:9: role \"a\" cannot have class \"none\""),
+            "{e}"
+        );
+        assert_eq!(e.lines().count(), 1, "{e}");
 
         let e = parse_err("[[rule.role]]\nname = \" \"\nwchan = [\"x\"]\nclass = \"batch\"\n");
         assert!(

@@ -165,7 +165,7 @@ fn rig_with(cfg: Config, pids: &[i32], start_skew: u64, tree: bool) -> Rig {
             numa_min_rss_kib: 0,
             numa_maps_every_scans: 1,
             static_refresh_scans: 1000,
-            wait_channels: false,
+            wait_channels: None,
             classifier_server: None,
         },
     );

@@ -402,7 +402,8 @@ impl Engine {
             self.cfg.rules.role_hold_scans
         };
         let memory = &mut self.procs.entry(key).or_default().roles;
-        memory.retain(|tid, _| set.threads.iter().any(|t| t.tid == *tid));
+        let seen: HashSet<i32> = set.threads.iter().map(|t| t.tid).collect();
+        memory.retain(|tid, _| seen.contains(tid));
         let RoleSet { roles, threads, .. } = &mut set;
         for t in threads.iter_mut() {
             let now = t.matched.as_ref().map(|(i, _)| roles[*i].name.as_str());
@@ -603,16 +604,18 @@ impl Engine {
             .collect();
         let mut work = self.reconcile(snap, &decisions, &roles, &plans, &mut rows, sink, now);
 
-        // Rate limit: clears, then refreshes (oldest first), then new and changed hints.
+        // Rate limit: clears, then refreshes (oldest first), then new and changed hints. A
+        // process's writes go together or not at all, charged as one request (a server
+        // written thread by thread may have more threads than the burst); after the first
+        // refusal the rest wait too, so what was refused is first in line at the next pass
+        // instead of losing its tokens to smaller writes behind it.
         work.sort_by_key(|w| w.priority);
         let mut ops = Vec::new();
         let mut batch: Vec<usize> = Vec::new();
+        let mut refused = false;
         for (i, w) in work.iter().enumerate() {
-            let mut ok = true;
-            for _ in 0..w.ops.len() {
-                ok &= self.limiter.try_take(now);
-            }
-            if ok {
+            refused = refused || !self.limiter.try_take_n(now, w.ops.len());
+            if !refused {
                 batch.push(i);
                 ops.extend(w.ops.iter().cloned());
             } else {
@@ -841,37 +844,24 @@ impl Engine {
     }
 }
 
-/// The clears that put back what `a` replaced, in process `key` only.
+/// The clear that puts back what `a` replaced, in process `key` only: one process-scope
+/// clear, whether the hint went to the process or thread by thread. On the kernel it clears
+/// every thread of the group, so threads created after the last scan, which inherited the
+/// hint and were never written or recorded, lose it too; the stock backend puts back each
+/// thread it has a record of (and those created since that still show its write).
 fn clear_ops(key: ProcKey, a: &Applied) -> Vec<HintOp> {
-    let restore = |tasks: Vec<TaskRecord>| Restore {
-        owner: key,
-        base_slice_ns: a.base_slice_ns,
-        tasks,
-    };
-    match a.scope {
-        Scope::Process => vec![HintOp::Clear {
-            target: Target {
-                pid: key.0,
-                scope: Scope::Process,
-            },
-            tids: a.tids.clone(),
-            restore: Some(restore(a.records.clone())),
-        }],
-        Scope::Thread => a
-            .tids
-            .iter()
-            .map(|&t| HintOp::Clear {
-                target: Target {
-                    pid: t,
-                    scope: Scope::Thread,
-                },
-                tids: vec![t],
-                restore: Some(restore(
-                    a.records.iter().filter(|r| r.tid == t).cloned().collect(),
-                )),
-            })
-            .collect(),
-    }
+    vec![HintOp::Clear {
+        target: Target {
+            pid: key.0,
+            scope: Scope::Process,
+        },
+        tids: a.tids.clone(),
+        restore: Some(Restore {
+            owner: key,
+            base_slice_ns: a.base_slice_ns,
+            tasks: a.records.clone(),
+        }),
+    }]
 }
 
 /// `h` as a thread whose role gives it `class` holds it. A raised class is not passed on to

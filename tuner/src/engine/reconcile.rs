@@ -11,7 +11,7 @@ use crate::classify::roles::RoleSet;
 use crate::classify::{Decision, Verdict};
 use crate::hint::{Hint, HintClass, HintSource};
 use crate::observe::snapshot::Snapshot;
-use crate::observe::{OwnWrite, ProcKey, ProcObs};
+use crate::observe::{OwnWrite, ProcKey, ProcObs, TaskObs};
 use crate::plan::NodePlan;
 use crate::state::{unix_ms, Settings, TaskRecord, ThreadClass};
 
@@ -129,19 +129,20 @@ impl Engine {
             rows[i].hint = desired;
             let skipped: HashSet<i32> = d.skipped_tids.iter().copied().collect();
             let mut thread_classes: Vec<ThreadClass> = match (&roles[i], desired) {
-                (Some(set), Some(h)) => p
-                    .tasks
-                    .iter()
-                    .filter(|t| !skipped.contains(&t.tid))
-                    .filter_map(|t| {
-                        set.class_of(t.tid, h.class)
-                            .map(|(role, class)| ThreadClass {
+                (Some(set), Some(h)) => {
+                    let by_tid = set.classes_by_tid(h.class);
+                    p.tasks
+                        .iter()
+                        .filter(|t| !skipped.contains(&t.tid))
+                        .filter_map(|t| {
+                            by_tid.get(&t.tid).map(|&(role, class)| ThreadClass {
                                 tid: t.tid,
                                 class,
                                 role: role.to_owned(),
                             })
-                    })
-                    .collect(),
+                        })
+                        .collect()
+                }
                 _ => Vec::new(),
             };
             thread_classes.sort_by_key(|c| c.tid);
@@ -183,6 +184,34 @@ impl Engine {
                         .collect(),
                 }
             };
+            // A refresh of threads written one by one only because of their roles, on a
+            // backend whose process scope reaches every thread: one process-scope write, then
+            // the threads whose role class differs again, instead of every thread (a server
+            // may have hundreds). It also reaches threads created since the last scan.
+            let refresh_ops = |hint: Hint| -> Vec<HintOp> {
+                if scope != Scope::Thread || !skipped.is_empty() || !sink.covers_new_threads() {
+                    return set_ops(hint);
+                }
+                let mut ops = vec![HintOp::Set {
+                    target: Target {
+                        pid: p.pid,
+                        scope: Scope::Process,
+                    },
+                    hint,
+                    tids: tids.clone(),
+                    owner: key,
+                }];
+                ops.extend(thread_classes.iter().map(|c| HintOp::Set {
+                    target: Target {
+                        pid: c.tid,
+                        scope: Scope::Thread,
+                    },
+                    hint: role_hint(hint, Some(c.class)),
+                    tids: vec![c.tid],
+                    owner: key,
+                }));
+                ops
+            };
             let conf = -((d.confidence * 1000.0) as i64);
             // Thread by thread before and after, the same hint: only the threads that are new
             // or whose role class changed are written (threads come and go with a server's
@@ -199,7 +228,10 @@ impl Engine {
                     let tids_changed = match scope {
                         Scope::Thread => a.tids != tids,
                         Scope::Process => {
-                            !sink.covers_new_threads() && !tids.iter().all(|t| a.tids.contains(t))
+                            !sink.covers_new_threads() && {
+                                let held: HashSet<i32> = a.tids.iter().copied().collect();
+                                !tids.iter().all(|t| held.contains(t))
+                            }
                         }
                     };
                     if !a.hint.same_effect(&h)
@@ -217,12 +249,21 @@ impl Engine {
                             && a.hint.same_effect(&h)
                             && !a.rewrite;
                         if partial {
-                            ops.extend(set_ops(h).into_iter().filter(|op| match op {
-                                HintOp::Set { target, hint, .. } => {
-                                    !a.tids.contains(&target.pid)
-                                        || !a.hint_of(target.pid).same_effect(hint)
+                            let held: HashSet<i32> = a.tids.iter().copied().collect();
+                            let held_class: HashMap<i32, HintClass> =
+                                a.thread_classes.iter().map(|c| (c.tid, c.class)).collect();
+                            ops.extend(set_ops(h).into_iter().filter(|op| {
+                                match op {
+                                    HintOp::Set { target, hint, .. } => {
+                                        !held.contains(&target.pid)
+                                            || !role_hint(
+                                                a.hint,
+                                                held_class.get(&target.pid).copied(),
+                                            )
+                                            .same_effect(hint)
+                                    }
+                                    HintOp::Clear { .. } => true,
                                 }
-                                HintOp::Clear { .. } => true,
                             }));
                         } else {
                             ops.extend(set_ops(h));
@@ -243,7 +284,7 @@ impl Engine {
                             rows[i].action = Action::Refresh;
                             continue;
                         }
-                        (Action::Refresh, set_ops(h), (1, a.written_at_ms))
+                        (Action::Refresh, refresh_ops(h), (1, a.written_at_ms))
                     } else {
                         rows[i].action = Action::Unchanged;
                         continue;
@@ -259,22 +300,25 @@ impl Engine {
                 };
                 let records = written_as(p.pid)
                     .map(|_| {
+                        let written: HashSet<i32> = tids.iter().copied().collect();
+                        let earlier: HashMap<i32, &TaskRecord> = prev
+                            .iter()
+                            .flat_map(|a| &a.records)
+                            .map(|r| (r.tid, r))
+                            .collect();
                         p.tasks
                             .iter()
-                            .filter(|t| tids.contains(&t.tid))
+                            .filter(|t| written.contains(&t.tid))
                             .filter_map(|t| Some((t, written_as(t.tid)?)))
                             .map(|(t, written)| TaskRecord {
                                 tid: t.tid,
                                 written,
                                 // What was there before the tuner's first write, not its
                                 // own earlier value.
-                                prior: prev
-                                    .as_ref()
-                                    .and_then(|a| a.records.iter().find(|r| r.tid == t.tid))
-                                    .map_or_else(
-                                        || Settings::of(t, base_slice_ns, strict),
-                                        |r| r.prior.clone(),
-                                    ),
+                                prior: earlier.get(&t.tid).map_or_else(
+                                    || Settings::of(t, base_slice_ns, strict),
+                                    |r| r.prior.clone(),
+                                ),
                             })
                             .collect()
                     })
@@ -410,8 +454,12 @@ fn written_settings(w: &OwnWrite) -> Option<Settings> {
 
 /// Why process `p` no longer holds what the tuner wrote to it, or `None` while it does.
 fn changed_by_others(a: &Applied, p: &ProcObs) -> Option<String> {
+    if a.records.is_empty() {
+        return None;
+    }
+    let tasks: HashMap<i32, &TaskObs> = p.tasks.iter().map(|t| (t.tid, t)).collect();
     a.records.iter().find_map(|r| {
-        let t = p.tasks.iter().find(|t| t.tid == r.tid)?;
+        let t = tasks.get(&r.tid)?;
         let now = Settings::of(t, a.base_slice_ns, r.written.cpus.is_some());
         r.written
             .differs(&now, a.base_slice_ns)

@@ -16,6 +16,7 @@ pub mod synthetic;
 pub mod sysfs;
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 pub use cpuset::CpuSet;
 pub use rates::Rates;
@@ -133,9 +134,42 @@ pub struct ScanOptions {
     pub numa_min_rss_kib: Option<u64>,
     /// Re-read cmdline, exe and cgroup of processes seen before.
     pub refresh_static: bool,
-    /// Read each thread's `wchan` (what it is blocked in) with its counters: rules with
-    /// thread roles that name a wait channel need it, nothing else does.
-    pub wait_channels: bool,
+    /// Read each thread's `wchan` (what it is blocked in) with its counters, for the
+    /// processes the filter takes: rules with thread roles that name a wait channel need
+    /// it, nothing else does.
+    pub wait_channels: Option<WchanFilter>,
+}
+
+/// Which processes have their threads' wait channels read, decided from what a scan reads
+/// before the threads (comm, exe, command line, cgroup; not yet the uid). One `wchan` read
+/// per thread is the price, so only the processes a rule with wait-channel roles could
+/// match pay it. The engine's rules decide; observe only asks.
+#[derive(Clone)]
+pub struct WchanFilter(Arc<dyn Fn(&ProcObs) -> bool + Send + Sync>);
+
+impl WchanFilter {
+    pub fn new(wants: impl Fn(&ProcObs) -> bool + Send + Sync + 'static) -> Self {
+        WchanFilter(Arc::new(wants))
+    }
+
+    /// Whether the threads of `p` (threads not read yet) get their wait channels read.
+    pub fn wants(&self, p: &ProcObs) -> bool {
+        (self.0)(p)
+    }
+}
+
+impl std::fmt::Debug for WchanFilter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("WchanFilter(..)")
+    }
+}
+
+/// The same filter, not an equal one: a reload builds a new filter, and the scan then
+/// re-reads the threads of processes whose wait channels it now wants.
+impl PartialEq for WchanFilter {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
 }
 
 /// Busy and total time of one CPU, in clock ticks, from `/proc/stat`.

@@ -137,13 +137,14 @@ impl ProcfsSource {
         obs.cpuset_cgroup = facts.cpuset_cgroup;
 
         obs.rss_kib = stat.rss * self.page_kib;
+        let wchan = opts.wait_channels.as_ref().is_some_and(|f| f.wants(&obs));
         let unchanged = self.idle.get(&pid).filter(|c| {
             !opts.refresh_static
                 && c.start_ticks == stat.starttime
                 && c.cpu_ns == obs.cpu_ns
                 && c.nr_threads == obs.nr_threads
                 && c.threads_read == opts.threads
-                && c.wchan_read == opts.wait_channels
+                && c.wchan_read == wchan
         });
         if let Some(c) = unchanged {
             obs.uid = c.uid;
@@ -154,13 +155,13 @@ impl ProcfsSource {
             // write looks undone or someone else's change goes unseen.
             self.refresh_settings(p, &stat, &proc_dir, &mut obs.tasks);
         } else {
-            self.read_threads(p, &stat, &proc_dir, opts, &mut obs)?;
+            self.read_threads(p, &stat, &proc_dir, opts.threads, wchan, &mut obs)?;
             let cache = ThreadCache {
                 start_ticks: stat.starttime,
                 cpu_ns: obs.cpu_ns,
                 nr_threads: obs.nr_threads,
                 threads_read: opts.threads,
-                wchan_read: opts.wait_channels,
+                wchan_read: wchan,
                 uid: obs.uid,
                 tasks: obs.tasks.clone(),
             };
@@ -180,17 +181,19 @@ impl ProcfsSource {
         Ok(obs)
     }
 
-    /// Reads every thread (or the main thread alone) into `obs.tasks`, with uid.
+    /// Reads every thread (or the main thread alone, without `threads`) into `obs.tasks`,
+    /// with uid, and each thread's wait channel with `wchan`.
     fn read_threads(
         &self,
         p: &Process,
         stat: &StatLite,
         proc_dir: &Path,
-        opts: &ScanOptions,
+        threads: bool,
+        wchan: bool,
         obs: &mut ProcObs,
     ) -> Result<(), ProcError> {
         let pid = obs.pid;
-        if opts.threads && obs.nr_threads > 1 {
+        if threads && obs.nr_threads > 1 {
             // Files are opened relative to the process directory: no handle per task. The
             // leader's entry gives the uid the process-level status would.
             let tids = std::fs::read_dir(proc_dir.join("task"))?
@@ -211,7 +214,7 @@ impl ProcfsSource {
                 }
                 let sched = p.read::<_, SchedStat>(format!("{base}/schedstat")).ok();
                 let mut t = task_obs(tid, attrs, tstatus, sched);
-                if opts.wait_channels {
+                if wchan {
                     t.wchan = read_wchan(&proc_dir.join(&base));
                 }
                 obs.tasks.push(t);
@@ -235,7 +238,7 @@ impl ProcfsSource {
                 slice_ns: slice_ns.filter(|_| is_fair(policy)),
             };
             let mut t = task_obs(pid, attrs, status, sched);
-            if opts.wait_channels {
+            if wchan {
                 t.wchan = read_wchan(proc_dir);
             }
             obs.tasks.push(t);
@@ -540,6 +543,50 @@ mod tests {
         let _ = child.wait();
         assert!(obs.stale, "still idle: counters come from the cache");
         assert_eq!(obs.tasks[0].nice, want, "the renice shows on the next scan");
+    }
+
+    /// Wait channels cost a read per thread: they are read only for the processes the filter
+    /// takes, which it judges before any thread is read.
+    #[test]
+    fn wait_channels_are_read_only_for_processes_the_filter_takes() {
+        let mut child = std::process::Command::new("sleep")
+            .arg("60")
+            .spawn()
+            .expect("spawn sleep");
+        let pid = child.id() as i32;
+        let me = std::process::id() as i32;
+        let opts = ScanOptions {
+            threads: true,
+            wait_channels: Some(super::super::WchanFilter::new(|p| p.comm == "sleep")),
+            ..Default::default()
+        };
+        let mut asleep = None;
+        for _ in 0..100 {
+            // A fresh source each time: an idle process's threads come from the cache, wait
+            // channel included, and the first read may catch the child still running.
+            let obs = ProcfsSource::new("/proc")
+                .scan_pid(pid, &opts)
+                .expect("child readable");
+            if obs.comm == "sleep" && obs.tasks[0].wchan.is_some() {
+                asleep = obs.tasks[0].wchan.clone();
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        let mine = ProcfsSource::new("/proc")
+            .scan_pid(me, &opts)
+            .expect("own process is readable");
+        let _ = child.kill();
+        let _ = child.wait();
+        assert!(
+            asleep.is_some(),
+            "the sleeping child's wait channel is read"
+        );
+        assert!(
+            mine.tasks.iter().all(|t| t.wchan.is_none()),
+            "{:?}",
+            mine.tasks
+        );
     }
 
     #[test]

@@ -4,7 +4,10 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use super::{CpuSet, CpuTime, ObserveError, ProcObs, ProcSource, ScanOptions, SysSource, Topology};
+use super::{
+    CpuSet, CpuTime, ObserveError, ProcObs, ProcSource, ScanOptions, SysSource, Topology,
+    WchanFilter,
+};
 use crate::clock::Clock;
 
 #[derive(Debug, Clone)]
@@ -40,8 +43,9 @@ pub struct ObserveOptions {
     pub numa_min_rss_kib: u64,
     pub numa_maps_every_scans: u32,
     pub static_refresh_scans: u32,
-    /// Read each thread's wait channel (rules with thread roles ask for it).
-    pub wait_channels: bool,
+    /// Read the wait channels of the threads of the processes it takes (rules with thread
+    /// roles ask for it); `None`: of none.
+    pub wait_channels: Option<WchanFilter>,
     /// The external classifier's server, never to be hinted; `None` when it is disabled.
     pub classifier_server: Option<ClassifierServer>,
 }
@@ -117,7 +121,7 @@ impl Observer {
             threads: opts.threads,
             numa_min_rss_kib: numa_due.then_some(opts.numa_min_rss_kib),
             refresh_static: scan_no > 0 && scan_no % u64::from(opts.static_refresh_scans) == 0,
-            wait_channels: opts.wait_channels,
+            wait_channels: opts.wait_channels.clone(),
         };
         let at_ms = self.clock.now_ms();
         let procs = self.procs.scan(&scan)?;

@@ -446,7 +446,7 @@ mod tests {
             threads: true,
             numa_min_rss_kib: Some(0),
             refresh_static: false,
-            wait_channels: false,
+            wait_channels: None,
         };
         let procs = src.scan(&opts).unwrap();
         assert_eq!(procs.len(), 60);

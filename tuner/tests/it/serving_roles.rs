@@ -95,7 +95,10 @@ fn the_served_threads_get_listener_and_compute_roles() {
     };
     // Exactly one thread listens, and it is the one the kernel shows blocked in accept.
     assert_eq!(role_lines(&last, "listener").len(), 1, "{last}");
-    assert!(listener.1.contains("(wchan=inet_csk_accept)"), "{last}");
+    assert!(
+        listener.1.contains("(wchan=inet_csk_accept,cpu_pct<=5)"),
+        "{last}"
+    );
     let wchan = std::fs::read_to_string(format!("/proc/{pid}/task/{}/wchan", listener.0))
         .unwrap_or_default();
     assert_eq!(wchan.trim(), "inet_csk_accept", "{last}");
