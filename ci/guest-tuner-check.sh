@@ -131,14 +131,17 @@ if [ -e /sys/devices/system/node/node1 ]; then
 		eval "SRV$i=\$!"
 	done
 	sleep 3
-	cat >>"$WORK/tuner.toml" <<TOML
-[rules]
-defaults = false
+	cat >"$WORK/spread.rules.toml" <<TOML
 [[rule]]
 name = "spread-check"
 cmdline = ["*sched-hint-spread-check*"]
 class = "throughput"
 spread = true
+TOML
+	cat >>"$WORK/tuner.toml" <<TOML
+[rules]
+defaults = false
+paths = ["$WORK/spread.rules.toml"]
 TOML
 	T once --all --ttl-ms 0 --sample-ms 200 >"$WORK/spread.txt" || fail "tuner once failed: $(cat "$WORK/spread.txt")"
 	# private_share PID NODE: the percentage of PID's anonymous pages on NODE.
