@@ -131,6 +131,9 @@ if [ -e /sys/devices/system/node/node1 ]; then
 		eval "SRV$i=\$!"
 	done
 	sleep 3
+	# Free to run anywhere again: an affinity someone set is an admin's, left alone.
+	taskset -a -p -c "$(cat /sys/devices/system/cpu/online)" "$SRV1" >/dev/null
+	taskset -a -p -c "$(cat /sys/devices/system/cpu/online)" "$SRV2" >/dev/null
 	cat >"$WORK/spread.rules.toml" <<TOML
 [[rule]]
 name = "spread-check"
@@ -154,7 +157,7 @@ TOML
 	for pid in "$SRV1" "$SRV2"; do
 		h=$(get "$pid")
 		node=$(sed -n 's/.*"node": \([0-9]*\).*/\1/p' <<<"$h")
-		[ -n "$node" ] || fail "spread instance $pid has no node: $h"
+		[ -n "$node" ] || fail "spread instance $pid has no node: $h; tuner once said: $(cat "$WORK/spread.txt")"
 		grep -q '"strict": true' <<<"$h" || fail "spread instance $pid is not kept on its node: $h"
 		share=$(private_share "$pid" "$node")
 		[ "$share" -ge 95 ] || fail "spread instance $pid on node $node holds only $share % of its private pages there"
