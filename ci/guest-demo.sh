@@ -92,8 +92,11 @@ say "the tuner, one pass, with the local LLM for what the rules leave open"
 rc=$?
 # What the model was asked and answered, and any trouble on the way.
 grep -iE 'warn|error|llm classifier:' "$demo/once.log" | head -5
-grep -q 'llm classifier:' "$demo/once.log" ||
+if grep -q 'external classifier failed' "$demo/once.log"; then
+	echo "(the model did not answer in time: what it was asked about stays open for the daemon)"
+elif ! grep -q 'llm classifier:' "$demo/once.log"; then
 	echo "(the model was not asked: rules and heuristics covered every process this time)"
+fi
 ((rc == 0)) || { cat "$demo/once.log"; die "tuner once failed ($rc)"; }
 # Each hint with its provenance: the class, the node, who decided and by which rule or model.
 grep -E "^PID|^ *($pa|$pb) |updatedb|ffmpeg|metrics-agent|processes:" "$demo/once.txt"
