@@ -33,6 +33,8 @@ insmod "$SH_MODULE" || die "insmod failed"
 cleanup() {
 	local d
 	[[ -n ${tuner:-} ]] && kill "$tuner" 2>/dev/null
+	# The tuner's and the clients' logs go back to the host with the job folder.
+	cp "$work"/tuner.log "$work"/load.log "$SH_OUT"/ 2>/dev/null
 	pkill -f "$work/hog" 2>/dev/null
 	for d in "$work"/srv-*/; do "$SH_ROOT/scripts/llm-server.sh" stop --run-dir "$d" >/dev/null 2>&1; done
 }
@@ -207,6 +209,8 @@ while True: np.copyto(b, a)'" &
 					sleep 1
 				done
 				emit "serve_tuner_hinted.$c@$r" "$hinted"
+				((hinted)) || echo "round $r: the server (pid $spid) was not hinted throughput within 120 s:" \
+					"$(hint_field "$spid" class); tuner: $(tail -n 5 "$work/tuner.log")"
 			fi
 			[[ $c == alone ]] || sleep 3
 			load "$url" "$c" 2 "$((quick ? 1 : 2))" "$n_predict" >"$work/load-$c-$r.txt" 2>>"$work/load.log" ||
