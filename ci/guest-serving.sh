@@ -168,18 +168,8 @@ if has bench; then
 		die "server did not start ($(tail -n 3 "$work/srv-bench.log"))"
 	spid=$(server_pid bench)
 	url=http://127.0.0.1:$port
-	# The build-like job: C files that make -B rebuilds in a loop.
-	mkdir -p "$work/build"
-	for i in $(seq 8); do
-		{
-			echo "double f$i(double x) {"
-			for j in $(seq 300); do echo "  x = x * 1.000001 + $j.0 / (x + $i.5);"; done
-			echo "  return x; }"
-		} >"$work/build/u$i.c"
-	done
-	# shellcheck disable=SC2016 # make's variables, not the shell's
-	printf 'objs := $(patsubst %%.c,%%.o,$(wildcard *.c))\nall: $(objs)\n%%.o: %%.c\n\t$(CC) -O2 -c $< -o $@\n' \
-		>"$work/build/Makefile"
+	# The build-like job: C files that make -B rebuilds in a loop (smaller than the host's).
+	bash "$SH_ROOT/ci/build-job.sh" "$work/build" 8 300
 	cp /bin/bash "$work/hog"
 	neighbours() {
 		local i

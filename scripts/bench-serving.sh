@@ -159,20 +159,7 @@ trap cleanup EXIT
 
 # The build-like job: a tree of C files that make -B rebuilds in a loop.
 build_dir=$work/build-job
-mkdir -p "$build_dir"
-for i in $(seq 16); do
-	{
-		echo "double f$i(double x) {"
-		for j in $(seq 1000); do echo "  x = x * 1.000001 + $j.0 / (x + $i.5);"; done
-		echo "  return x; }"
-	} >"$build_dir/u$i.c"
-done
-cat >"$build_dir/Makefile" <<'EOF'
-objs := $(patsubst %.c,%.o,$(wildcard *.c))
-all: $(objs)
-%.o: %.c
-	$(CC) -O2 -c $< -o $@
-EOF
+bash "$SH_ROOT/ci/build-job.sh" "$build_dir" 16 1000
 
 start_neighbours() {
 	local i

@@ -7,7 +7,7 @@ use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use crate::llm_support::{RealServer, REAL_SERVER_KEY};
-use crate::support::{run, stderr, stdout, tuner, write};
+use crate::support::{live_dry_run_config, run, stderr, stdout, tuner};
 use tuner::observe::synthetic::ScratchDir;
 
 /// How long the server may take to show both roles on a loaded host.
@@ -53,15 +53,7 @@ fn the_served_threads_get_listener_and_compute_roles() {
         return;
     };
     let dir = ScratchDir::new("serving-roles").unwrap();
-    let cfg = write(
-        dir.path(),
-        "tuner.toml",
-        &format!(
-            "[daemon]\nbackend = \"dry-run\"\nlock_path = \"{}\"\nstate_file = \"{}\"\n",
-            dir.path().join("tuner.lock").display(),
-            dir.path().join("state.json").display(),
-        ),
-    );
+    let cfg = live_dry_run_config(dir.path());
     let pid = srv.pid.to_string();
     let start = Instant::now();
     let mut requests = Vec::new();

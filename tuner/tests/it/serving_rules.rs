@@ -3,7 +3,7 @@
 //! decided by the catalog's rule with thread roles (no rule file of their own any more).
 
 use crate::llm_support::RealServer;
-use crate::support::{run, stderr, stdout, tuner, write};
+use crate::support::{explain, live_dry_run_config};
 use tuner::observe::synthetic::ScratchDir;
 
 #[test]
@@ -12,23 +12,8 @@ fn the_catalog_decides_the_python_embedded_server_with_its_roles() {
         return;
     };
     let dir = ScratchDir::new("serving-rules").unwrap();
-    let cfg = write(
-        dir.path(),
-        "tuner.toml",
-        &format!(
-            "[daemon]\nbackend = \"dry-run\"\nlock_path = \"{}\"\nstate_file = \"{}\"\n",
-            dir.path().join("tuner.lock").display(),
-            dir.path().join("state.json").display(),
-        ),
-    );
-    let o = run(tuner().arg("-c").arg(&cfg).args([
-        "explain",
-        &srv.pid.to_string(),
-        "--sample-ms",
-        "100",
-    ]));
-    assert!(o.status.success(), "{}", stderr(&o));
-    let out = stdout(&o);
+    let cfg = live_dry_run_config(dir.path());
+    let out = explain(&cfg, srv.pid, "100");
     assert!(
         out.contains(
             "\"llama.cpp-server-python\" matched (cmdline=*xllamacpp*) at <embedded rules>"

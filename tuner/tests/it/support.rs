@@ -79,6 +79,17 @@ pub fn host_config(dir: &Path, host: &Path, rules: &[&Path], daemon: &str) -> Pa
     write(dir, "tuner.toml", &text)
 }
 
+/// `dir/tuner.toml` for the live `/proc`: the dry-run backend, lock and state in `dir`, all
+/// else the defaults (the embedded catalog).
+pub fn live_dry_run_config(dir: &Path) -> PathBuf {
+    let text = format!(
+        "[daemon]\nbackend = \"dry-run\"\nlock_path = \"{}\"\nstate_file = \"{}\"\n",
+        dir.join("tuner.lock").display(),
+        dir.join("state.json").display(),
+    );
+    write(dir, "tuner.toml", &text)
+}
+
 pub fn run(cmd: &mut Command) -> Output {
     cmd.output().expect("run tuner")
 }
