@@ -17,6 +17,7 @@ usage() {
 usage: scripts/bench-serving.sh --out DIR [--lane host|guest] [--rounds N] [--quick]
                                 [--tuner PATH] [--clients K] [--requests R] [--n-predict N]
                                 [--threads N] [--parallel N] [--guest-parts LIST]
+                                [--tuner-config FILE]
   --out DIR      results folder: rows are added to DIR/raw.csv, logs go to DIR/serving/
                  (guest lane: DIR/vm/serving/)
   --lane L       host (default) or guest: the patched kernel in QEMU (scripts/kernel.sh,
@@ -33,6 +34,10 @@ usage: scripts/bench-serving.sh --out DIR [--lane host|guest] [--rounds N] [--qu
   --threads N    the server's compute threads, for generation and for prompts (default:
                  the number of CPUs, as llama.cpp's own default)
   --parallel N   the server's slots (default 2)
+  --tuner-config FILE
+                 host lane: TOML added to the tuner's config (an experiment with other
+                 settings, e.g. [stock.batch] policy = "idle"); the rows are then not of
+                 the defaults, so keep such runs apart
   The tuner runs with its default settings and the embedded rules (which match this server
   and give its threads roles), through a config file written to DIR/serving/tuner.toml
   (its lock and state file live there too).
@@ -46,7 +51,7 @@ USAGE
 }
 
 out= rounds=5 quick=0 tuner=$SH_ROOT/target/release/tuner lane=host guest_parts=placement,bench
-clients=4 requests=8 n_predict=32 threads=$(nproc) parallel=2
+clients=4 requests=8 n_predict=32 threads=$(nproc) parallel=2 tuner_config=
 while (($#)); do
 	case $1 in
 	--out) out=$2; shift ;;
@@ -60,6 +65,7 @@ while (($#)); do
 	--n-predict) n_predict=$2; shift ;;
 	--threads) threads=$2; shift ;;
 	--parallel) parallel=$2; shift ;;
+	--tuner-config) tuner_config=$2; shift ;;
 	-h | --help) usage; exit 0 ;;
 	*) usage >&2; exit 2 ;;
 	esac
@@ -133,6 +139,10 @@ on_exit = "clear"
 [exclude]
 comm = $(foreign_comms)
 EOF
+if [[ -n $tuner_config ]]; then
+	[[ -r $tuner_config ]] || sh_die "cannot read --tuner-config $tuner_config"
+	{ echo "# Added by --tuner-config $tuner_config"; cat "$tuner_config"; } >>"$cfg"
+fi
 "$tuner" config check "$cfg" >&2
 
 # Everything this script starts, by pid: each neighbour leads its own process group.
@@ -189,7 +199,9 @@ busiest_sched() {
 		((ticks > most)) && most=$ticks best=$t
 	done
 	[[ -n $best ]] || { echo "- - -"; return; }
-	echo "$(awk '{print $41, $19}' "$best/stat") $(awk '/^se.slice/ {print int($3 / 1000)}' "$best/sched")"
+	# SCHED_IDLE tasks have no se.slice line: "-" then.
+	echo "$(awk '{print $41, $19}' "$best/stat")" \
+		"$(awk '/^se.slice/ {s = int($3 / 1000)} END {print (s == "" ? "-" : s)}' "$best/sched")"
 }
 
 # row ROUND NAME VALUE

@@ -180,6 +180,20 @@ fn share_of(numa_kib: &[u64], node: u32) -> u32 {
     (numa_kib.get(node as usize).copied().unwrap_or(0) * 100 / total) as u32
 }
 
+/// Why `p` outgrows `node`, when it does: it wants more CPUs (running plus waiting on a
+/// runqueue, over the last interval) than the node has, by more than the margin.
+fn outgrows(p: &ProcObs, topo: &Topology, node: u32) -> Option<String> {
+    let cpus = topo.node(node)?.cpus.count();
+    let r = p.rates?;
+    let wanted_cpus = (r.cpu_pct + r.run_delay_pct) / 100.0;
+    if wanted_cpus <= f64::from(cpus) + OVERSUBSCRIBED_MARGIN_CPUS {
+        return None;
+    }
+    Some(format!(
+        "oversubscribed: wants {wanted_cpus:.1} CPUs, node {node} has {cpus}"
+    ))
+}
+
 impl Planner {
     pub fn new() -> Self {
         Self::default()
@@ -190,13 +204,7 @@ impl Planner {
     /// part of it waits behind the rest (llama.cpp with `--threads` above the node's CPUs).
     /// Warned once per instance and node.
     fn oversubscribed(&mut self, p: &ProcObs, topo: &Topology, node: u32) -> Option<String> {
-        let cpus = topo.node(node)?.cpus.count();
-        let r = p.rates?;
-        let wanted_cpus = (r.cpu_pct + r.run_delay_pct) / 100.0;
-        if wanted_cpus <= f64::from(cpus) + OVERSUBSCRIBED_MARGIN_CPUS {
-            return None;
-        }
-        let why = format!("oversubscribed: wants {wanted_cpus:.1} CPUs, node {node} has {cpus}");
+        let why = outgrows(p, topo, node)?;
         if self.warned.insert((p.key(), node)) {
             tracing::warn!(
                 pid = p.pid,
@@ -503,6 +511,15 @@ impl Planner {
                     None => NodePlan::none("no majority node"),
                 },
             };
+            // A node preferred for its pages or free capacity, by a process that wants more
+            // CPUs than that node has, packs its threads onto part of the machine: in the
+            // two-node guest a llama.cpp server with four compute threads went onto node 0's
+            // two CPUs, and its spinning barriers made it slower than with no hint at all.
+            // The node state is kept, so the process goes back there once it fits.
+            let plan = match plan.node.and_then(|n| outgrows(c.proc, topo, n)) {
+                Some(why) => NodePlan::none(format!("{why}, so no node preferred")),
+                None => plan,
+            };
             if let Some(node) = plan.node {
                 cap.take(node, c.proc);
             }
@@ -696,6 +713,50 @@ mod tests {
         );
         assert!(planner.warned.contains(&(big.key(), node)));
         assert_eq!(planner.warned.len(), 1);
+    }
+
+    /// Issue 21: a process that wants more CPUs than the node its pages are on gets no
+    /// node, rather than having all its threads packed there; it gets the node back once
+    /// it fits again.
+    #[test]
+    fn a_process_that_outgrows_its_majority_node_gets_no_node() {
+        let mut planner = Planner::new();
+        let d = decision("llm", false);
+        let mut p = with_numa(43, vec![900, 100]);
+        p.rates = Some(Rates {
+            cpu_pct: 300.0,
+            run_delay_pct: 300.0,
+            ..Default::default()
+        });
+        let plan = plan_one(&mut planner, &p, &d);
+        assert_eq!(
+            plan,
+            NodePlan::none("oversubscribed: wants 6.0 CPUs, node 0 has 4, so no node preferred"),
+        );
+        assert!(planner.warned.is_empty(), "only spread instances warn");
+        p.rates = Some(Rates {
+            cpu_pct: 300.0,
+            run_delay_pct: 100.0,
+            ..Default::default()
+        });
+        let plan = plan_one(&mut planner, &p, &d);
+        assert_eq!(plan.node, Some(0), "{plan:?}");
+    }
+
+    /// The same for a large process placed by free capacity.
+    #[test]
+    fn a_process_that_outgrows_the_freest_node_gets_no_node() {
+        let mut planner = Planner::new();
+        let mut p = with_numa(44, vec![400 << 10, 400 << 10]);
+        p.rates = Some(Rates {
+            cpu_pct: 500.0,
+            ..Default::default()
+        });
+        let plan = plan_one(&mut planner, &p, &decision("x", false));
+        assert_eq!(plan.node, None, "{plan:?}");
+        assert!(plan
+            .reason
+            .starts_with("oversubscribed: wants 5.0 CPUs, node 1 has 4"));
     }
 
     #[test]
