@@ -244,6 +244,9 @@ impl Daemon {
         } else {
             tracing::info!(kept = self.engine.applied_count(), "hints kept on exit");
         }
+        // Autogroup nices go back at every exit: the state file does not record them, so a
+        // later run could not tell them from someone else's.
+        self.sink.set_sessions(&[]);
         let _ = stop_tx.send(true);
         if let Some(t) = metrics_task {
             let _ = t.await;

@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use nix::errno::Errno;
 
+use super::autogroup::{self, Autogroups, SessionWant};
 use super::migrate::MemoryMover;
 use super::{ApplyError, HintOp, HintSink, Scope, Target};
 use crate::config::{Backend, Config, MigrateMode};
@@ -23,6 +24,7 @@ pub struct IoctlSink {
     info: sched_hint_info,
     /// The kernel moves pages to a hinted node only as NUMA balancing finds them.
     memory: MemoryMover,
+    autogroups: Autogroups,
 }
 
 /// Whether bit `node` (bit n of word n / 64) is set in GET_INFO's `node_mask`.
@@ -145,6 +147,7 @@ impl IoctlSink {
             dev,
             info,
             memory: MemoryMover::new(MigrateMode::Never, None),
+            autogroups: Autogroups::default(),
         })
     }
 
@@ -327,6 +330,26 @@ impl HintSink for IoctlSink {
         true
     }
 
+    /// The background class runs with the idle load weight (its sysfs default), which ranks
+    /// a task only inside its session where autogroups are on.
+    fn session_nice(&self, class: HintClass) -> i32 {
+        if class == HintClass::Background {
+            19
+        } else {
+            0
+        }
+    }
+
+    fn set_sessions(&mut self, want: &[SessionWant]) {
+        if want.is_empty() && self.autogroups.held_count() == 0 {
+            return;
+        }
+        if !want.is_empty() && !autogroup::enabled() {
+            return;
+        }
+        self.autogroups.sync(want);
+    }
+
     fn own_write(&self, _hint: &Hint, _topo: Option<&Topology>) -> Option<OwnWrite> {
         Some(OwnWrite::Kernel)
     }
@@ -451,6 +474,7 @@ mod tests {
             dev: Device::open(Path::new("/dev/null")).unwrap(),
             info,
             memory: MemoryMover::new(MigrateMode::Never, None),
+            autogroups: Autogroups::default(),
         }
     }
 

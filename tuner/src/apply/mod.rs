@@ -11,6 +11,7 @@
 //! [`open`] picks one: `auto` is the device when it exists, else stock. Ops carry a
 //! [`Hint`]; [`HintSink::get`] reads back a [`KernelHint`] (both in [`crate::hint`]).
 
+pub mod autogroup;
 pub mod dry_run;
 pub mod ioctl;
 pub mod migrate;
@@ -161,6 +162,20 @@ pub trait HintSink: Send {
     fn supports_ttl(&self) -> bool {
         false
     }
+
+    /// Takes up what an earlier run wrote to `owner` (its state file's records) as if this
+    /// sink had written it: the stock backend's strict pins.
+    fn adopt(&mut self, _owner: ProcKey, _records: &[TaskRecord]) {}
+
+    /// The autogroup nice that holding `class` asks of a process's session (see
+    /// [`autogroup`]): above 0 for a class that gives up CPU share, else 0.
+    fn session_nice(&self, _class: HintClass) -> i32 {
+        0
+    }
+
+    /// Brings the sessions' autogroups to `want`; sessions left out are put back. A daemon
+    /// calls it after each pass, and with nothing at its exit.
+    fn set_sessions(&mut self, _want: &[autogroup::SessionWant]) {}
 
     /// Whether a process-scope hint reaches threads created after it was set.
     fn covers_new_threads(&self) -> bool {

@@ -3,6 +3,7 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
+use super::autogroup::SessionWant;
 use super::{ApplyError, HintOp, HintSink, Target};
 use crate::config::{Backend, Config, StockConfig};
 use crate::hint::{Hint, HintClass, KernelHint};
@@ -21,6 +22,8 @@ pub struct RecordingSink {
     /// Express classes as the stock backend does: a reload reports the classes whose
     /// `[stock.*]` settings changed.
     pub stock: Option<StockConfig>,
+    /// Every `set_sessions` call, in order.
+    pub sessions: Arc<Mutex<Vec<Vec<SessionWant>>>>,
 }
 
 impl RecordingSink {
@@ -91,6 +94,22 @@ impl HintSink for RecordingSink {
 
     fn covers_new_threads(&self) -> bool {
         self.covers_new_threads
+    }
+
+    /// As the kernel's classes: background has the idle weight.
+    fn session_nice(&self, class: HintClass) -> i32 {
+        if class == HintClass::Background {
+            19
+        } else {
+            0
+        }
+    }
+
+    fn set_sessions(&mut self, want: &[SessionWant]) {
+        self.sessions
+            .lock()
+            .expect("recording lock")
+            .push(want.to_vec());
     }
 
     fn own_write(&self, _hint: &Hint, _topo: Option<&Topology>) -> Option<OwnWrite> {

@@ -2,7 +2,10 @@
 //! value and an EEVDF custom slice (`sched_setattr`, per thread); a strict node becomes CPU
 //! affinity (`sched_setaffinity`); memory moves to the node with `migrate_pages` in a worker
 //! thread, so a slow migration never holds up the scan loop. Settings do not expire here:
-//! the engine puts back a hint whose lifetime ran out (see `supports_ttl`).
+//! the engine puts back a hint whose lifetime ran out (see `supports_ttl`). Where autogroups
+//! are on, a session whose members all give up CPU gets its autogroup's nice lowered too
+//! ([`autogroup`]): without it a class's nice and `SCHED_IDLE` rank a task only inside its
+//! own session.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -10,6 +13,7 @@ use std::sync::Arc;
 use nix::errno::Errno;
 use nix::unistd::Pid;
 
+use super::autogroup::{self, Autogroups, SessionWant};
 use super::migrate::MemoryMover;
 use super::{check_owner, ApplyError, HintOp, HintSink, Restore, Scope, Target};
 use crate::config::{Backend, Config, MigrateMode, StockClass, StockConfig, StockPolicy};
@@ -44,12 +48,30 @@ pub fn attr_for(class: StockClass, inherit: bool) -> sched_attr {
     }
 }
 
+#[derive(Debug, Clone)]
+struct SavedAffinity {
+    prior: nix::sched::CpuSet,
+    written: nix::sched::CpuSet,
+}
+
+fn to_nix(cpus: &CpuSet) -> Result<nix::sched::CpuSet, Errno> {
+    let mut set = nix::sched::CpuSet::new();
+    for cpu in cpus.iter() {
+        set.set(cpu as usize)?;
+    }
+    Ok(set)
+}
+
 pub struct StockSink {
     cfg: StockConfig,
     topo: Option<Topology>,
-    /// Affinity before a strict hint, restored when the hint goes.
-    saved_affinity: HashMap<i32, nix::sched::CpuSet>,
+    /// Per thread of a process (pid and start time): its affinity before a strict hint,
+    /// and the one the hint set. The first is put back when the hint goes, if the second
+    /// still stands. Keyed by the process too, so a tid reused by another process never
+    /// gets an old thread's affinity; entries of processes gone are dropped at each apply.
+    saved_affinity: HashMap<(ProcKey, i32), SavedAffinity>,
     memory: MemoryMover,
+    autogroups: Autogroups,
 }
 
 impl StockSink {
@@ -59,6 +81,7 @@ impl StockSink {
             topo: None,
             saved_affinity: HashMap::new(),
             memory: MemoryMover::new(migrate, metrics),
+            autogroups: Autogroups::default(),
         }
     }
 
@@ -66,23 +89,44 @@ impl StockSink {
         self.topo.as_ref()?.node(node).map(|n| &n.cpus)
     }
 
-    fn set_affinity(&mut self, tid: i32, cpus: &CpuSet) -> Result<(), Errno> {
+    fn set_affinity(&mut self, owner: ProcKey, tid: i32, cpus: &CpuSet) -> Result<(), Errno> {
         let pid = Pid::from_raw(tid);
-        if let std::collections::hash_map::Entry::Vacant(slot) = self.saved_affinity.entry(tid) {
-            slot.insert(nix::sched::sched_getaffinity(pid)?);
-        }
-        let mut set = nix::sched::CpuSet::new();
-        for cpu in cpus.iter() {
-            set.set(cpu as usize)?;
-        }
-        nix::sched::sched_setaffinity(pid, &set)
+        let set = to_nix(cpus)?;
+        let prior = match self.saved_affinity.get(&(owner, tid)) {
+            Some(saved) => saved.prior,
+            None => nix::sched::sched_getaffinity(pid)?,
+        };
+        nix::sched::sched_setaffinity(pid, &set)?;
+        self.saved_affinity.insert(
+            (owner, tid),
+            SavedAffinity {
+                prior,
+                written: set,
+            },
+        );
+        Ok(())
     }
 
-    fn restore_affinity(&mut self, tid: i32) -> Result<(), Errno> {
-        match self.saved_affinity.remove(&tid) {
-            Some(set) => nix::sched::sched_setaffinity(Pid::from_raw(tid), &set),
-            None => Ok(()),
+    /// Puts back the affinity a strict hint replaced, unless someone changed it since.
+    fn restore_affinity(&mut self, owner: ProcKey, tid: i32) -> Result<(), Errno> {
+        let Some(saved) = self.saved_affinity.remove(&(owner, tid)) else {
+            return Ok(());
+        };
+        let pid = Pid::from_raw(tid);
+        if nix::sched::sched_getaffinity(pid)? != saved.written {
+            tracing::info!(
+                tid,
+                "affinity changed by someone else since the tuner pinned it; left as it is"
+            );
+            return Ok(());
         }
+        nix::sched::sched_setaffinity(pid, &saved.prior)
+    }
+
+    /// Drops what is saved for processes that are gone (or whose pid names another now).
+    fn prune_saved(&mut self) {
+        self.saved_affinity
+            .retain(|(owner, _), _| check_owner(*owner, owner.0).is_ok());
     }
 
     /// Writes `attr` (and affinity) to every thread of `owner` still there; threads that
@@ -114,13 +158,13 @@ impl StockSink {
                 Err(e) => return Err(e),
             }
             let res = sys::sched_setattr(tid, &attr).and_then(|()| match &strict_cpus {
-                Some(cpus) => self.set_affinity(tid, cpus),
-                None => self.restore_affinity(tid),
+                Some(cpus) => self.set_affinity(owner, tid, cpus),
+                None => self.restore_affinity(owner, tid),
             });
             match res {
                 Ok(()) => alive += 1,
                 Err(Errno::ESRCH) => {
-                    self.saved_affinity.remove(&tid);
+                    self.saved_affinity.remove(&(owner, tid));
                 }
                 Err(Errno::EPERM | Errno::EACCES) => {
                     return Err(ApplyError::PermissionDenied(format!(
@@ -175,14 +219,10 @@ impl StockSink {
                 ..Default::default()
             };
             let res = sys::sched_setattr(rec.tid, &attr).and_then(|()| {
-                self.saved_affinity.remove(&rec.tid);
+                self.saved_affinity.remove(&(r.owner, rec.tid));
                 match (rec.written.cpu_set(), rec.prior.cpu_set()) {
                     (Some(_), Some(cpus)) => {
-                        let mut set = nix::sched::CpuSet::new();
-                        for cpu in cpus.iter() {
-                            set.set(cpu as usize)?;
-                        }
-                        nix::sched::sched_setaffinity(Pid::from_raw(rec.tid), &set)
+                        nix::sched::sched_setaffinity(Pid::from_raw(rec.tid), &to_nix(&cpus)?)
                     }
                     _ => Ok(()),
                 }
@@ -264,6 +304,7 @@ impl HintSink for StockSink {
     }
 
     fn apply(&mut self, ops: &[HintOp]) -> Vec<Result<(), ApplyError>> {
+        self.prune_saved();
         ops.iter()
             .map(|op| match op {
                 HintOp::Set {
@@ -339,6 +380,40 @@ impl HintSink for StockSink {
             ttl_ms: 0,
             generation: 0,
         }))
+    }
+
+    /// A strict pin an earlier run set (its state file's records) is undone from the
+    /// records when this run makes the hint soft, as it would be from this run's own.
+    fn adopt(&mut self, owner: ProcKey, records: &[TaskRecord]) {
+        for rec in records {
+            let (Some(written), Some(prior)) = (rec.written.cpu_set(), rec.prior.cpu_set()) else {
+                continue;
+            };
+            let (Ok(written), Ok(prior)) = (to_nix(&written), to_nix(&prior)) else {
+                continue;
+            };
+            self.saved_affinity
+                .insert((owner, rec.tid), SavedAffinity { prior, written });
+        }
+    }
+
+    /// `SCHED_IDLE` is nice 19 to an autogroup; a positive nice carries over as it is.
+    fn session_nice(&self, class: HintClass) -> i32 {
+        let c = self.cfg.class(class);
+        match c.policy {
+            StockPolicy::Idle => 19,
+            _ => c.nice.max(0),
+        }
+    }
+
+    fn set_sessions(&mut self, want: &[SessionWant]) {
+        if want.is_empty() && self.autogroups.held_count() == 0 {
+            return;
+        }
+        if !want.is_empty() && !autogroup::enabled() {
+            return;
+        }
+        self.autogroups.sync(want);
     }
 
     fn covers_new_threads(&self) -> bool {
@@ -601,6 +676,102 @@ mod tests {
         assert_eq!(current(a, false, None).unwrap(), before, "nothing written");
         assert_eq!(sink.apply(&[set(start)]), vec![Ok(())]);
         assert_eq!(current(a, false, None).unwrap().policy, uapi::SCHED_IDLE);
+    }
+
+    fn affinity_list(pid: i32) -> String {
+        let set = nix::sched::sched_getaffinity(Pid::from_raw(pid)).unwrap();
+        let cpus: Vec<String> = (0..nix::sched::CpuSet::count())
+            .filter(|&c| set.is_set(c).unwrap_or(false))
+            .map(|c| c.to_string())
+            .collect();
+        cpus.join(",")
+    }
+
+    fn pin(pid: i32, cpus: &str) {
+        let set = to_nix(&CpuSet::from_list(cpus).unwrap()).unwrap();
+        nix::sched::sched_setaffinity(Pid::from_raw(pid), &set).unwrap();
+    }
+
+    /// Two one-CPU nodes on CPUs 0 and 1, for strict hints.
+    fn two_nodes() -> Topology {
+        let node = |id: u32, cpus: &str| crate::observe::Node {
+            id,
+            cpus: CpuSet::from_list(cpus).unwrap(),
+            distances: vec![10, 20],
+            mem_total_kib: 1 << 20,
+            mem_free_kib: 1 << 19,
+        };
+        Topology {
+            nodes: vec![node(0, "0"), node(1, "1")],
+            online_cpus: CpuSet::from_list("0-1").unwrap(),
+        }
+    }
+
+    /// Review finding 4 of issue 21: a strict pin set by an earlier run (known from its
+    /// state file's records) is undone when this run makes the hint soft, as this run's own
+    /// would be; a pin someone else changed since is left alone; and what is saved for a
+    /// process goes when the process does.
+    #[test]
+    fn a_strict_pin_is_undone_after_a_restart_and_forgotten_with_its_process() {
+        if affinity_list(std::process::id() as i32) != "0,1" {
+            eprintln!("skipped: needs exactly CPUs 0 and 1");
+            return;
+        }
+        let (a, pa) = sleeper();
+        let (_b, pb) = sleeper();
+        let owner = |pid| (pid, sys::start_ticks(pid).unwrap());
+        let soft = test_hint(HintClass::Batch, HintSource::Rule);
+        let set = |pid, hint| HintOp::Set {
+            target: Target {
+                pid,
+                scope: Scope::Process,
+            },
+            hint,
+            tids: vec![pid],
+            owner: owner(pid),
+        };
+        // What an earlier run left: both pinned to node 0 by a strict hint, and recorded.
+        let record = |tid| TaskRecord {
+            tid,
+            written: Settings {
+                policy: uapi::SCHED_BATCH,
+                nice: 0,
+                slice_ns: None,
+                cpus: Some("0".into()),
+            },
+            prior: Settings {
+                policy: 0,
+                nice: 0,
+                slice_ns: None,
+                cpus: Some("0-1".into()),
+            },
+        };
+        pin(pa, "0");
+        pin(pb, "0");
+        let mut sink = StockSink::new(Config::default().stock, MigrateMode::Never, None);
+        sink.set_topology(&two_nodes());
+        sink.adopt(owner(pa), &[record(pa)]);
+        sink.adopt(owner(pb), &[record(pb)]);
+        // Someone moves b meanwhile.
+        pin(pb, "1");
+        assert_eq!(sink.apply(&[set(pa, soft), set(pb, soft)]), vec![Ok(()), Ok(())]);
+        assert_eq!(affinity_list(pa), "0,1", "the earlier run's pin is undone");
+        assert_eq!(affinity_list(pb), "1", "someone else's affinity is left alone");
+        // A strict hint of this run, then the process exits: nothing stays saved for it.
+        let strict = Hint {
+            node: Some(1),
+            strict: true,
+            ..soft
+        };
+        assert_eq!(sink.apply(&[set(pa, strict)]), vec![Ok(())]);
+        assert_eq!(affinity_list(pa), "1");
+        assert!(sink.saved_affinity.keys().any(|(o, _)| o.0 == pa));
+        drop(a);
+        sink.apply(&[]);
+        assert!(
+            !sink.saved_affinity.keys().any(|(o, _)| o.0 == pa),
+            "a gone process's saved affinity is dropped: its tid may name another thread next"
+        );
     }
 
     /// A reload replaces the class table: the next write and the own-write record use the new

@@ -12,6 +12,7 @@ mod report;
 mod resume;
 #[cfg(test)]
 mod role_tests;
+mod sessions;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -688,6 +689,9 @@ impl Engine {
         } else {
             Vec::new()
         };
+
+        let sessions = self.session_wants(snap, sink);
+        sink.set_sessions(&sessions);
 
         if std::mem::take(&mut self.dirty) {
             if let Err(e) = self.journal(Vec::new()) {

@@ -113,6 +113,7 @@ impl Engine {
             // here would leave the process looking manually set to this pass's snapshot,
             // unhinted until the next: every other `tuner once` would undo the one before.
             self.own_writes(&a, sink, &snap.topology);
+            sink.adopt(e.key(), &a.records);
             let tracked = self.procs.entry(e.key()).or_default();
             // The roles written are held as if just seen: a thread's rates need two scans,
             // and without them the first pass would take every role away and write again.

@@ -657,3 +657,24 @@ fn a_server_that_stays_down_is_reported_once() {
         "{text}"
     );
 }
+
+/// Autogroups: a daemon asks the sink to lower the session of a process it hints
+/// background (each fixture process is alone in its session), and nothing else; `tuner
+/// once` asks for nothing, as nothing would put it back.
+#[test]
+fn a_background_process_alone_in_its_session_gives_up_its_autogroup_share() {
+    let src = "[[manual]]\nname = \"bg\"\ncomm = [\"mystery-app\"]\nclass = \"background\"\n";
+    for mode in [Mode::Daemon, Mode::Once] {
+        let mut rig = Rig::new(mode, |c| {
+            c.manual = Config::parse(src, "m").unwrap().manual;
+        });
+        rig.pass();
+        let calls = rig.sink.sessions.lock().unwrap().clone();
+        let last = calls.last().expect("set_sessions is called at each pass");
+        let want: Vec<(i32, i32)> = last.iter().map(|w| (w.session, w.nice)).collect();
+        match mode {
+            Mode::Daemon => assert_eq!(want, vec![(800, 19)], "{calls:?}"),
+            Mode::Once => assert!(want.is_empty(), "{calls:?}"),
+        }
+    }
+}

@@ -89,6 +89,8 @@ pub struct ProcObs {
     pub pid: i32,
     pub start_ticks: u64,
     pub ppid: i32,
+    /// Session id (`/proc/PID/stat`): with autogroups on, a session shares one CPU share.
+    pub session: i32,
     pub comm: String,
     pub exe: Option<PathBuf>,
     /// No unprivileged user can have written or placed the executable ([`exe_trust`]).
@@ -255,6 +257,7 @@ pub fn test_proc(pid: i32, comm: &str) -> ProcObs {
         pid,
         start_ticks: 1000 + pid as u64,
         ppid: 1,
+        session: pid,
         comm: comm.into(),
         exe: Some(PathBuf::from(format!("/usr/bin/{comm}"))),
         // A packaged binary: tests of untrusted ones say so.

@@ -247,6 +247,8 @@ impl FromRead for StatSched {
 pub struct StatLite {
     pub comm: String,
     pub ppid: i32,
+    /// Session id: the autogroup a process is in, where autogroups are on.
+    pub session: i32,
     pub flags: u32,
     pub utime: u64,
     pub stime: u64,
@@ -262,6 +264,7 @@ impl StatLite {
     pub fn parse(text: &[u8]) -> Option<Self> {
         let mut f = StatFields::new(text)?;
         let ppid = f.num(4)?;
+        let session = f.num(6)?;
         let flags = f.num(9)?;
         let utime = f.num(14)?;
         let stime = f.num(15)?;
@@ -275,6 +278,7 @@ impl StatLite {
         Some(StatLite {
             comm: String::from_utf8_lossy(f.comm).into_owned(),
             ppid,
+            session,
             flags,
             utime,
             stime,
@@ -349,6 +353,7 @@ mod tests {
         StatLite {
             comm: s.comm,
             ppid: s.ppid,
+            session: s.session,
             flags: s.flags,
             utime: s.utime,
             stime: s.stime,

@@ -105,6 +105,7 @@ impl ProcfsSource {
             pid,
             start_ticks: stat.starttime,
             ppid: stat.ppid,
+            session: stat.session,
             comm: stat.comm.clone(),
             kthread: stat.flags & PF_KTHREAD != 0,
             nr_threads: stat.num_threads.clamp(1, i64::from(u32::MAX)) as u32,
