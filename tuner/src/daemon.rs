@@ -99,6 +99,10 @@ impl Daemon {
             interval_ms = cfg.daemon.interval_ms,
             "tuner running"
         );
+        let mut autogroups = cfg.daemon.state_file.clone().into_os_string();
+        autogroups.push(".autogroups");
+        self.sink
+            .keep_sessions_in(std::path::Path::new(&autogroups));
 
         let (ext_tx, mut ext_rx) = mpsc::channel::<Answer>(8);
         let mut ext_in_flight = false;
@@ -244,9 +248,9 @@ impl Daemon {
         } else {
             tracing::info!(kept = self.engine.applied_count(), "hints kept on exit");
         }
-        // Autogroup nices go back at every exit: the state file does not record them, so a
-        // later run could not tell them from someone else's.
-        self.sink.set_sessions(&[]);
+        // Autogroup nices go back at every exit, `on_exit = "keep"` too: they are a
+        // session's, not a hinted process's, and the next run starts from what it sees.
+        self.sink.restore_sessions();
         let _ = stop_tx.send(true);
         if let Some(t) = metrics_task {
             let _ = t.await;

@@ -341,13 +341,15 @@ impl HintSink for IoctlSink {
     }
 
     fn set_sessions(&mut self, want: &[SessionWant]) {
-        if want.is_empty() && self.autogroups.held_count() == 0 {
-            return;
-        }
-        if !want.is_empty() && !autogroup::enabled() {
-            return;
-        }
-        self.autogroups.sync(want);
+        self.autogroups.apply(want);
+    }
+
+    fn keep_sessions_in(&mut self, file: &std::path::Path) {
+        self.autogroups.keep_in(file);
+    }
+
+    fn restore_sessions(&mut self) {
+        self.autogroups.restore_all(autogroup::RESTORE_PATIENCE);
     }
 
     fn own_write(&self, _hint: &Hint, _topo: Option<&Topology>) -> Option<OwnWrite> {

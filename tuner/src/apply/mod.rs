@@ -173,9 +173,16 @@ pub trait HintSink: Send {
         0
     }
 
-    /// Brings the sessions' autogroups to `want`; sessions left out are put back. A daemon
-    /// calls it after each pass, and with nothing at its exit.
+    /// Brings the sessions' autogroups to `want` (every session with a live member, 0
+    /// where it asks nothing). A daemon calls it after each pass.
     fn set_sessions(&mut self, _want: &[autogroup::SessionWant]) {}
+
+    /// Keeps what [`HintSink::set_sessions`] wrote in `file`, taking up what an earlier run
+    /// left there (a daemon, at its start).
+    fn keep_sessions_in(&mut self, _file: &std::path::Path) {}
+
+    /// Puts back every autogroup nice written (a daemon, at its exit).
+    fn restore_sessions(&mut self) {}
 
     /// Whether a process-scope hint reaches threads created after it was set.
     fn covers_new_threads(&self) -> bool {
