@@ -8,8 +8,10 @@
 //!
 //! So a session whose members all hold classes that give up CPU gets its autogroup's nice
 //! (`/proc/PID/autogroup`) lowered to match, and put back when that no longer holds. Only
-//! lowered, and only from 0: one member the tuner does not hint so (a shell, the tuner
-//! itself, an excluded process) keeps the whole session as it is. A nice someone else gave
+//! lowered, and only from 0: one member the tuner does not hint so keeps the whole session
+//! as it is, if it is busy or has a terminal (a shell someone types at, the tuner started
+//! from one); an idle member without one (a script's loop waiting on its children) does
+//! not count. A nice someone else gave
 //! the autogroup is theirs for the session's life, and so is one changed after the tuner
 //! wrote it. What the tuner wrote is kept in a file beside the state file, so a run after a
 //! crash puts it back too. Tasks in a CPU cgroup other than the root do not use their

@@ -12,24 +12,31 @@ impl Engine {
     /// Every session with a member in `snap`, at the lowest autogroup nice any member asks.
     /// A member the tuner hints asks what its class asks of the backend
     /// ([`HintSink::session_nice`]), the lowest of its threads' role classes too; any other
-    /// member asks 0, idle or not (an idle shell in the session still wants its share when
-    /// it wakes, and so does the tuner). `tuner once` asks nothing: nothing would put the
-    /// autogroups back.
+    /// member asks 0, unless it is idle and has no terminal (a script's loop waiting on its
+    /// children). An idle member with a terminal asks 0: a shell someone types at wants its
+    /// share when it wakes. `tuner once` asks nothing: nothing would put the autogroups back.
     pub(super) fn session_wants(&self, snap: &Snapshot, sink: &dyn HintSink) -> Vec<SessionWant> {
         if self.mode != Mode::Daemon {
             return Vec::new();
         }
+        let idle_pct = self.cfg.heuristics.idle_cpu_pct;
         let members = snap
             .procs
             .iter()
             .filter(|p| !p.kthread && p.session > 0)
             .map(|p| {
-                let nice = self.applied_of(p.key()).map_or(0, |a| {
-                    a.thread_classes
+                let nice = match self.applied_of(p.key()) {
+                    Some(a) => a
+                        .thread_classes
                         .iter()
                         .map(|t| sink.session_nice(t.class))
-                        .fold(sink.session_nice(a.hint.class), i32::min)
-                });
+                        .fold(sink.session_nice(a.hint.class), i32::min),
+                    // Still a member: a session held by the tuner is reached through it.
+                    None if !p.has_tty && p.rates.is_some_and(|r| r.cpu_pct < idle_pct) => {
+                        ASKS_NOTHING
+                    }
+                    None => 0,
+                };
                 SessionWant {
                     session: p.session,
                     member: p.key(),
@@ -40,14 +47,27 @@ impl Engine {
     }
 }
 
-/// One want per session, at the lowest nice its members ask, through its first member.
+/// A member that asks nothing for the session (an idle script loop): it neither keeps the
+/// session at 0 nor lowers it.
+const ASKS_NOTHING: i32 = i32::MAX;
+
+/// One want per session, at the lowest nice its members ask, through its first member; a
+/// session where nobody asks anything wants 0 (what the tuner wrote there goes back).
 fn fold_sessions(members: impl Iterator<Item = SessionWant>) -> Vec<SessionWant> {
     let mut sessions: HashMap<i32, SessionWant> = HashMap::new();
     for m in members {
         let w = sessions.entry(m.session).or_insert(m);
         w.nice = w.nice.min(m.nice);
     }
-    let mut wants: Vec<SessionWant> = sessions.into_values().collect();
+    let mut wants: Vec<SessionWant> = sessions
+        .into_values()
+        .map(|mut w| {
+            if w.nice == ASKS_NOTHING {
+                w.nice = 0;
+            }
+            w
+        })
+        .collect();
     wants.sort_by_key(|w| w.session);
     wants
 }
@@ -65,7 +85,8 @@ mod tests {
     }
 
     /// A session gives up share only when every member does: one that keeps its share
-    /// (nice 0) keeps the whole session at 0.
+    /// (nice 0) keeps the whole session at 0; an idle script loop neither keeps nor lowers
+    /// it, and a session of such loops alone goes back to 0.
     #[test]
     fn a_session_takes_the_lowest_nice_its_members_ask() {
         let wants = fold_sessions(
@@ -76,9 +97,21 @@ mod tests {
                 m(20, 21, 0),
                 m(30, 31, 5),
                 m(30, 32, 19),
+                m(40, 40, ASKS_NOTHING),
+                m(40, 41, 19),
+                m(50, 50, ASKS_NOTHING),
             ]
             .into_iter(),
         );
-        assert_eq!(wants, vec![m(10, 10, 19), m(20, 20, 0), m(30, 31, 5)]);
+        assert_eq!(
+            wants,
+            vec![
+                m(10, 10, 19),
+                m(20, 20, 0),
+                m(30, 31, 5),
+                m(40, 40, 19),
+                m(50, 50, 0)
+            ]
+        );
     }
 }

@@ -106,6 +106,7 @@ impl ProcfsSource {
             start_ticks: stat.starttime,
             ppid: stat.ppid,
             session: stat.session,
+            has_tty: stat.tty_nr != 0,
             comm: stat.comm.clone(),
             kthread: stat.flags & PF_KTHREAD != 0,
             nr_threads: stat.num_threads.clamp(1, i64::from(u32::MAX)) as u32,
