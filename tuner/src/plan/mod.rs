@@ -51,6 +51,11 @@ struct NodeState {
     /// Placed strictly as one of several instances: it stays so when its peers leave, rather
     /// than turning soft and perhaps moving while they restart.
     spread: bool,
+    /// Its node is withheld because it outgrew it; it comes back after `stable_scans`
+    /// scans in a row that fit (a process packed on a node queues more there than spread
+    /// out, so one scan that fits is not enough).
+    outgrown: bool,
+    fits: u32,
 }
 
 /// Free capacity per node, in the order of `Topology::nodes`.
@@ -516,9 +521,26 @@ impl Planner {
             // two-node guest a llama.cpp server with four compute threads went onto node 0's
             // two CPUs, and its spinning barriers made it slower than with no hint at all.
             // The node state is kept, so the process goes back there once it fits.
-            let plan = match plan.node.and_then(|n| outgrows(c.proc, topo, n)) {
-                Some(why) => NodePlan::none(format!("{why}, so no node preferred")),
-                None => plan,
+            let plan = match (plan.node, plan.node.and_then(|n| outgrows(c.proc, topo, n))) {
+                (_, Some(why)) => {
+                    st.outgrown = true;
+                    st.fits = 0;
+                    NodePlan::none(format!("{why}, so no node preferred"))
+                }
+                (Some(node), None) if st.outgrown => {
+                    st.fits += 1;
+                    if st.fits >= cfg.stable_scans {
+                        st.outgrown = false;
+                        st.fits = 0;
+                        plan
+                    } else {
+                        NodePlan::none(format!(
+                            "fits node {node} again, scan {}/{}",
+                            st.fits, cfg.stable_scans
+                        ))
+                    }
+                }
+                _ => plan,
             };
             if let Some(node) = plan.node {
                 cap.take(node, c.proc);
@@ -717,7 +739,7 @@ mod tests {
 
     /// Issue 21: a process that wants more CPUs than the node its pages are on gets no
     /// node, rather than having all its threads packed there; it gets the node back once
-    /// it fits again.
+    /// it has fitted for `stable_scans` scans in a row.
     #[test]
     fn a_process_that_outgrows_its_majority_node_gets_no_node() {
         let mut planner = Planner::new();
@@ -739,6 +761,10 @@ mod tests {
             run_delay_pct: 100.0,
             ..Default::default()
         });
+        // Back after stable_scans (3) scans that fit, not at the first.
+        let plan = plan_one(&mut planner, &p, &d);
+        assert_eq!(plan, NodePlan::none("fits node 0 again, scan 1/3"));
+        assert_eq!(plan_one(&mut planner, &p, &d).node, None);
         let plan = plan_one(&mut planner, &p, &d);
         assert_eq!(plan.node, Some(0), "{plan:?}");
     }
