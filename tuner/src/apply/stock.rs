@@ -121,10 +121,11 @@ impl StockSink {
         nix::sched::sched_setaffinity(pid, &saved.prior)
     }
 
-    /// Drops what is saved for processes that are gone (or whose pid names another now).
+    /// Drops what is saved for threads that are gone, and for processes that are gone or
+    /// whose pid names another process now: a tid is reused.
     fn prune_saved(&mut self) {
         self.saved_affinity
-            .retain(|(owner, _), _| check_owner(*owner, owner.0).is_ok());
+            .retain(|(owner, tid), _| check_owner(*owner, *tid).is_ok());
     }
 
     /// Writes `attr` (and affinity) to every thread of `owner` still there; threads that
