@@ -7,27 +7,26 @@
 //! tokens/s against 75 alone; with their autogroups at nice 19, 71.8.
 //!
 //! So a session whose members all hold classes that give up CPU gets its autogroup's nice
-//! (`/proc/PID/autogroup`) lowered to match, and put back when that no longer holds. Only
-//! lowered, and only from 0: one member the tuner does not hint so keeps the whole session
-//! as it is, if it is busy or has a terminal (a shell someone types at, the tuner started
-//! from one); an idle member without one (a script's loop waiting on its children) does
-//! not count. A nice someone else gave
-//! the autogroup is theirs for the session's life, and so is one changed after the tuner
-//! wrote it. What the tuner wrote is kept in a file beside the state file, so a run after a
-//! crash puts it back too. Tasks in a CPU cgroup other than the root do not use their
-//! autogroup (systemd services, slices with the cpu controller): a write there changes
-//! nothing they get.
+//! (`/proc/PID/autogroup`) lowered to match, and put back when that no longer holds (which
+//! members count: `engine::sessions`). Only lowered, and only from 0. A nice someone else
+//! gave the autogroup is theirs for its life, and so is one changed after the tuner wrote
+//! it. An autogroup is known by its id (`/autogroup-N`), not by the session id, which the
+//! kernel reuses: a write goes through any live member whose autogroup is that one. What the
+//! tuner wrote is kept in a file beside the state file, so a run after a crash puts it back.
+//! Tasks in a CPU cgroup other than the root do not use their autogroup (systemd services,
+//! slices with the cpu controller): a write there changes nothing they get.
 //!
 //! The kernel refuses autogroup writes closer than 100 ms together (EAGAIN) to callers
-//! without `CAP_SYS_ADMIN`; a refused write is tried again at the next pass. `/proc/PID/
-//! autogroup` is the task's owner's file: without `CAP_DAC_OVERRIDE` (the shipped unit has
-//! not) only sessions of the tuner's own user are written.
+//! without `CAP_SYS_ADMIN`: a refused write is tried again at the next pass, put-backs
+//! first. `/proc/PID/autogroup` is the task's owner's file: without `CAP_DAC_OVERRIDE` (the
+//! shipped unit has not) a write goes through a member of the tuner's own user, and a
+//! session with none is not lowered.
 
 use std::collections::{HashMap, HashSet};
 use std::fs;
-use std::io::ErrorKind;
+use std::io::{ErrorKind, Write};
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
@@ -45,10 +44,11 @@ pub struct SessionWant {
     pub nice: i32,
 }
 
-/// A session the tuner lowered: what was there, what it wrote, a member to reach it by.
+/// An autogroup the tuner lowered: what was there, what it wrote, a member to reach it by.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 struct Held {
     session: i32,
+    autogroup: u64,
     pid: i32,
     start_ticks: u64,
     prior: i32,
@@ -59,16 +59,23 @@ impl Held {
     fn member(&self) -> ProcKey {
         (self.pid, self.start_ticks)
     }
+
+    /// A record from the file is taken only as the tuner writes them: from 0, lowered.
+    fn plausible(&self) -> bool {
+        self.prior == 0 && (1..=19).contains(&self.written)
+    }
 }
 
-/// The autogroup nices the tuner wrote, by session.
+/// The autogroup nices the tuner wrote, by autogroup id.
 #[derive(Debug, Default)]
 pub struct Autogroups {
-    held: HashMap<i32, Held>,
-    /// Sessions whose autogroup is someone else's (or cannot be written): left alone.
-    foreign: HashSet<i32>,
-    /// Where `held` is kept between runs.
+    held: HashMap<u64, Held>,
+    /// Autogroups someone else set (or the tuner cannot write), with their session: left
+    /// alone while the session is seen.
+    foreign: HashMap<u64, i32>,
+    /// Where `held` is kept between runs, and whether it is on disk as it stands.
     file: Option<PathBuf>,
+    saved: bool,
 }
 
 /// Whether autogroups are on (`kernel.sched_autogroup_enabled`).
@@ -76,18 +83,19 @@ pub fn enabled() -> bool {
     fs::read_to_string("/proc/sys/kernel/sched_autogroup_enabled").is_ok_and(|s| s.trim() == "1")
 }
 
-/// The nice of `member`'s autogroup ("/autogroup-42 nice 0"), if it is still that process.
-pub fn read_nice(member: ProcKey) -> Option<i32> {
+/// `member`'s autogroup: its id and nice ("/autogroup-42 nice 0"), if it is still that
+/// process.
+pub fn read(member: ProcKey) -> Option<(u64, i32)> {
     let text = fs::read_to_string(format!("/proc/{}/autogroup", member.0)).ok()?;
     sys::is_process(member).then_some(())?;
-    parse_nice(&text)
+    parse(&text)
 }
 
-fn parse_nice(text: &str) -> Option<i32> {
+fn parse(text: &str) -> Option<(u64, i32)> {
     let mut words = text.split_whitespace();
-    words.next()?.strip_prefix("/autogroup-")?;
+    let id = words.next()?.strip_prefix("/autogroup-")?.parse().ok()?;
     (words.next()? == "nice").then_some(())?;
-    words.next()?.parse().ok()
+    Some((id, words.next()?.parse().ok()?))
 }
 
 /// Writes `member`'s autogroup nice; a pid that names another process now is not written.
@@ -103,150 +111,256 @@ fn too_soon(e: &std::io::Error) -> bool {
     e.raw_os_error() == Some(nix::libc::EAGAIN)
 }
 
+/// The live processes of `session` whose autogroup is `id`, from `/proc` (for when the
+/// member the tuner knows is gone or cannot be written through).
+fn members_of(session: i32, id: u64) -> Vec<ProcKey> {
+    let Ok(dir) = fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter_map(|pid| {
+            let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+            let mut rest = stat[stat.rfind(')')? + 1..].split_ascii_whitespace();
+            // Fields 3.. after the name: state, ppid, pgrp, session; start time is field 22.
+            let sid: i32 = rest.nth(3)?.parse().ok()?;
+            let start: u64 = rest.nth(15)?.parse().ok()?;
+            (sid == session).then_some((pid, start))
+        })
+        .filter(|&m| read(m).is_some_and(|(a, _)| a == id))
+        .collect()
+}
+
+enum Wrote {
+    Done(ProcKey),
+    /// The kernel's rate limit: nothing more this pass.
+    TooSoon,
+    /// No member reached it: gone, or none the tuner may write through.
+    Unreached,
+    /// It holds another value than the tuner's now: someone else's.
+    Changed(i32),
+}
+
 impl Autogroups {
     /// Keeps what is written in `file`, and takes up what a run before this one left there:
-    /// sessions whose member is still the same process and whose autogroup still holds the
-    /// value written (others are someone else's now, or gone).
+    /// autogroups that still hold the value written, reached through any live member.
     pub fn keep_in(&mut self, file: &Path) {
         self.file = Some(file.to_path_buf());
         let earlier: Vec<Held> = fs::read(file)
             .ok()
             .and_then(|b| serde_json::from_slice(&b).ok())
             .unwrap_or_default();
-        for h in earlier {
-            if read_nice(h.member()) == Some(h.written) {
-                self.held.insert(h.session, h);
+        for mut h in earlier.into_iter().filter(Held::plausible) {
+            let live = std::iter::once(h.member())
+                .chain(members_of(h.session, h.autogroup))
+                .find(|&m| read(m) == Some((h.autogroup, h.written)));
+            if let Some(m) = live {
+                (h.pid, h.start_ticks) = m;
+                self.held.insert(h.autogroup, h);
             }
         }
         if !self.held.is_empty() {
             tracing::info!(
-                sessions = self.held.len(),
+                autogroups = self.held.len(),
                 "autogroup nices of an earlier run taken up"
             );
         }
         self.save();
     }
 
-    /// Brings sessions to `want` if autogroups are on (sessions absent from it have no
-    /// live member left, and so no autogroup). Puts a session back where it asks 0; writes
-    /// only over 0 or the tuner's own value; stops for the pass at the kernel's rate limit.
+    /// Brings sessions to `want`, if autogroups are on: put-backs and changes of what the
+    /// tuner holds first, then new lowerings, each written only over 0. A held autogroup
+    /// whose session is not in `want` is put back if a member is still there.
     pub fn apply(&mut self, want: &[SessionWant]) {
+        let sessions: HashSet<i32> = want.iter().map(|w| w.session).collect();
+        self.foreign.retain(|_, s| sessions.contains(s));
         if self.held.is_empty() && (want.iter().all(|w| w.nice == 0) || !enabled()) {
             return;
         }
+        let by_session: HashMap<i32, &SessionWant> = want.iter().map(|w| (w.session, w)).collect();
         let before = self.held.clone();
-        let live: HashSet<i32> = want.iter().map(|w| w.session).collect();
-        self.held.retain(|s, _| live.contains(s));
-        self.foreign.retain(|s| live.contains(s));
-        for w in want {
-            if self.foreign.contains(&w.session)
-                || (w.nice == 0 && !self.held.contains_key(&w.session))
-            {
+        let mut ids: Vec<u64> = self.held.keys().copied().collect();
+        ids.sort_unstable();
+        // Put-backs before changes: a session waiting for its share comes first.
+        ids.sort_by_key(|id| {
+            let h = &self.held[id];
+            by_session.get(&h.session).is_some_and(|w| w.nice > 0)
+        });
+        let mut blocked = false;
+        for id in ids {
+            let h = self.held[&id];
+            let w = by_session.get(&h.session).copied();
+            let goal = w.map_or(0, |w| w.nice);
+            let first = w.map(|w| w.member);
+            if goal == h.written {
+                // Nothing to write: follow the member the scan saw, if it is in this group,
+                // and see whether someone changed the value meanwhile.
+                let seen = first
+                    .into_iter()
+                    .chain([h.member()])
+                    .find_map(|m| read(m).filter(|&(a, _)| a == id).map(|(_, n)| (m, n)));
+                match seen {
+                    Some((_, now)) if now != h.written => {
+                        tracing::info!(
+                            session = h.session,
+                            nice = now,
+                            "autogroup nice changed by someone else since the tuner wrote it; left as it is"
+                        );
+                        self.held.remove(&id);
+                        self.foreign.insert(id, h.session);
+                    }
+                    Some((m, _)) => {
+                        let e = self.held.get_mut(&id).expect("held");
+                        (e.pid, e.start_ticks) = m;
+                    }
+                    None => {}
+                }
                 continue;
             }
-            if let Some(h) = self.held.get_mut(&w.session) {
-                // Any member reaches the session; the latest seen is the likeliest alive.
-                (h.pid, h.start_ticks) = w.member;
-            }
-            let Some(now) = read_nice(w.member) else {
+            if blocked {
                 continue;
-            };
-            let held = self.held.get(&w.session).copied();
-            let goal = match held {
-                Some(h) if now != h.written => {
+            }
+            let value = if goal == 0 { h.prior } else { goal };
+            match self.write_held(&h, first, value) {
+                Wrote::Done(_) if goal == 0 => {
+                    self.held.remove(&id);
+                    tracing::debug!(session = h.session, "autogroup nice put back");
+                }
+                Wrote::Done(m) => {
+                    let e = self.held.get_mut(&id).expect("held");
+                    (e.pid, e.start_ticks, e.written) = (m.0, m.1, goal);
+                }
+                Wrote::TooSoon => blocked = true,
+                Wrote::Changed(now) => {
                     tracing::info!(
-                        session = w.session,
+                        session = h.session,
                         nice = now,
                         "autogroup nice changed by someone else since the tuner wrote it; left as it is"
                     );
-                    self.held.remove(&w.session);
-                    self.foreign.insert(w.session);
-                    continue;
+                    self.held.remove(&id);
+                    self.foreign.insert(id, h.session);
                 }
-                Some(h) if w.nice == 0 => h.prior,
-                Some(h) if w.nice == h.written => continue,
-                Some(_) => w.nice,
-                None if w.nice == 0 => continue,
-                None if now != 0 => {
-                    tracing::info!(
-                        session = w.session,
-                        nice = now,
-                        "autogroup nice set by someone else; left as it is"
-                    );
-                    self.foreign.insert(w.session);
-                    continue;
-                }
-                None => w.nice,
-            };
-            match write_nice(w.member, goal) {
-                Ok(()) => {
-                    tracing::debug!(session = w.session, nice = goal, "autogroup nice set");
-                    if w.nice == 0 {
-                        self.held.remove(&w.session);
-                    } else {
-                        self.held.insert(
-                            w.session,
-                            Held {
-                                session: w.session,
-                                pid: w.member.0,
-                                start_ticks: w.member.1,
-                                prior: held.map_or(now, |h| h.prior),
-                                written: goal,
-                            },
-                        );
+                // Gone with its session (or out of reach: kept, and tried again).
+                Wrote::Unreached => {
+                    if members_of(h.session, id).is_empty() {
+                        self.held.remove(&id);
                     }
                 }
-                // The kernel's 100 ms rate limit: the rest waits for the next pass.
-                Err(e) if too_soon(&e) => break,
+            }
+        }
+        for w in want.iter().filter(|w| w.nice > 0) {
+            if blocked {
+                break;
+            }
+            let Some((id, now)) = read(w.member) else {
+                continue;
+            };
+            if self.held.contains_key(&id) || self.foreign.contains_key(&id) {
+                continue;
+            }
+            if now != 0 {
+                tracing::info!(
+                    session = w.session,
+                    nice = now,
+                    "autogroup nice set by someone else; left as it is"
+                );
+                self.foreign.insert(id, w.session);
+                continue;
+            }
+            match write_nice(w.member, w.nice) {
+                Ok(()) => {
+                    tracing::debug!(session = w.session, nice = w.nice, "autogroup nice set");
+                    self.held.insert(
+                        id,
+                        Held {
+                            session: w.session,
+                            autogroup: id,
+                            pid: w.member.0,
+                            start_ticks: w.member.1,
+                            prior: 0,
+                            written: w.nice,
+                        },
+                    );
+                }
+                Err(e) if too_soon(&e) => blocked = true,
                 Err(e) if e.kind() == ErrorKind::PermissionDenied => {
                     tracing::info!(
                         session = w.session,
                         pid = w.member.0,
                         "autogroup nice not written ({e}): another user's session needs CAP_DAC_OVERRIDE"
                     );
-                    self.foreign.insert(w.session);
+                    self.foreign.insert(id, w.session);
                 }
                 Err(e) => tracing::debug!(session = w.session, "autogroup nice not written: {e}"),
             }
         }
-        if self.held != before {
+        if self.held != before || !self.saved {
             self.save();
         }
     }
 
-    /// Puts every session back (the daemon's exit), waiting out the kernel's rate limit for
-    /// up to `patience`; what is left stays in the file for the next run.
-    pub fn restore_all(&mut self, patience: Duration) {
-        let deadline = std::time::Instant::now() + patience;
-        let mut held: Vec<Held> = self.held.values().copied().collect();
-        held.sort_by_key(|h| h.session);
-        for h in held {
-            loop {
-                match read_nice(h.member()) {
-                    Some(now) if now == h.written => match write_nice(h.member(), h.prior) {
-                        Err(e) if too_soon(&e) && std::time::Instant::now() < deadline => {
-                            std::thread::sleep(Duration::from_millis(110));
-                            continue;
-                        }
-                        Err(e) if too_soon(&e) => {
-                            tracing::warn!(
-                                session = h.session,
-                                "autogroup nice not put back in time: kept for the next run"
-                            );
-                            break;
-                        }
-                        Err(e) => {
-                            tracing::warn!(session = h.session, "autogroup nice not put back: {e}")
-                        }
-                        Ok(()) => {}
-                    },
-                    // Someone else's value now, or the member is gone (a session whose
-                    // other members live on is put back by the next run, through them).
-                    _ => {}
+    /// Writes `value` to held autogroup `h` through `first`, else its known member, else any
+    /// member `/proc` shows, where the tuner's value still stands.
+    fn write_held(&self, h: &Held, first: Option<ProcKey>, value: i32) -> Wrote {
+        let mut tried = Vec::new();
+        let known = first.into_iter().chain([h.member()]);
+        for m in known.chain(std::iter::from_fn({
+            let mut rest: Option<std::vec::IntoIter<ProcKey>> = None;
+            move || {
+                rest.get_or_insert_with(|| members_of(h.session, h.autogroup).into_iter())
+                    .next()
+            }
+        })) {
+            if tried.contains(&m) {
+                continue;
+            }
+            tried.push(m);
+            match read(m) {
+                Some((id, now)) if id == h.autogroup && now != h.written => {
+                    return Wrote::Changed(now);
                 }
-                self.held.remove(&h.session);
+                Some((id, _)) if id == h.autogroup => match write_nice(m, value) {
+                    Ok(()) => return Wrote::Done(m),
+                    Err(e) if too_soon(&e) => return Wrote::TooSoon,
+                    // Another user's file, or gone meanwhile: try the next member.
+                    Err(_) => {}
+                },
+                _ => {}
+            }
+        }
+        Wrote::Unreached
+    }
+
+    /// Puts every autogroup back (the daemon's exit), waiting out the kernel's rate limit
+    /// for up to `patience`; what is left stays in the file for the next run.
+    pub fn restore_all(&mut self, patience: Duration) {
+        let deadline = Instant::now() + patience;
+        let mut ids: Vec<u64> = self.held.keys().copied().collect();
+        ids.sort_unstable();
+        for id in ids {
+            let h = self.held[&id];
+            loop {
+                match self.write_held(&h, None, h.prior) {
+                    Wrote::TooSoon if Instant::now() < deadline => {
+                        std::thread::sleep(Duration::from_millis(110));
+                        continue;
+                    }
+                    Wrote::TooSoon => {}
+                    Wrote::Unreached if !members_of(h.session, id).is_empty() => {
+                        tracing::warn!(session = h.session, "autogroup nice not put back: no member to write through; kept for the next run");
+                    }
+                    Wrote::Done(_) | Wrote::Changed(_) | Wrote::Unreached => {
+                        self.held.remove(&id);
+                    }
+                }
                 break;
             }
+        }
+        if !self.held.is_empty() {
+            tracing::warn!(
+                autogroups = self.held.len(),
+                "autogroup nices not put back at exit: the next run puts them back"
+            );
         }
         self.save();
     }
@@ -255,28 +369,42 @@ impl Autogroups {
         self.held.len()
     }
 
-    fn save(&self) {
-        let Some(file) = &self.file else {
+    fn save(&mut self) {
+        let Some(file) = self.file.clone() else {
             return;
         };
         let res = if self.held.is_empty() {
-            match fs::remove_file(file) {
+            match fs::remove_file(&file) {
                 Err(e) if e.kind() != ErrorKind::NotFound => Err(e),
                 _ => Ok(()),
             }
         } else {
             let mut held: Vec<&Held> = self.held.values().collect();
-            held.sort_by_key(|h| h.session);
-            let tmp = file.with_extension("tmp");
-            serde_json::to_vec_pretty(&held)
-                .map_err(std::io::Error::other)
-                .and_then(|b| fs::write(&tmp, b))
-                .and_then(|()| fs::rename(&tmp, file))
+            held.sort_by_key(|h| h.autogroup);
+            write_atomically(
+                &file,
+                &serde_json::to_vec_pretty(&held).expect("plain data"),
+            )
         };
+        self.saved = res.is_ok();
         if let Err(e) = res {
             tracing::warn!(file = %file.display(), "cannot record the autogroup nices: {e}");
         }
     }
+}
+
+/// Writes `bytes` to `file` through a new file beside it (never through a link someone left
+/// at the temporary name), synced before it replaces `file`.
+fn write_atomically(file: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let tmp = file.with_extension(format!("tmp.{}", std::process::id()));
+    let _ = fs::remove_file(&tmp);
+    let mut f = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&tmp)?;
+    f.write_all(bytes)?;
+    f.sync_all()?;
+    fs::rename(&tmp, file)
 }
 
 #[cfg(test)]

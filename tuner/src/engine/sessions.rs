@@ -6,20 +6,25 @@ use std::collections::HashMap;
 use super::{Engine, Mode};
 use crate::apply::autogroup::SessionWant;
 use crate::apply::HintSink;
+use crate::observe::procfs::waits_for_children;
 use crate::observe::snapshot::Snapshot;
 
 impl Engine {
     /// Every session with a member in `snap`, at the lowest autogroup nice any member asks.
     /// A member the tuner hints asks what its class asks of the backend
     /// ([`HintSink::session_nice`]), the lowest of its threads' role classes too; any other
-    /// member asks 0, unless it is idle and has no terminal (a script's loop waiting on its
-    /// children). An idle member with a terminal asks 0: a shell someone types at wants its
-    /// share when it wakes. `tuner once` asks nothing: nothing would put the autogroups back.
+    /// member asks 0 (an idle shell wants its share when someone types at it, an idle server
+    /// when a request comes), unless it sleeps waiting for a child to end, as a script's
+    /// loop or a shell's foreground job does: that asks nothing. The write goes through a
+    /// member of the tuner's own user where there is one (without `CAP_DAC_OVERRIDE` only
+    /// those are writable). `tuner once` asks nothing: nothing would put the autogroups
+    /// back.
     pub(super) fn session_wants(&self, snap: &Snapshot, sink: &dyn HintSink) -> Vec<SessionWant> {
         if self.mode != Mode::Daemon {
             return Vec::new();
         }
-        let idle_pct = self.cfg.heuristics.idle_cpu_pct;
+        let proc_root = &self.cfg.observe.proc_root;
+        let euid = nix::unistd::geteuid().as_raw();
         let members = snap
             .procs
             .iter()
@@ -32,16 +37,15 @@ impl Engine {
                         .map(|t| sink.session_nice(t.class))
                         .fold(sink.session_nice(a.hint.class), i32::min),
                     // Still a member: a session held by the tuner is reached through it.
-                    None if !p.has_tty && p.rates.is_some_and(|r| r.cpu_pct < idle_pct) => {
-                        ASKS_NOTHING
-                    }
+                    None if waits_for_children(proc_root, p.pid) => ASKS_NOTHING,
                     None => 0,
                 };
-                SessionWant {
+                let want = SessionWant {
                     session: p.session,
                     member: p.key(),
                     nice,
-                }
+                };
+                (want, p.uid == euid)
             });
         fold_sessions(members)
     }
@@ -51,17 +55,21 @@ impl Engine {
 /// session at 0 nor lowers it.
 const ASKS_NOTHING: i32 = i32::MAX;
 
-/// One want per session, at the lowest nice its members ask, through its first member; a
-/// session where nobody asks anything wants 0 (what the tuner wrote there goes back).
-fn fold_sessions(members: impl Iterator<Item = SessionWant>) -> Vec<SessionWant> {
-    let mut sessions: HashMap<i32, SessionWant> = HashMap::new();
-    for m in members {
-        let w = sessions.entry(m.session).or_insert(m);
+/// One want per session, at the lowest nice its members ask, through its first member that
+/// is `own` (else its first); a session where nobody asks anything wants 0 (what the tuner
+/// wrote there goes back).
+fn fold_sessions(members: impl Iterator<Item = (SessionWant, bool)>) -> Vec<SessionWant> {
+    let mut sessions: HashMap<i32, (SessionWant, bool)> = HashMap::new();
+    for (m, own) in members {
+        let (w, w_own) = sessions.entry(m.session).or_insert((m, own));
         w.nice = w.nice.min(m.nice);
+        if own && !*w_own {
+            (w.member, *w_own) = (m.member, true);
+        }
     }
     let mut wants: Vec<SessionWant> = sessions
         .into_values()
-        .map(|mut w| {
+        .map(|(mut w, _)| {
             if w.nice == ASKS_NOTHING {
                 w.nice = 0;
             }
@@ -84,6 +92,13 @@ mod tests {
         }
     }
 
+    /// The write goes through a member of the tuner's own user where there is one.
+    #[test]
+    fn a_session_is_reached_through_a_member_of_the_tuners_user() {
+        let wants = fold_sessions([(m(10, 10, 19), false), (m(10, 11, 19), true)].into_iter());
+        assert_eq!(wants, vec![m(10, 11, 19)]);
+    }
+
     /// A session gives up share only when every member does: one that keeps its share
     /// (nice 0) keeps the whole session at 0; an idle script loop neither keeps nor lowers
     /// it, and a session of such loops alone goes back to 0.
@@ -101,7 +116,8 @@ mod tests {
                 m(40, 41, 19),
                 m(50, 50, ASKS_NOTHING),
             ]
-            .into_iter(),
+            .into_iter()
+            .map(|w| (w, false)),
         );
         assert_eq!(
             wants,

@@ -91,8 +91,6 @@ pub struct ProcObs {
     pub ppid: i32,
     /// Session id (`/proc/PID/stat`): with autogroups on, a session shares one CPU share.
     pub session: i32,
-    /// It has a controlling terminal: someone may be typing at it.
-    pub has_tty: bool,
     pub comm: String,
     pub exe: Option<PathBuf>,
     /// No unprivileged user can have written or placed the executable ([`exe_trust`]).

@@ -249,8 +249,6 @@ pub struct StatLite {
     pub ppid: i32,
     /// Session id: the autogroup a process is in, where autogroups are on.
     pub session: i32,
-    /// The controlling terminal (0: none).
-    pub tty_nr: i32,
     pub flags: u32,
     pub utime: u64,
     pub stime: u64,
@@ -267,7 +265,6 @@ impl StatLite {
         let mut f = StatFields::new(text)?;
         let ppid = f.num(4)?;
         let session = f.num(6)?;
-        let tty_nr = f.num(7)?;
         let flags = f.num(9)?;
         let utime = f.num(14)?;
         let stime = f.num(15)?;
@@ -282,7 +279,6 @@ impl StatLite {
             comm: String::from_utf8_lossy(f.comm).into_owned(),
             ppid,
             session,
-            tty_nr,
             flags,
             utime,
             stime,
@@ -358,7 +354,6 @@ mod tests {
             comm: s.comm,
             ppid: s.ppid,
             session: s.session,
-            tty_nr: s.tty_nr,
             flags: s.flags,
             utime: s.utime,
             stime: s.stime,

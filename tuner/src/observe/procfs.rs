@@ -106,7 +106,6 @@ impl ProcfsSource {
             start_ticks: stat.starttime,
             ppid: stat.ppid,
             session: stat.session,
-            has_tty: stat.tty_nr != 0,
             comm: stat.comm.clone(),
             kthread: stat.flags & PF_KTHREAD != 0,
             nr_threads: stat.num_threads.clamp(1, i64::from(u32::MAX)) as u32,
@@ -369,6 +368,12 @@ fn task_obs(tid: i32, a: Attrs, status: StatusLite, sched: Option<SchedStat>) ->
         wchan: None,
         rates: None,
     }
+}
+
+/// Whether process `pid` under `proc_root` sleeps waiting for a child (`wait4()`: wchan
+/// `do_wait`), as a shell script's loop does while its command runs.
+pub fn waits_for_children(proc_root: &Path, pid: i32) -> bool {
+    read_wchan(&proc_root.join(pid.to_string())).is_some_and(|w| w == "do_wait")
 }
 
 /// The kernel function a thread in `dir` sleeps in; `None` while it runs (the kernel writes
