@@ -746,3 +746,43 @@ fn entries_for_writes_that_never_came_leave_the_state_file_at_the_first_pass() {
         "the file holds what this run holds: nothing\n{st:?}"
     );
 }
+
+/// Issue 21, on a real process: with autogroups on, a process alone in its session that the
+/// daemon hints background gets its autogroup at nice 19 as well (`SCHED_IDLE` alone ranks
+/// it only inside its session: a llama.cpp server beside two such loops made 9.6 tokens/s of
+/// 75), and the autogroup goes back to 0 with the daemon's exit. Root only: the kernel
+/// rate-limits autogroup writes of callers without CAP_SYS_ADMIN.
+#[test]
+fn a_background_process_alone_in_its_session_gives_up_its_autogroup_share() {
+    use crate::apply::autogroup;
+    if !autogroup::enabled() || !nix::unistd::geteuid().is_root() {
+        eprintln!("skipped: needs autogroups on and root");
+        return;
+    }
+    let c = std::process::Command::new("setsid")
+        .args(["sleep", "60"])
+        .spawn()
+        .expect("spawn setsid sleep");
+    let pid = c.id() as i32;
+    let _c = Child(c);
+    let key = |pid| (pid, crate::sys::start_ticks(pid).unwrap());
+    for _ in 0..200 {
+        if std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == "sleep") {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    assert_eq!(autogroup::read(key(pid)).map(|r| r.1), Some(0));
+    let src = "[[manual]]\nname = \"bg\"\ncomm = [\"sleep\"]\nclass = \"background\"\n";
+    let mut rig = rig(Config::parse(src, "t").unwrap(), &[pid]);
+    rig.pass();
+    assert_eq!(settings(pid).0, crate::uapi::SCHED_IDLE);
+    assert_eq!(
+        autogroup::read(key(pid)).map(|r| r.1),
+        Some(19),
+        "the session's autogroup gives up its share too"
+    );
+    rig.restore_all();
+    rig.sink.restore_sessions();
+    assert_eq!(autogroup::read(key(pid)).map(|r| r.1), Some(0));
+}
