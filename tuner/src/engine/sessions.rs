@@ -1,13 +1,14 @@
 //! The autogroup side of a daemon's pass (see [`crate::apply::autogroup`]): which sessions
 //! give up CPU share as a whole.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use super::{Engine, Mode};
 use crate::apply::autogroup::SessionWant;
 use crate::apply::HintSink;
 use crate::observe::procfs::waits_for_children;
 use crate::observe::snapshot::Snapshot;
+use crate::observe::ProcObs;
 
 impl Engine {
     /// Every session with a member in `snap`, at the lowest autogroup nice any member asks.
@@ -25,28 +26,36 @@ impl Engine {
         }
         let proc_root = &self.cfg.observe.proc_root;
         let euid = nix::unistd::geteuid().as_raw();
-        let members = snap
-            .procs
-            .iter()
-            .filter(|p| !p.kthread && p.session > 0)
-            .map(|p| {
-                let nice = match self.applied_of(p.key()) {
-                    Some(a) => a
-                        .thread_classes
-                        .iter()
-                        .map(|t| sink.session_nice(t.class))
-                        .fold(sink.session_nice(a.hint.class), i32::min),
-                    // Still a member: a session held by the tuner is reached through it.
-                    None if waits_for_children(proc_root, p.pid) => ASKS_NOTHING,
-                    None => 0,
-                };
-                let want = SessionWant {
-                    session: p.session,
-                    member: p.key(),
-                    nice,
-                };
-                (want, p.uid == euid)
-            });
+        let procs = || snap.procs.iter().filter(|p| !p.kthread && p.session > 0);
+        let hinted = |p: &ProcObs| {
+            self.applied_of(p.key()).map(|a| {
+                a.thread_classes
+                    .iter()
+                    .map(|t| sink.session_nice(t.class))
+                    .fold(sink.session_nice(a.hint.class), i32::min)
+            })
+        };
+        // Only sessions with a member that asks for less are looked at closely: the wait
+        // channel is one more read per process, not for every process at every pass.
+        let lowering: HashSet<i32> = procs()
+            .filter(|p| hinted(p).is_some_and(|n| n > 0))
+            .map(|p| p.session)
+            .collect();
+        let members = procs().map(|p| {
+            let nice = match hinted(p) {
+                Some(n) => n,
+                None if !lowering.contains(&p.session) => 0,
+                // Still a member: a session held by the tuner is reached through it.
+                None if waits_for_children(proc_root, p.pid) => ASKS_NOTHING,
+                None => 0,
+            };
+            let want = SessionWant {
+                session: p.session,
+                member: p.key(),
+                nice,
+            };
+            (want, p.uid == euid)
+        });
         fold_sessions(members)
     }
 }
