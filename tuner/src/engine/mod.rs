@@ -588,6 +588,7 @@ impl Engine {
                 proc,
                 decision,
                 allowed_cpus: snap.allowed_cpus.get(&proc.pid),
+                held_node: self.applied_of(proc.key()).and_then(|a| a.hint.node),
             })
             .collect();
         let cap = Capacity::new(&snap.topology, &self.prev_cpu, &snap.cpu_times);

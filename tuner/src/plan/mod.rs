@@ -41,6 +41,10 @@ pub struct Candidate<'a> {
     /// The CPUs its cpuset allows, when known: a spread instance goes only to a node it may
     /// run on.
     pub allowed_cpus: Option<&'a CpuSet>,
+    /// The node of the hint it holds from this tuner (written by this run, or taken up from
+    /// the state file of an earlier one, `tuner once` included): a spread instance keeps
+    /// it, rather than being placed afresh by free capacity.
+    pub held_node: Option<u32>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -342,7 +346,22 @@ impl Planner {
                 let mut counts: HashMap<u32, usize> = HashMap::new();
                 let mut placed: HashMap<ProcKey, u32> = HashMap::new();
                 for c in &members {
-                    let cur = self.state.get(&c.proc.key()).and_then(|s| s.current);
+                    // A new planner (a daemon after `tuner once`, or after a restart) knows
+                    // no current node: without the held one, or else the one most of its
+                    // memory is on, it would place by free capacity, which the first run's
+                    // memory moves changed, and swap them (moving both models across).
+                    let pages = self
+                        .numa
+                        .get(&c.proc.key())
+                        .and_then(|n| majority(n))
+                        .filter(|&(_, share)| share > cfg.majority_pct)
+                        .map(|(node, _)| node);
+                    let cur = self
+                        .state
+                        .get(&c.proc.key())
+                        .and_then(|s| s.current)
+                        .or(c.held_node)
+                        .or(pages);
                     if let Some(n) = cur.filter(|&n| {
                         eligible(c, n) && counts.get(&n).copied().unwrap_or(0) < per_node
                     }) {
@@ -618,6 +637,7 @@ mod tests {
                     proc: p,
                     decision: d,
                     allowed_cpus: None,
+                    held_node: None,
                 }],
                 topo,
                 cap,
@@ -671,6 +691,7 @@ mod tests {
                     proc: p,
                     decision: &d,
                     allowed_cpus: None,
+                    held_node: None,
                 })
                 .collect();
             planner.plan(&cands, &topo, Capacity::new(&topo, &[], &[]), &cfg)
@@ -713,11 +734,13 @@ mod tests {
                 proc: &big,
                 decision: &d,
                 allowed_cpus: None,
+                held_node: None,
             },
             Candidate {
                 proc: &fits,
                 decision: &d,
                 allowed_cpus: None,
+                held_node: None,
             },
         ];
         let out = planner.plan(&cands, &topo, Capacity::new(&topo, &[], &[]), &cfg);
@@ -872,8 +895,52 @@ mod tests {
                 proc: p,
                 decision: d,
                 allowed_cpus: None,
+                held_node: None,
             })
             .collect()
+    }
+
+    /// Issue 21, seen in `make demo`: `tuner once` put two servers on nodes 1 and 0 and
+    /// moved one's memory; the daemon started next, with a new planner, placed them afresh by
+    /// free capacity (changed by that move) and swapped them, moving both models across. A
+    /// new planner keeps the node each instance holds.
+    #[test]
+    fn a_new_planner_keeps_the_nodes_the_instances_hold() {
+        let cfg = Config::default().plan;
+        let mut topo = topo2();
+        // Node 0 now has the more free memory: by capacity alone, the first instance
+        // would go there.
+        topo.nodes[0].mem_free_kib = 14 << 20;
+        topo.nodes[1].mem_free_kib = 2 << 20;
+        let d = decision("llm", true);
+        let a = with_numa(50, vec![100, 900]);
+        let b = with_numa(51, vec![900, 100]);
+        let held = [(&a, 1), (&b, 0)];
+        let cands = |held_node: bool| -> Vec<Candidate<'_>> {
+            held.iter()
+                .map(|&(p, node)| Candidate {
+                    proc: p,
+                    decision: &d,
+                    allowed_cpus: None,
+                    held_node: held_node.then_some(node),
+                })
+                .collect()
+        };
+        // By the hint held, and where none is (a `tuner once` hint that lapsed before the
+        // daemon came), by where each one's memory is.
+        for held_node in [true, false] {
+            let out = Planner::new().plan(
+                &cands(held_node),
+                &topo,
+                Capacity::new(&topo, &[], &[]),
+                &cfg,
+            );
+            assert_eq!(
+                (out[&a.key()].node, out[&b.key()].node),
+                (Some(1), Some(0)),
+                "held_node {held_node}: {out:?}"
+            );
+        }
     }
 
     /// Issue 21 review: a hinted node must have CPUs; a CPU-less node's free memory won the
