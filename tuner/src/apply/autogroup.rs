@@ -200,15 +200,7 @@ impl Autogroups {
                     .chain([h.member()])
                     .find_map(|m| read(m).filter(|&(a, _)| a == id).map(|(_, n)| (m, n)));
                 match seen {
-                    Some((_, now)) if now != h.written => {
-                        tracing::info!(
-                            session = h.session,
-                            nice = now,
-                            "autogroup nice changed by someone else since the tuner wrote it; left as it is"
-                        );
-                        self.held.remove(&id);
-                        self.foreign.insert(id, h.session);
-                    }
+                    Some((_, now)) if now != h.written => self.yield_to_other(&h, now),
                     Some((m, _)) => {
                         let e = self.held.get_mut(&id).expect("held");
                         (e.pid, e.start_ticks) = m;
@@ -231,15 +223,7 @@ impl Autogroups {
                     (e.pid, e.start_ticks, e.written) = (m.0, m.1, goal);
                 }
                 Wrote::TooSoon => blocked = true,
-                Wrote::Changed(now) => {
-                    tracing::info!(
-                        session = h.session,
-                        nice = now,
-                        "autogroup nice changed by someone else since the tuner wrote it; left as it is"
-                    );
-                    self.held.remove(&id);
-                    self.foreign.insert(id, h.session);
-                }
+                Wrote::Changed(now) => self.yield_to_other(&h, now),
                 // Gone with its session (or out of reach: kept, and tried again).
                 Wrote::Unreached => {
                     if members_of(h.session, id).is_empty() {
@@ -297,6 +281,17 @@ impl Autogroups {
         if self.held != before || !self.saved {
             self.save();
         }
+    }
+
+    /// Someone changed held autogroup `h` to `now` since the tuner wrote it: theirs from now.
+    fn yield_to_other(&mut self, h: &Held, now: i32) {
+        tracing::info!(
+            session = h.session,
+            nice = now,
+            "autogroup nice changed by someone else since the tuner wrote it; left as it is"
+        );
+        self.held.remove(&h.autogroup);
+        self.foreign.insert(h.autogroup, h.session);
     }
 
     /// Writes `value` to held autogroup `h` through `first`, else its known member, else any

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use nix::errno::Errno;
 
-use super::autogroup::{self, Autogroups, SessionWant};
+use super::autogroup::Autogroups;
 use super::migrate::MemoryMover;
 use super::{ApplyError, HintOp, HintSink, Scope, Target};
 use crate::config::{Backend, Config, MigrateMode};
@@ -340,16 +340,8 @@ impl HintSink for IoctlSink {
         }
     }
 
-    fn set_sessions(&mut self, want: &[SessionWant]) {
-        self.autogroups.apply(want);
-    }
-
-    fn keep_sessions_in(&mut self, file: &std::path::Path) {
-        self.autogroups.keep_in(file);
-    }
-
-    fn restore_sessions(&mut self) {
-        self.autogroups.restore_all(autogroup::RESTORE_PATIENCE);
+    fn autogroups(&mut self) -> Option<&mut Autogroups> {
+        Some(&mut self.autogroups)
     }
 
     fn own_write(&self, _hint: &Hint, _topo: Option<&Topology>) -> Option<OwnWrite> {

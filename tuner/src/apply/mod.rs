@@ -173,16 +173,33 @@ pub trait HintSink: Send {
         0
     }
 
+    /// The autogroup nices this backend writes, where it writes any.
+    fn autogroups(&mut self) -> Option<&mut autogroup::Autogroups> {
+        None
+    }
+
     /// Brings the sessions' autogroups to `want` (every session with a live member, 0
     /// where it asks nothing). A daemon calls it after each pass.
-    fn set_sessions(&mut self, _want: &[autogroup::SessionWant]) {}
+    fn set_sessions(&mut self, want: &[autogroup::SessionWant]) {
+        if let Some(a) = self.autogroups() {
+            a.apply(want);
+        }
+    }
 
     /// Keeps what [`HintSink::set_sessions`] wrote in `file`, taking up what an earlier run
     /// left there (a daemon, at its start).
-    fn keep_sessions_in(&mut self, _file: &std::path::Path) {}
+    fn keep_sessions_in(&mut self, file: &std::path::Path) {
+        if let Some(a) = self.autogroups() {
+            a.keep_in(file);
+        }
+    }
 
     /// Puts back every autogroup nice written (a daemon, at its exit).
-    fn restore_sessions(&mut self) {}
+    fn restore_sessions(&mut self) {
+        if let Some(a) = self.autogroups() {
+            a.restore_all(autogroup::RESTORE_PATIENCE);
+        }
+    }
 
     /// Whether a process-scope hint reaches threads created after it was set.
     fn covers_new_threads(&self) -> bool {

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use nix::errno::Errno;
 use nix::unistd::Pid;
 
-use super::autogroup::{self, Autogroups, SessionWant};
+use super::autogroup::Autogroups;
 use super::migrate::MemoryMover;
 use super::{check_owner, ApplyError, HintOp, HintSink, Restore, Scope, Target};
 use crate::config::{Backend, Config, MigrateMode, StockClass, StockConfig, StockPolicy};
@@ -405,16 +405,8 @@ impl HintSink for StockSink {
         }
     }
 
-    fn set_sessions(&mut self, want: &[SessionWant]) {
-        self.autogroups.apply(want);
-    }
-
-    fn keep_sessions_in(&mut self, file: &std::path::Path) {
-        self.autogroups.keep_in(file);
-    }
-
-    fn restore_sessions(&mut self) {
-        self.autogroups.restore_all(autogroup::RESTORE_PATIENCE);
+    fn autogroups(&mut self) -> Option<&mut Autogroups> {
+        Some(&mut self.autogroups)
     }
 
     fn covers_new_threads(&self) -> bool {
