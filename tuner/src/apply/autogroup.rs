@@ -30,6 +30,7 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
+use crate::observe::procfile::StatLite;
 use crate::observe::ProcKey;
 use crate::sys;
 
@@ -120,12 +121,8 @@ fn members_of(session: i32, id: u64) -> Vec<ProcKey> {
     dir.flatten()
         .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
         .filter_map(|pid| {
-            let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-            let mut rest = stat[stat.rfind(')')? + 1..].split_ascii_whitespace();
-            // Fields 3.. after the name: state, ppid, pgrp, session; start time is field 22.
-            let sid: i32 = rest.nth(3)?.parse().ok()?;
-            let start: u64 = rest.nth(15)?.parse().ok()?;
-            (sid == session).then_some((pid, start))
+            let stat = StatLite::parse(&fs::read(format!("/proc/{pid}/stat")).ok()?)?;
+            (stat.session == session).then_some((pid, stat.starttime))
         })
         .filter(|&m| read(m).is_some_and(|(a, _)| a == id))
         .collect()
@@ -135,7 +132,9 @@ enum Wrote {
     Done(ProcKey),
     /// The kernel's rate limit: nothing more this pass.
     TooSoon,
-    /// No member reached it: gone, or none the tuner may write through.
+    /// No process is in it any more: the autogroup went with its session.
+    Gone,
+    /// Members are there, but none the tuner may write through.
     Unreached,
     /// It holds another value than the tuner's now: someone else's.
     Changed(i32),
@@ -224,12 +223,11 @@ impl Autogroups {
                 }
                 Wrote::TooSoon => blocked = true,
                 Wrote::Changed(now) => self.yield_to_other(&h, now),
-                // Gone with its session (or out of reach: kept, and tried again).
-                Wrote::Unreached => {
-                    if members_of(h.session, id).is_empty() {
-                        self.held.remove(&id);
-                    }
+                Wrote::Gone => {
+                    self.held.remove(&id);
                 }
+                // Out of reach for now: kept, and tried again.
+                Wrote::Unreached => {}
             }
         }
         for w in want.iter().filter(|w| w.nice > 0) {
@@ -295,35 +293,32 @@ impl Autogroups {
     }
 
     /// Writes `value` to held autogroup `h` through `first`, else its known member, else any
-    /// member `/proc` shows, where the tuner's value still stands.
+    /// member `/proc` shows (scanned only when those two fail), where the tuner's value
+    /// still stands.
     fn write_held(&self, h: &Held, first: Option<ProcKey>, value: i32) -> Wrote {
-        let mut tried = Vec::new();
-        let known = first.into_iter().chain([h.member()]);
-        for m in known.chain(std::iter::from_fn({
-            let mut rest: Option<std::vec::IntoIter<ProcKey>> = None;
-            move || {
-                rest.get_or_insert_with(|| members_of(h.session, h.autogroup).into_iter())
-                    .next()
-            }
-        })) {
-            if tried.contains(&m) {
-                continue;
-            }
-            tried.push(m);
-            match read(m) {
-                Some((id, now)) if id == h.autogroup && now != h.written => {
-                    return Wrote::Changed(now);
-                }
-                Some((id, _)) if id == h.autogroup => match write_nice(m, value) {
-                    Ok(()) => return Wrote::Done(m),
-                    Err(e) if too_soon(&e) => return Wrote::TooSoon,
-                    // Another user's file, or gone meanwhile: try the next member.
-                    Err(_) => {}
-                },
-                _ => {}
-            }
+        // `None`: not through this member (gone, in another group now, not writable).
+        let through = |m: ProcKey| match read(m) {
+            Some((id, now)) if id == h.autogroup && now != h.written => Some(Wrote::Changed(now)),
+            Some((id, _)) if id == h.autogroup => match write_nice(m, value) {
+                Ok(()) => Some(Wrote::Done(m)),
+                Err(e) if too_soon(&e) => Some(Wrote::TooSoon),
+                Err(_) => None,
+            },
+            _ => None,
+        };
+        let known: Vec<ProcKey> = first.into_iter().chain([h.member()]).collect();
+        if let Some(w) = known.iter().find_map(|&m| through(m)) {
+            return w;
         }
-        Wrote::Unreached
+        let others = members_of(h.session, h.autogroup);
+        if others.is_empty() {
+            return Wrote::Gone;
+        }
+        others
+            .into_iter()
+            .filter(|m| !known.contains(m))
+            .find_map(through)
+            .unwrap_or(Wrote::Unreached)
     }
 
     /// Puts every autogroup back (the daemon's exit), waiting out the kernel's rate limit
@@ -341,10 +336,10 @@ impl Autogroups {
                         continue;
                     }
                     Wrote::TooSoon => {}
-                    Wrote::Unreached if !members_of(h.session, id).is_empty() => {
+                    Wrote::Unreached => {
                         tracing::warn!(session = h.session, "autogroup nice not put back: no member to write through; kept for the next run");
                     }
-                    Wrote::Done(_) | Wrote::Changed(_) | Wrote::Unreached => {
+                    Wrote::Done(_) | Wrote::Changed(_) | Wrote::Gone => {
                         self.held.remove(&id);
                     }
                 }

@@ -194,20 +194,9 @@ impl MemoryMover {
 mod tests {
     use super::*;
     use crate::hint::HintClass;
-    use crate::observe::Node;
 
     fn topo2() -> Topology {
-        let node = |id: u32, cpus: &str| Node {
-            id,
-            cpus: CpuSet::from_list(cpus).unwrap(),
-            distances: vec![10, 21],
-            mem_total_kib: 1 << 20,
-            mem_free_kib: 1 << 19,
-        };
-        Topology {
-            nodes: vec![node(0, "0-1"), node(1, "2-3")],
-            online_cpus: CpuSet::from_list("0-3").unwrap(),
-        }
+        crate::observe::test_topology("0-1", "2-3")
     }
 
     fn hint(node: Option<u32>, strict: bool) -> Hint {

@@ -685,21 +685,6 @@ mod tests {
         nix::sched::sched_setaffinity(Pid::from_raw(pid), &set).unwrap();
     }
 
-    /// Two one-CPU nodes on CPUs `c0` and `c1`, for strict hints.
-    fn two_nodes(c0: &str, c1: &str) -> Topology {
-        let node = |id: u32, cpus: &str| crate::observe::Node {
-            id,
-            cpus: CpuSet::from_list(cpus).unwrap(),
-            distances: vec![10, 20],
-            mem_total_kib: 1 << 20,
-            mem_free_kib: 1 << 19,
-        };
-        Topology {
-            nodes: vec![node(0, c0), node(1, c1)],
-            online_cpus: CpuSet::from_list(&format!("{c0},{c1}")).unwrap(),
-        }
-    }
-
     /// Review finding 4 of issue 21: a strict pin set by an earlier run (known from its
     /// state file's records) is undone when this run makes the hint soft, as this run's own
     /// would be; a pin someone else changed since is left alone; and what is saved for a
@@ -745,7 +730,8 @@ mod tests {
         pin(pa, c0);
         pin(pb, c0);
         let mut sink = StockSink::new(Config::default().stock, MigrateMode::Never, None);
-        sink.set_topology(&two_nodes(c0, c1));
+        // Two one-CPU nodes, for strict hints.
+        sink.set_topology(&crate::observe::test_topology(c0, c1));
         sink.adopt(owner(pa), &[record(pa)]);
         sink.adopt(owner(pb), &[record(pb)]);
         // Someone moves b meanwhile.

@@ -26,23 +26,30 @@ impl Engine {
         }
         let proc_root = &self.cfg.observe.proc_root;
         let euid = nix::unistd::geteuid().as_raw();
-        let procs = || snap.procs.iter().filter(|p| !p.kthread && p.session > 0);
-        let hinted = |p: &ProcObs| {
-            self.applied_of(p.key()).map(|a| {
-                a.thread_classes
-                    .iter()
-                    .map(|t| sink.session_nice(t.class))
-                    .fold(sink.session_nice(a.hint.class), i32::min)
+        // Each member with what its hint asks, if the tuner hints it.
+        let procs: Vec<(&ProcObs, Option<i32>)> = snap
+            .procs
+            .iter()
+            .filter(|p| !p.kthread && p.session > 0)
+            .map(|p| {
+                let asks = self.applied_of(p.key()).map(|a| {
+                    a.thread_classes
+                        .iter()
+                        .map(|t| sink.session_nice(t.class))
+                        .fold(sink.session_nice(a.hint.class), i32::min)
+                });
+                (p, asks)
             })
-        };
+            .collect();
         // Only sessions with a member that asks for less are looked at closely: the wait
         // channel is one more read per process, not for every process at every pass.
-        let lowering: HashSet<i32> = procs()
-            .filter(|p| hinted(p).is_some_and(|n| n > 0))
-            .map(|p| p.session)
+        let lowering: HashSet<i32> = procs
+            .iter()
+            .filter(|(_, asks)| asks.is_some_and(|n| n > 0))
+            .map(|(p, _)| p.session)
             .collect();
-        let members = procs().map(|p| {
-            let nice = match hinted(p) {
+        let members = procs.into_iter().map(|(p, asks)| {
+            let nice = match asks {
                 Some(n) => n,
                 None if !lowering.contains(&p.session) => 0,
                 // Still a member: a session held by the tuner is reached through it.

@@ -250,6 +250,23 @@ pub trait SysSource: Send {
     fn sched_hint(&mut self) -> Option<SchedHintSysfs>;
 }
 
+/// Two nodes with the CPUs `node0` and `node1` (kernel list syntax), 1 GiB each with half
+/// free, for tests.
+#[cfg(test)]
+pub fn test_topology(node0: &str, node1: &str) -> Topology {
+    let node = |id: u32, cpus: &str| Node {
+        id,
+        cpus: CpuSet::from_list(cpus).unwrap(),
+        distances: vec![10, 21],
+        mem_total_kib: 1 << 20,
+        mem_free_kib: 1 << 19,
+    };
+    Topology {
+        nodes: vec![node(0, node0), node(1, node1)],
+        online_cpus: CpuSet::from_list(&format!("{node0},{node1}")).unwrap(),
+    }
+}
+
 /// A plain single-threaded user process for tests.
 #[cfg(test)]
 pub fn test_proc(pid: i32, comm: &str) -> ProcObs {
